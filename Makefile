@@ -1,0 +1,42 @@
+# Set-up and checks. `make demo` and `make test` work from a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+# The CPU wheel of torch (a plain `torch` requirement pulls a multi-GB CUDA build).
+TORCH  ?= torch==2.13.0
+STAMP  := $(VENV)/.installed
+
+.PHONY: all install demo test lint man bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "$(TORCH)"
+	$(PIP) install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/nvenc testsrc demo_frames.npy --size 1280x720 --frames 120
+	$(VENV)/bin/nvenc encode demo_frames.npy -o demo.mp4 -y
+	@echo "demo.mp4 is ready"
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check nvenc_cli tests bench
+	$(VENV)/bin/ruff format --check nvenc_cli tests bench
+
+man: $(STAMP)
+	$(PY) -m pytest -q tests/test_man.py
+
+bench: $(STAMP)
+	$(PY) bench/bench.py
+
+clean:
+	rm -rf $(VENV) demo.mp4 demo_frames.npy .pytest_cache

@@ -1,0 +1,3 @@
+from nvenc_cli.cli import run
+
+run()

@@ -1,0 +1,165 @@
+"""CPU backend: FFmpeg's software encoders through PyAV.
+
+Conversion (swscale, told the real matrix and range) and encoding are separate steps so
+the pipeline can run them on different threads: both release the GIL, which is where a
+2-core machine gets its speed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from nvenc_cli.backends.base import Availability
+from nvenc_cli.errors import EncoderError, UsageError, brief
+
+if TYPE_CHECKING:
+    import av
+
+    from nvenc_cli.frames import FrameBatch
+    from nvenc_cli.mux import Muxer
+    from nvenc_cli.plan import EncodePlan
+
+_SWS_MATRIX = {"bt601": "ITU601", "bt709": "ITU709", "bt2020": "BT2020"}
+_INPUT_FORMAT = {  # (channels, depth) -> PyAV input pixel format of an NHWC frame
+    (1, 8): "gray",
+    (3, 8): "rgb24",
+    (4, 8): "rgba",
+    (1, 16): "gray16le",
+    (3, 16): "rgb48le",
+    (4, 16): "rgba64le",
+}
+
+
+class CpuBackend:
+    """PyAV encoders; always available (PyAV bundles FFmpeg)."""
+
+    name = "cpu"
+
+    def probe(self) -> Availability:
+        import av
+
+        return Availability(True, f"PyAV {av.__version__} with FFmpeg {_ffmpeg_version()}")
+
+    def encoders(self) -> list[str]:
+        import av
+
+        names = []
+        for name in sorted(av.codecs_available):
+            try:
+                codec = av.Codec(name, "w")
+            except Exception:
+                continue
+            if codec.type == "video" and not name.endswith(("_nvenc", "_vaapi", "_qsv", "_v4l2m2m", "_vulkan", "_amf")):
+                names.append(name)
+        return names
+
+    def open(self, plan: EncodePlan, muxer: Muxer) -> CpuSession:
+        return CpuSession(plan, muxer)
+
+
+def _ffmpeg_version() -> str:
+    import av
+
+    major, minor, micro = av.library_versions.get("libavcodec", (0, 0, 0))
+    return f"libavcodec {major}.{minor}.{micro}"
+
+
+def encoder_threads() -> int:
+    """Threads for the encoder: every core, since conversion threads mostly wait on it."""
+    return max(os.cpu_count() or 1, 1)
+
+
+class CpuSession:
+    """One PyAV encoder, opened on the muxer's stream so no parameters are copied twice."""
+
+    def __init__(self, plan: EncodePlan, muxer: Muxer) -> None:
+        import av
+
+        self.plan = plan
+        ctx = muxer.new_stream(plan.encoder, plan.fps).codec_context
+        ctx.width, ctx.height = plan.width, plan.height
+        ctx.pix_fmt = plan.pixel_format
+        ctx.time_base = plan.time_base
+        ctx.framerate = plan.fps
+        ctx.color_range = plan.color.range_code
+        ctx.color_primaries = plan.color.primaries
+        ctx.color_trc = plan.color.transfer
+        ctx.colorspace = plan.color.space
+        ctx.thread_type = "AUTO"
+        ctx.thread_count = 0
+        options = dict(plan.codec_options)
+        if plan.crf is not None:
+            options.setdefault("crf", f"{plan.crf:g}")
+        if plan.preset is not None:
+            options.setdefault("preset", str(plan.preset))
+        ctx.options = options
+        try:
+            ctx.open()
+        except (av.FFmpegError, ValueError) as exc:
+            raise UsageError(
+                f"{plan.encoder} refused these settings ({brief(exc)}): check --pixel-format, "
+                "--crf, --preset and -x values"
+            ) from None
+        unused = sorted(ctx.options)
+        if unused:
+            raise UsageError(f"unknown option -x {unused[0]}: {plan.encoder} has no such option")
+        self.ctx = ctx
+        self.description = f"{plan.encoder} (PyAV)"
+        self._input_format = _INPUT_FORMAT[(plan.source.channels, plan.source.depth)]
+        self._reformat_args = _reformat_args(plan)
+
+    def convert(self, batch: FrameBatch) -> list[av.VideoFrame]:
+        """Colour-convert one window into encoder-ready frames (runs off the encode thread)."""
+        import av
+
+        data = batch.data
+        frames = []
+        for offset in range(data.shape[0]):
+            image = data[offset]
+            if image.shape[2] == 1:
+                image = image[:, :, 0]
+            frame = av.VideoFrame.from_ndarray(image, format=self._input_format)
+            out = frame.reformat(**self._reformat_args)
+            out.pts = batch.start + offset
+            frames.append(out)
+        return frames
+
+    def encode(self, frames: list[av.VideoFrame]) -> list[av.Packet]:
+        packets: list[av.Packet] = []
+        for frame in frames:
+            packets.extend(self._encode(frame))
+        return packets
+
+    def flush(self) -> list[av.Packet]:
+        return self._encode(None)
+
+    def _encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
+        import av
+
+        try:
+            return list(self.ctx.encode(frame))
+        except av.FFmpegError as exc:
+            raise EncoderError(f"{self.plan.encoder} failed: {brief(exc)}") from None
+
+    def close(self) -> None:
+        self.ctx = None  # type: ignore[assignment]
+
+
+def _reformat_args(plan: EncodePlan) -> dict[str, Any]:
+    from av.video.reformatter import ColorRange, Colorspace, Interpolation
+
+    # AREA + ACCURATE_RND makes swscale's 2x chroma downsample the exact mean of each 2x2
+    # block (within ±1 of the float64 reference); its default bilinear filter is not.
+    args: dict[str, Any] = {
+        "format": plan.pixel_format,
+        "interpolation": Interpolation.AREA | Interpolation.ACCURATE_RND,
+    }
+    if plan.color.matrix is not None:
+        args["dst_colorspace"] = getattr(Colorspace, _SWS_MATRIX[plan.color.matrix])
+        args["dst_color_range"] = ColorRange.JPEG if plan.color.range == "pc" else ColorRange.MPEG
+        args["src_color_range"] = ColorRange.JPEG
+    args["dst_color_trc"] = plan.color.transfer
+    args["dst_color_primaries"] = plan.color.primaries
+    return args
+

@@ -1,0 +1,218 @@
+"""The ``nvenc`` command: parse, call the library, report, map errors to exit codes.
+
+No encoding logic lives here. Heavy modules (torch, av, CUDA) are imported inside the
+commands so ``nvenc --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import signal
+from enum import Enum
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from nvenc_cli import __version__
+from nvenc_cli.errors import Interrupted, NvencError
+
+app = typer.Typer(
+    name="nvenc",
+    help="Turn frame tensors, image sequences and videos into video files, on GPU or CPU.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Layout(str, Enum):
+    nhwc = "nhwc"
+    nchw = "nchw"
+
+
+class Matrix(str, Enum):
+    bt601 = "bt601"
+    bt709 = "bt709"
+    bt2020 = "bt2020"
+
+
+class Range(str, Enum):
+    tv = "tv"
+    pc = "pc"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nvenc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """nvenc: frames in, video out."""
+
+
+@app.command()
+def encode(
+    input: Annotated[
+        str,
+        typer.Argument(
+            help="Frames: .npy/.npz/.pt file, image folder, quoted glob, printf pattern "
+            "(frame_%05d.png) or a video file.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option("-o", "--output", help="Output file (extension picks the container) or - for stdout."),
+    ],
+    fps: Annotated[
+        str | None,
+        typer.Option("-r", "--fps", help="Frame rate: 30, 29.97, 30000/1001. Default: the video input's, else 30."),
+    ] = None,
+    codec: Annotated[
+        str | None,
+        typer.Option("-c", "--codec", help="Codec: libx264, libx265, libsvtav1, libvpx-vp9, ffv1, h264_nvenc… Default per container."),
+    ] = None,
+    pixel_format: Annotated[
+        str | None,
+        typer.Option("--pixel-format", help="Pixel format, e.g. yuv420p, yuv444p, yuv420p10le. Default: yuv420p for H.264/HEVC/VP9/AV1."),
+    ] = None,
+    crf: Annotated[float | None, typer.Option("--crf", help="Constant-quality level (lower is better).")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="Encoder preset: ultrafast…veryslow (x264/x265), 0–13 (SVT-AV1), p1–p7 (NVENC).")] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("-x", "--option", help="Extra codec or muxer option KEY=VALUE (repeatable), e.g. -x g=60 -x movflags=+faststart."),
+    ] = None,
+    device: Annotated[Device, typer.Option("--device", help="auto (NVENC if usable, else CPU), cpu, or cuda (never falls back).")] = Device.auto,
+    overwrite: Annotated[bool, typer.Option("-y", "--overwrite", help="Replace an existing output file.")] = False,
+    no_overwrite: Annotated[bool, typer.Option("-n", "--no-overwrite", help="Refuse to replace an existing output (the default).")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing on success.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show FFmpeg's log and tracebacks.")] = False,
+    json_report: Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Frames read and converted per window.", min=1)] = 8,
+    key: Annotated[str | None, typer.Option("--key", help="Array in a .npz, or tensor key/index in a .pt.")] = None,
+    layout: Annotated[Layout | None, typer.Option("--layout", help="Force the axis order of 4-D arrays.")] = None,
+    start_number: Annotated[int | None, typer.Option("--start-number", help="First number of a printf pattern (default: the lowest found).")] = None,
+    start: Annotated[int, typer.Option("--start", help="Index of the first frame to encode.", min=0)] = 0,
+    frames: Annotated[int | None, typer.Option("--frames", help="Encode at most this many frames.", min=1)] = None,
+    format: Annotated[str | None, typer.Option("-f", "--format", help="Container when the extension cannot say (needed with -o -).")] = None,
+    pad: Annotated[bool, typer.Option("--pad", help="Pad odd sizes to what the pixel format needs (edge replication).")] = False,
+    crop: Annotated[bool, typer.Option("--crop", help="Crop odd sizes to what the pixel format needs.")] = False,
+    color_matrix: Annotated[Matrix | None, typer.Option("--color-matrix", help="RGB→YUV matrix. Default: bt709 from 720 lines up, else bt601.")] = None,
+    color_range: Annotated[Range | None, typer.Option("--color-range", help="tv (limited, default) or pc (full).")] = None,
+    progress: Annotated[str | None, typer.Option("--progress", help="Write key=value progress lines (like ffmpeg -progress) to FILE or - (stderr).")] = None,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours (also NO_COLOR=1).")] = False,
+) -> None:
+    """Encode frames into a video file."""
+    from nvenc_cli import report
+
+    out = report.Reporter(quiet=quiet, verbose=verbose, no_color=no_color, progress_path=progress)
+    _install_signals()
+    if overwrite and no_overwrite:
+        out.fail(NvencError("-y and -n exclude each other"), code=2)
+    try:
+        from nvenc_cli.encode import InputOptions, encode_path
+        from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
+
+        options = EncodeOptions(
+            fps=parse_fps(fps) if fps is not None else None,
+            codec=codec,
+            pixel_format=pixel_format,
+            crf=crf,
+            preset=preset,
+            extra=parse_extra(option or []),
+            device=device.value,
+            color_matrix=color_matrix.value if color_matrix else None,
+            color_range=color_range.value if color_range else None,
+            pad=pad,
+            crop=crop,
+            format=format,
+            batch_size=batch_size,
+            overwrite=overwrite,
+        )
+        inputs = InputOptions(
+            key=key,
+            layout=layout.value if layout else None,
+            start_number=start_number,
+            start=start,
+            frames=frames,
+        )
+        out.ffmpeg_logging()
+        result = encode_path(input, output, options, inputs, progress=out.progress)
+    except NvencError as exc:
+        out.fail(exc)
+    except KeyboardInterrupt:
+        out.fail(Interrupted("interrupted"))
+    except Exception as exc:
+        out.fail(exc, code=70)
+    out.done(input, output, result, json_report)
+
+
+@app.command()
+def info(
+    json_report: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Show versions, backends (available or why not) and what each can encode."""
+    from nvenc_cli import report
+
+    report.print_info(json_report)
+
+
+@app.command()
+def testsrc(
+    output: Annotated[str, typer.Argument(help="Where to write: .npy, .npz, .pt, or a folder for PNGs.")],
+    size: Annotated[str, typer.Option("-s", "--size", help="WIDTHxHEIGHT.")] = "1280x720",
+    frames: Annotated[int, typer.Option("-n", "--frames", help="Number of frames.", min=1)] = 60,
+    pattern: Annotated[str, typer.Option("--pattern", help="FFmpeg lavfi pattern: testsrc2, testsrc, smptebars, mandelbrot.")] = "testsrc2",
+) -> None:
+    """Write sample frames (FFmpeg's testsrc2 pattern) for demos and tests."""
+    from nvenc_cli import testsrc as samples
+
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        _die(f"invalid --size {size!r}: use WIDTHxHEIGHT, e.g. 1280x720", 2)
+    if width < 1 or height < 1:
+        _die(f"invalid --size {size!r}: width and height must be ≥ 1", 2)
+    try:
+        samples.write(output, width, height, frames, pattern)
+    except OSError as exc:
+        _die(f"{output}: cannot write ({exc.strerror or exc})", 73)
+    except Exception as exc:
+        _die(f"cannot make pattern {pattern!r} ({exc})", 2)
+    typer.echo(f"nvenc: wrote {frames} frames of {width}x{height} {pattern} to {output}", err=True)
+
+
+def _die(message: str, code: int) -> NoReturn:
+    typer.echo(f"nvenc: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _install_signals() -> None:
+    """SIGTERM becomes an exception (exit 143) so cleanup runs; ignore SIGXFSZ so a file
+    size limit surfaces as a write error (exit 74) instead of killing the process."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise Interrupted("terminated", exit_code=143)
+
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, on_term)
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
+

@@ -1,0 +1,65 @@
+"""The library entry point behind ``nvenc encode``: a file (or sequence) in, a video out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nvenc_cli.mux import Destination, check_destination
+from nvenc_cli.options import EncodeOptions, container_for
+from nvenc_cli.pipeline import Progress, Result, run
+from nvenc_cli.plan import EncodePlan, make_plan
+from nvenc_cli.sources import Source, open_source
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """How to read the input: which array, which axes, which frames."""
+
+    key: str | None = None
+    layout: str | None = None
+    start_number: int | None = None
+    start: int = 0
+    frames: int | None = None
+
+
+def prepare(
+    spec: str, dest: Destination, options: EncodeOptions, inputs: InputOptions
+) -> tuple[Source, EncodePlan]:
+    """Open the input and resolve the plan; everything that can be refused is refused here."""
+    container = container_for(dest if isinstance(dest, str) else None, options.format)
+    check_destination(dest, options.overwrite, inputs=(spec,))
+    source = open_source(
+        spec,
+        layout=inputs.layout,
+        key=inputs.key,
+        start_number=inputs.start_number,
+        start=inputs.start,
+        frames=inputs.frames,
+    )
+    try:
+        plan = make_plan(options, source.info, container, source.fps_hint)
+    except BaseException:
+        source.close()
+        raise
+    source.float_depth = 16 if plan.out_depth > 8 else 8
+    return source, plan
+
+
+def encode_path(
+    spec: str,
+    dest: Destination,
+    options: EncodeOptions,
+    inputs: InputOptions | None = None,
+    progress: Progress | None = None,
+) -> Result:
+    """Encode the frames named by ``spec`` into ``dest`` (a path, ``-`` or a file object)."""
+    source, plan = prepare(spec, dest, options, inputs or InputOptions())
+    with source:
+        return run(
+            source.batches(options.batch_size),
+            plan,
+            dest,
+            overwrite=options.overwrite,
+            total=source.frame_count,
+            progress=progress,
+        )

@@ -1,0 +1,43 @@
+"""The unit that travels between stages: a window of frames plus where it starts.
+
+Kept free of torch/av imports so every stage (and ``nvenc --help``) can import it cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What every frame of a source looks like once its layout is normalised.
+
+    ``channels`` is 1 (gray), 3 (RGB) or 4 (RGBA); ``depth`` is 8 for uint8 samples and
+    16 for uint16 samples (float inputs are scaled to one of those by the source).
+    """
+
+    width: int
+    height: int
+    channels: int = 3
+    depth: int = 8
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.channels == 4
+
+
+@dataclass
+class FrameBatch:
+    """``data`` is NHWC (N, H, W, C), C-contiguous, uint8 or uint16.
+
+    It is a numpy array for host frames or a torch tensor (possibly on CUDA) for frames
+    that come from the Python API; ``start`` is the index of the first frame in the
+    output, which is also its pts in the 1/fps time base.
+    """
+
+    data: Any
+    start: int
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])

@@ -1,0 +1,272 @@
+"""What the user asked for (``EncodeOptions``) and the pure rules that turn it into a plan.
+
+Nothing here imports torch or av at module level: the CLI builds ``EncodeOptions`` before
+it knows whether it will ever touch a frame, and ``nvenc --help`` must stay fast.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from nvenc_cli.errors import UsageError
+
+DEFAULT_FPS = Fraction(30)
+DEFAULT_BATCH = 8
+
+# Extension -> FFmpeg muxer name. The extension is the user's only way to name a container
+# unless --format is given, so every common spelling is listed.
+CONTAINERS: dict[str, str] = {
+    "mp4": "mp4",
+    "m4v": "mp4",
+    "mov": "mov",
+    "mkv": "matroska",
+    "webm": "webm",
+    "avi": "avi",
+    "ts": "mpegts",
+    "m2ts": "mpegts",
+    "mts": "mpegts",
+    "nut": "nut",
+    "gif": "gif",
+}
+# --format accepts these muxer names (and the extensions above).
+FORMAT_ALIASES: dict[str, str] = {**CONTAINERS, "matroska": "matroska", "mpegts": "mpegts"}
+
+# Codec families each container can carry. nut and matroska take nearly anything.
+_ANY = frozenset({"h264", "hevc", "av1", "vp9", "vp8", "ffv1", "png", "prores", "mjpeg", "mpeg4"})
+CONTAINER_CODECS: dict[str, frozenset[str]] = {
+    "mp4": frozenset({"h264", "hevc", "av1", "vp9", "mpeg4", "mjpeg"}),
+    "mov": frozenset({"h264", "hevc", "prores", "png", "mjpeg", "mpeg4", "ffv1"}),
+    "matroska": _ANY,
+    "nut": _ANY,
+    "webm": frozenset({"vp8", "vp9", "av1"}),
+    "avi": frozenset({"h264", "mpeg4", "mjpeg", "ffv1", "png"}),
+    "mpegts": frozenset({"h264", "hevc"}),
+    "gif": frozenset({"gif"}),
+}
+DEFAULT_CODEC: dict[str, str] = {"webm": "libvpx-vp9", "gif": "gif"}  # else libx264
+
+# Family name (what users type) -> the CPU encoder PyAV bundles for it.
+CPU_ENCODER_FOR: dict[str, str] = {
+    "h264": "libx264",
+    "avc": "libx264",
+    "hevc": "libx265",
+    "h265": "libx265",
+    "av1": "libsvtav1",
+    "vp9": "libvpx-vp9",
+    "vp8": "libvpx",
+    "prores": "prores_ks",
+}
+NVENC_ENCODERS: dict[str, str] = {"h264": "h264_nvenc", "hevc": "hevc_nvenc", "av1": "av1_nvenc"}
+
+# Families whose users expect broadly playable 4:2:0 output by default (plain ffmpeg picks
+# yuv444p for RGB input, which many players refuse).
+_YUV420_FAMILIES = frozenset({"h264", "hevc", "vp9", "vp8", "av1", "mpeg4"})
+
+CRF_RANGE: dict[str, tuple[float, float]] = {
+    "libx264": (0, 51),
+    "libx264rgb": (0, 51),
+    "libx265": (0, 51),
+    "libvpx-vp9": (0, 63),
+    "libvpx": (4, 63),
+    "libsvtav1": (0, 63),
+    "h264_nvenc": (0, 51),
+    "hevc_nvenc": (0, 51),
+    "av1_nvenc": (0, 51),
+}
+X26X_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+
+COLOR_MATRICES = ("bt601", "bt709", "bt2020")
+COLOR_RANGES = ("tv", "pc")
+DEVICES = ("auto", "cpu", "cuda")
+LAYOUTS = ("nhwc", "nchw")
+
+# NTSC-style rates people type as decimals; they mean n*1000/1001 exactly.
+_NTSC = {"23.976": 24, "23.98": 24, "29.97": 30, "47.952": 48, "59.94": 60, "119.88": 120}
+
+
+def parse_fps(text: str | float | int | Fraction) -> Fraction:
+    """Parse ``30``, ``29.97`` or ``30000/1001`` into an exact rational rate.
+
+    Decimal NTSC rates map to their exact n*1000/1001 value so an hour of frames at
+    ``29.97`` does not drift from what players expect.
+    """
+    if isinstance(text, Fraction):
+        rate = text
+    elif isinstance(text, int):
+        rate = Fraction(text)
+    elif isinstance(text, float):
+        rate = parse_fps(repr(text))
+        return rate
+    else:
+        raw = str(text).strip()
+        try:
+            if raw in _NTSC:
+                rate = Fraction(_NTSC[raw] * 1000, 1001)
+            elif "/" in raw:
+                num, den = raw.split("/", 1)
+                rate = Fraction(int(num), int(den))
+            else:
+                rate = Fraction(raw)
+        except (ValueError, ZeroDivisionError):
+            raise UsageError(f"invalid frame rate {raw!r}: use 30, 29.97 or 30000/1001") from None
+    if rate <= 0:
+        raise UsageError(f"invalid frame rate {text!s}: it must be greater than 0")
+    if rate.denominator > 1_000_000 or rate > 1000:
+        raise UsageError(f"invalid frame rate {text!s}: out of range (at most 1000 fps)")
+    return rate
+
+
+def parse_extra(pairs: list[str] | tuple[str, ...] | dict | None) -> tuple[tuple[str, str], ...]:
+    """Turn ``-x key=value`` strings (or an API dict) into ordered pairs, refusing junk."""
+    if not pairs:
+        return ()
+    items = pairs.items() if isinstance(pairs, dict) else (_split_pair(p) for p in pairs)
+    out: list[tuple[str, str]] = []
+    for key, value in items:
+        key = str(key).strip().lstrip("-")
+        if not key:
+            raise UsageError("invalid -x option: empty key")
+        out.append((key, str(value)))
+    return tuple(out)
+
+
+def _split_pair(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise UsageError(f"invalid -x option {text!r}: expected KEY=VALUE")
+    key, value = text.split("=", 1)
+    return key, value
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """Everything that shapes an encode, as the user gave it (None = choose for me).
+
+    Mirrors torchcodec's ``to_file`` arguments (codec, pixel_format, crf, preset,
+    extra_options) plus what a CLI and a GPU path need.
+    """
+
+    fps: Fraction | None = None
+    codec: str | None = None
+    pixel_format: str | None = None
+    crf: float | None = None
+    preset: str | None = None
+    extra: tuple[tuple[str, str], ...] = ()
+    device: str = "auto"
+    color_matrix: str | None = None
+    color_range: str | None = None
+    pad: bool = False
+    crop: bool = False
+    format: str | None = None
+    batch_size: int = DEFAULT_BATCH
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise UsageError(f"invalid --device {self.device!r}: choose auto, cpu or cuda")
+        if self.color_matrix is not None and self.color_matrix not in COLOR_MATRICES:
+            raise UsageError(
+                f"invalid --color-matrix {self.color_matrix!r}: choose {', '.join(COLOR_MATRICES)}"
+            )
+        if self.color_range is not None and self.color_range not in COLOR_RANGES:
+            raise UsageError(f"invalid --color-range {self.color_range!r}: choose tv or pc")
+        if self.pad and self.crop:
+            raise UsageError("--pad and --crop exclude each other: pick one")
+        if self.batch_size < 1:
+            raise UsageError(f"invalid --batch-size {self.batch_size}: it must be at least 1")
+        if self.crf is not None and (self.crf != self.crf or self.crf < 0):
+            raise UsageError(f"invalid --crf {self.crf}: it must be a number ≥ 0")
+
+
+def container_for(dest: str | Path | None, fmt: str | None) -> str:
+    """The FFmpeg muxer for an output: ``--format`` wins, else the file extension."""
+    if fmt:
+        name = fmt.lower().lstrip(".")
+        if name not in FORMAT_ALIASES:
+            raise UsageError(
+                f"unknown --format {fmt!r}: choose one of {', '.join(sorted(CONTAINERS))}"
+            )
+        return FORMAT_ALIASES[name]
+    if dest is None or str(dest) == "-":
+        raise UsageError("writing to standard output needs --format (e.g. --format mp4)")
+    ext = Path(str(dest)).suffix.lower().lstrip(".")
+    if not ext:
+        raise UsageError(
+            f"cannot tell the container of {str(dest)!r}: give it an extension "
+            f"({', '.join(sorted(CONTAINERS))}) or --format"
+        )
+    if ext not in CONTAINERS:
+        raise UsageError(
+            f"unknown output extension .{ext}: use one of "
+            f"{', '.join('.' + e for e in sorted(CONTAINERS))} or --format"
+        )
+    return CONTAINERS[ext]
+
+
+@dataclass(frozen=True)
+class ColorSpec:
+    """The colour maths applied to the pixels and the tags that describe it.
+
+    ``matrix`` is None for RGB-family pixel formats (no RGB->YUV conversion happens).
+    The integer codes are the ISO/IEC 23091-2 values FFmpeg uses for tagging.
+    """
+
+    matrix: str | None
+    range: str
+    primaries: int
+    transfer: int
+    space: int
+
+    @property
+    def range_code(self) -> int:
+        return 2 if self.range == "pc" else 1
+
+
+# matrix -> (primaries, transfer, colorspace) codes written into the stream.
+_TAGS = {
+    "bt601": (6, 6, 6),  # smpte170m
+    "bt709": (1, 1, 1),
+    "bt2020": (9, 14, 9),  # bt2020 primaries, bt2020-10 transfer, bt2020nc matrix
+}
+
+
+def resolve_color(
+    matrix: str | None, color_range: str | None, height: int, pixel_format: str
+) -> ColorSpec:
+    """Pick matrix and range per the colour rules: BT.709 from 720 lines up, else BT.601.
+
+    RGB pixel formats carry the samples untouched and are tagged as such (GBR matrix,
+    full range); ``yuvj*`` formats are full range by definition.
+    """
+    if is_rgb_format(pixel_format):
+        return ColorSpec(None, "pc", 1, 13, 0)  # bt709 primaries, sRGB transfer, GBR
+    chosen = matrix or ("bt709" if height >= 720 else "bt601")
+    rng = color_range or ("pc" if pixel_format.startswith("yuvj") else "tv")
+    if pixel_format.startswith("yuvj") and rng != "pc":
+        raise UsageError(f"pixel format {pixel_format} is full range: use --color-range pc")
+    if pixel_format.startswith("gray"):
+        chosen = matrix or chosen
+    primaries, transfer, space = _TAGS[chosen]
+    return ColorSpec(chosen, rng, primaries, transfer, space)
+
+
+def is_rgb_format(pixel_format: str) -> bool:
+    """True for packed/planar RGB formats, where no colour matrix applies."""
+    return bool(re.match(r"^(gbr|rgb|bgr|argb|abgr|0rgb|0bgr|pal8|rgb8|bgr8)", pixel_format))
+
+
+def has_alpha_format(pixel_format: str) -> bool:
+    return bool(re.match(r"^(yuva|gbrap|rgba|bgra|argb|abgr|ya8|ya16)", pixel_format))

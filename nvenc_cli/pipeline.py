@@ -1,0 +1,216 @@
+"""Wire source → backend → mux, overlapping the stages with threads and bounded queues.
+
+Reading (file I/O, image decode), colour conversion (swscale or CUDA) and encoding
+(libx264/NVENC) all release the GIL, so running them on three threads keeps both cores
+busy; queues of two windows keep memory to a handful of batches whatever the input size.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from nvenc_cli.backends import get_backend
+from nvenc_cli.frames import FrameBatch
+from nvenc_cli.mux import Destination, Muxer
+from nvenc_cli.plan import EncodePlan
+
+Progress = Callable[[int, int | None], None]
+_QUEUE_DEPTH = 2
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one encode produced, for the summary line and the JSON report."""
+
+    plan: EncodePlan
+    frames: int
+    bytes: int
+    seconds: float
+    backend_description: str
+
+
+def fit_geometry(data: Any, plan: EncodePlan) -> Any:
+    """Apply --pad (edge replication) or --crop (right/bottom) to an NHWC window."""
+    if plan.geometry is None:
+        return data
+    extra_h, extra_w = plan.height - data.shape[1], plan.width - data.shape[2]
+    if plan.geometry == "crop":
+        return data[:, : plan.height, : plan.width].contiguous() if _is_torch(data) else (
+            _np().ascontiguousarray(data[:, : plan.height, : plan.width])
+        )
+    if _is_torch(data):
+        import torch
+
+        last_row = data[:, -1:].expand(-1, extra_h, -1, -1)
+        data = torch.cat([data, last_row], dim=1)
+        last_col = data[:, :, -1:].expand(-1, -1, extra_w, -1)
+        return torch.cat([data, last_col], dim=2).contiguous()
+    return _np().pad(data, ((0, 0), (0, extra_h), (0, extra_w), (0, 0)), mode="edge")
+
+
+def _np() -> Any:
+    import numpy
+
+    return numpy
+
+
+def _is_torch(data: Any) -> bool:
+    return type(data).__module__.startswith("torch")
+
+
+class Job:
+    """An open encoder + output; feed it windows in order, then finish or abort.
+
+    Used directly by the streaming writer (synchronous) and by ``run`` (threaded).
+    """
+
+    def __init__(self, plan: EncodePlan, dest: Destination, overwrite: bool = False) -> None:
+        self.plan = plan
+        self.muxer = Muxer(dest, plan.container, plan.format_options, overwrite)
+        try:
+            self.session = get_backend(plan.backend).open(plan, self.muxer)
+        except BaseException:
+            self.muxer.abort()
+            raise
+        self.frames = 0
+        self.started = time.monotonic()
+
+    def convert(self, data: Any, start: int) -> Any:
+        return self.session.convert(FrameBatch(fit_geometry(data, self.plan), start))
+
+    def encode(self, converted: Any, count: int) -> None:
+        self.muxer.write(self.session.encode(converted))
+        self.frames += count
+
+    def write(self, data: Any) -> None:
+        """Convert and encode one NHWC window on the calling thread."""
+        self.encode(self.convert(data, self.frames), int(data.shape[0]))
+
+    def finish(self) -> Result:
+        try:
+            self.muxer.write(self.session.flush())
+            size = self.muxer.finish()
+        except BaseException:
+            self.abort()
+            raise
+        self.session.close()
+        return Result(
+            self.plan,
+            self.frames,
+            size,
+            time.monotonic() - self.started,
+            self.session.description,
+        )
+
+    def abort(self) -> None:
+        try:
+            self.session.close()
+        finally:
+            self.muxer.abort()
+
+
+def run(
+    batches: Iterable[Any],
+    plan: EncodePlan,
+    dest: Destination,
+    *,
+    overwrite: bool = False,
+    total: int | None = None,
+    progress: Progress | None = None,
+) -> Result:
+    """Encode every window of ``batches`` (NHWC arrays/tensors) into ``dest``."""
+    job = Job(plan, dest, overwrite)
+    stop = threading.Event()
+    read_q: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)
+    conv_q: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)
+    workers = [
+        threading.Thread(target=_reader, args=(iter(batches), read_q, stop), daemon=True),
+        threading.Thread(target=_converter, args=(job, read_q, conv_q, stop), daemon=True),
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        for converted, count in _drain(conv_q):
+            job.encode(converted, count)
+            if progress is not None:
+                progress(job.frames, total)
+        result = job.finish()
+    except BaseException:
+        stop.set()
+        job.abort()
+        raise
+    finally:
+        stop.set()
+        for q in (read_q, conv_q):
+            _empty(q)
+        for worker in workers:
+            worker.join(timeout=5)
+    return result
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _reader(batches: Iterator[Any], out: queue.Queue[Any], stop: threading.Event) -> None:
+    try:
+        for data in batches:
+            if stop.is_set() or not _put(out, data, stop):
+                return
+        _put(out, _DONE, stop)
+    except BaseException as exc:
+        _put(out, _Failure(exc), stop)
+
+
+def _converter(job: Job, src: queue.Queue[Any], out: queue.Queue[Any], stop: threading.Event) -> None:
+    start = 0
+    try:
+        for data in _drain(src, stop):
+            count = int(data.shape[0])
+            converted = job.convert(data, start)
+            start += count
+            if not _put(out, (converted, count), stop):
+                return
+        _put(out, _DONE, stop)
+    except BaseException as exc:
+        _put(out, _Failure(exc), stop)
+
+
+def _drain(q: queue.Queue[Any], stop: threading.Event | None = None) -> Iterator[Any]:
+    while True:
+        try:
+            item = q.get(timeout=0.1)
+        except queue.Empty:
+            if stop is not None and stop.is_set():
+                return
+            continue
+        if item is _DONE:
+            return
+        if isinstance(item, _Failure):
+            raise item.exc
+        yield item
+
+
+def _empty(q: queue.Queue[Any]) -> None:
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return

@@ -1,0 +1,303 @@
+"""Turn options + what the source looks like into one validated ``EncodePlan``.
+
+Every decision that can fail (codec, container, pixel format, crf, preset, -x keys, odd
+sizes) is made here, before a single frame is read, so a bad command fails in
+milliseconds with one clear line and never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+
+from nvenc_cli import ffopts
+from nvenc_cli.errors import InputDataError, UnavailableError, UsageError
+from nvenc_cli.frames import FrameInfo
+from nvenc_cli.options import (
+    CONTAINER_CODECS,
+    CRF_RANGE,
+    DEFAULT_CODEC,
+    DEFAULT_FPS,
+    X26X_PRESETS,
+    ColorSpec,
+    EncodeOptions,
+    has_alpha_format,
+    resolve_color,
+)
+
+_YUV420_FAMILIES = frozenset({"h264", "hevc", "vp9", "vp8", "av1", "mpeg4"})
+_ALPHA_HINT = "ffv1, png, prores_ks (yuva444p10le) or libvpx-vp9 (yuva420p)"
+
+
+@dataclass(frozen=True)
+class EncodePlan:
+    """A fully resolved encode: what the backend, the converter and the muxer obey."""
+
+    container: str
+    backend: str
+    encoder: str
+    family: str
+    source: FrameInfo
+    width: int
+    height: int
+    geometry: str | None
+    pixel_format: str
+    color: ColorSpec
+    fps: Fraction
+    crf: float | None = None
+    preset: str | None = None
+    codec_options: dict[str, str] = field(default_factory=dict)
+    format_options: dict[str, str] = field(default_factory=dict)
+    keep_alpha: bool = False
+    notices: tuple[str, ...] = ()
+    fallback_reason: str | None = None
+
+    @property
+    def time_base(self) -> Fraction:
+        return 1 / self.fps
+
+    @property
+    def out_depth(self) -> int:
+        import av
+
+        return max(c.bits for c in av.VideoFormat(self.pixel_format, 2, 2).components)
+
+
+def make_plan(
+    options: EncodeOptions,
+    info: FrameInfo,
+    container: str,
+    fps_hint: Fraction | None = None,
+) -> EncodePlan:
+    """Resolve every choice; raises UsageError/UnavailableError/InputDataError."""
+    from nvenc_cli.backends import select
+
+    fps = options.fps or fps_hint or DEFAULT_FPS
+    requested = options.codec or DEFAULT_CODEC.get(container, "libx264")
+    choice = select(options.device, requested, explicit=options.codec is not None)
+    family = _family(choice.encoder)
+    allowed = CONTAINER_CODECS.get(container)
+    if allowed is not None and family not in allowed:
+        raise UsageError(
+            f"codec {choice.encoder} ({family}) cannot go in a {container} file: "
+            f"use one of {', '.join(sorted(allowed))} or another extension"
+        )
+    pixel_format = options.pixel_format or default_pixel_format(choice.encoder, family, info)
+    _check_pixel_format(choice.encoder, pixel_format)
+    width, height, geometry = _geometry(info, pixel_format, options)
+    color = resolve_color(options.color_matrix, options.color_range, height, pixel_format)
+    codec_opts, format_opts = _split_extra(choice.encoder, container, options, choice.backend)
+    notices = list(choice.notices)
+    keep_alpha = info.has_alpha and has_alpha_format(pixel_format)
+    if info.has_alpha and not keep_alpha:
+        notices.append(
+            f"alpha channel dropped: {choice.encoder} with {pixel_format} cannot carry it "
+            f"(alpha needs {_ALPHA_HINT})"
+        )
+    if geometry:
+        verb = "padded (edge replication)" if geometry == "pad" else "cropped"
+        notices.append(f"frame size {info.width}x{info.height} {verb} to {width}x{height}")
+    plan = EncodePlan(
+        container=container,
+        backend=choice.backend,
+        encoder=choice.encoder,
+        family=family,
+        source=info,
+        width=width,
+        height=height,
+        geometry=geometry,
+        pixel_format=pixel_format,
+        color=color,
+        fps=fps,
+        crf=_check_crf(choice.encoder, options.crf),
+        preset=_check_preset(choice.encoder, options.preset, choice.backend),
+        codec_options=codec_opts,
+        format_options=format_opts,
+        keep_alpha=keep_alpha,
+        notices=tuple(notices),
+        fallback_reason=choice.fallback_reason,
+    )
+    return _with_codec_defaults(plan)
+
+
+def _family(encoder: str) -> str:
+    import av
+
+    try:
+        codec = av.Codec(encoder, "w")
+    except Exception:
+        raise UnavailableError(
+            f"unknown codec {encoder!r}: this FFmpeg build has no such encoder "
+            "(see 'nvenc info' for the list)"
+        ) from None
+    if codec.type != "video":
+        raise UsageError(f"codec {encoder!r} is not a video encoder")
+    return codec.canonical_name
+
+
+def _codec_formats(encoder: str) -> list[str]:
+    import av
+
+    return [f.name for f in (av.Codec(encoder, "w").video_formats or [])]
+
+
+def default_pixel_format(encoder: str, family: str, info: FrameInfo) -> str:
+    """Broadly playable defaults that keep what the input has where the codec can.
+
+    4:2:0 for the delivery codecs (never the yuv444p plain ffmpeg picks for RGB input),
+    10-bit when the input carries more than 8 bits, alpha where the codec can keep it,
+    and RGB formats for the lossless/intermediate codecs so they stay lossless.
+    """
+    formats = _codec_formats(encoder)
+    deep = info.depth > 8
+    if family in _YUV420_FAMILIES:
+        if info.has_alpha and "yuva420p" in formats and family in ("vp9", "vp8"):
+            return "yuva420p"
+        if deep:
+            for name in ("yuv420p10le", "p010le"):
+                if name in formats:
+                    return name
+        return "yuv420p" if "yuv420p" in formats or not formats else formats[0]
+    table = {
+        "ffv1": ("bgr0", "bgra", "gbrp16le", "gbrap16le", "gray", "gray16le"),
+        "png": ("rgb24", "rgba", "rgb48be", "rgba64be", "gray", "gray16be"),
+        "prores": ("yuv422p10le", "yuva444p10le", "yuv422p10le", "yuva444p10le", None, None),
+        "mjpeg": ("yuvj420p",) * 4 + (None, None),
+        "gif": ("rgb8",) * 4 + ("gray", "gray"),
+    }
+    choices = table.get(family)
+    if choices is None:
+        return formats[0] if formats else "yuv420p"
+    if info.channels == 1 and choices[4]:
+        return choices[5] if deep else choices[4]
+    index = (2 if deep else 0) + (1 if info.has_alpha else 0)
+    picked = choices[index]
+    return picked if picked in formats or not formats else formats[0]
+
+
+def _check_pixel_format(encoder: str, pixel_format: str) -> None:
+    import av
+
+    try:
+        av.VideoFormat(pixel_format)
+    except Exception:
+        raise UsageError(f"unknown --pixel-format {pixel_format!r}") from None
+    formats = _codec_formats(encoder)
+    if formats and pixel_format not in formats:
+        raise UsageError(
+            f"codec {encoder} does not support pixel format {pixel_format}: "
+            f"choose one of {', '.join(formats)}"
+        )
+
+
+def chroma_factors(pixel_format: str) -> tuple[int, int]:
+    """Horizontal and vertical chroma subsampling factors (1, 2 or 4)."""
+    import av
+
+    fmt = av.VideoFormat(pixel_format, 4, 4)
+    if fmt.is_rgb or len(fmt.components) < 3:
+        return 1, 1
+    chroma = fmt.components[1]
+    return 4 // max(chroma.width, 1), 4 // max(chroma.height, 1)
+
+
+def _geometry(
+    info: FrameInfo, pixel_format: str, options: EncodeOptions
+) -> tuple[int, int, str | None]:
+    if info.width < 1 or info.height < 1:
+        raise InputDataError(f"frames are {info.width}x{info.height}: width and height must be ≥ 1")
+    fw, fh = chroma_factors(pixel_format)
+    if info.width % fw == 0 and info.height % fh == 0:
+        return info.width, info.height, None
+    if options.pad:
+        return -(-info.width // fw) * fw, -(-info.height // fh) * fh, "pad"
+    if options.crop:
+        width, height = info.width // fw * fw, info.height // fh * fh
+        if width == 0 or height == 0:
+            raise InputDataError(f"frames are {info.width}x{info.height}: too small to crop")
+        return width, height, "crop"
+    raise InputDataError(
+        f"frame size {info.width}x{info.height} does not fit {pixel_format}, which needs "
+        f"width a multiple of {fw} and height a multiple of {fh}: use --pad (edge "
+        "replication) or --crop"
+    )
+
+
+def _check_crf(encoder: str, crf: float | None) -> float | None:
+    if crf is None:
+        return None
+    bounds = CRF_RANGE.get(encoder)
+    if bounds is None:
+        raise UsageError(
+            f"codec {encoder} has no --crf: set its quality with -x (e.g. -x b=8M or -x qscale=2)"
+        )
+    low, high = bounds
+    if not low <= crf <= high:
+        raise UsageError(f"--crf {crf:g} is out of range for {encoder}: use {low}–{high}")
+    return crf
+
+
+def _check_preset(encoder: str, preset: str | None, backend: str) -> str | None:
+    if preset is None or backend != "cpu":
+        return preset
+    preset = str(preset)
+    if encoder in ("libx264", "libx264rgb", "libx265"):
+        if preset not in X26X_PRESETS:
+            raise UsageError(
+                f"unknown --preset {preset!r} for {encoder}: choose {', '.join(X26X_PRESETS)}"
+            )
+        return preset
+    if encoder == "libsvtav1":
+        if not preset.lstrip("-").isdigit() or not -1 <= int(preset) <= 13:
+            raise UsageError(f"unknown --preset {preset!r} for libsvtav1: use a number 0–13")
+        return preset
+    raise UsageError(
+        f"codec {encoder} has no --preset: tune its speed with -x (e.g. -x cpu-used=4 for VP9)"
+    )
+
+
+def _split_extra(
+    encoder: str, container: str, options: EncodeOptions, backend: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Route each -x key to the codec or the muxer; a key neither knows is an error.
+
+    For the NVENC backend the codec keys are validated by the backend's own mapping
+    (PyNvVideoCodec keys are not FFmpeg options), so only muxer keys are peeled off here.
+    """
+    keys = [k for k, _ in options.extra]
+    if not keys:
+        return {}, {}
+    muxer = ffopts.muxer_accepts(container, keys) or {}
+    codec = ffopts.codec_accepts(encoder, keys) if backend == "cpu" else None
+    codec_opts: dict[str, str] = {}
+    format_opts: dict[str, str] = {}
+    for key, value in options.extra:
+        if codec is not None and codec.get(key):
+            codec_opts[key] = value
+        elif muxer.get(key):
+            format_opts[key] = value
+        elif codec is None:
+            codec_opts[key] = value
+        else:
+            raise UsageError(
+                f"unknown option -x {key}: neither {encoder} nor the {container} muxer has it"
+            )
+    return codec_opts, format_opts
+
+
+def _with_codec_defaults(plan: EncodePlan) -> EncodePlan:
+    """Defaults that make each CPU encoder do what people expect without -x lore."""
+    if plan.backend != "cpu":
+        return plan
+    opts = dict(plan.codec_options)
+    if plan.encoder in ("libvpx-vp9", "libvpx"):
+        # libvpx's defaults are a low fixed bitrate and a very slow mode; constant
+        # quality with row threading is what "encode this to webm" means.
+        crf = plan.crf if plan.crf is not None else (32 if plan.encoder == "libvpx-vp9" else 10)
+        opts.setdefault("b", "0" if plan.encoder == "libvpx-vp9" else "4M")
+        if plan.encoder == "libvpx-vp9":
+            opts.setdefault("row-mt", "1")
+        opts.setdefault("deadline", "good")
+        opts.setdefault("cpu-used", "4")
+        return replace(plan, crf=crf, codec_options=opts)
+    return replace(plan, codec_options=opts)

@@ -1,0 +1,58 @@
+"""Open any supported input as a ``Source`` (see ``sources.base``)."""
+
+from __future__ import annotations
+
+import os
+
+from nvenc_cli.errors import InputDataError, InputMissingError
+from nvenc_cli.sources.base import Source
+
+__all__ = ["Source", "open_source"]
+
+
+def open_source(
+    spec: str,
+    *,
+    layout: str | None = None,
+    key: str | None = None,
+    start_number: int | None = None,
+    start: int = 0,
+    frames: int | None = None,
+) -> Source:
+    """Pick the reader by what ``spec`` is: array file, image sequence or video file."""
+    from nvenc_cli.sources.images import IMAGE_EXTENSIONS, ImageSource, is_image_spec
+
+    if spec == "-":
+        raise InputMissingError("reading frames from standard input is not supported: give a file")
+    ext = os.path.splitext(spec)[1].lower()
+    if is_image_spec(spec):
+        source: Source = ImageSource(spec, start_number)
+    elif not os.path.exists(spec):
+        raise InputMissingError(f"{spec}: no such file or directory")
+    elif ext == ".npy":
+        from nvenc_cli.sources.arrays import NpySource
+
+        source = NpySource(spec, layout)
+    elif ext == ".npz":
+        from nvenc_cli.sources.arrays import NpzSource
+
+        source = NpzSource(spec, key, layout)
+    elif ext in (".pt", ".pth"):
+        from nvenc_cli.sources.arrays import TorchSource
+
+        source = TorchSource(spec, key, layout)
+    elif ext in IMAGE_EXTENSIONS:
+        source = ImageSource(spec, start_number)
+    else:
+        from nvenc_cli.sources.video import VideoSource
+
+        source = VideoSource(spec)
+    if key is not None and ext not in (".npz", ".pt", ".pth"):
+        source.close()
+        raise InputDataError(f"--key applies to .npz and .pt inputs, not {spec}")
+    try:
+        source.select(start, frames)
+    except Exception:
+        source.close()
+        raise
+    return source

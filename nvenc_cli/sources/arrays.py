@@ -1,0 +1,287 @@
+"""``.npy``, ``.npz`` and ``.pt`` inputs, read a window of frames at a time.
+
+Peak memory must not grow with the file. ``.npy`` (and stored ``.npz`` members) are read
+with plain positioned reads into a fresh window, so nothing is mapped at all. ``.pt`` is
+opened with ``torch.load(mmap=True, weights_only=True)``; the pages of each window are
+handed back with ``madvise(MADV_DONTNEED)`` once copied, because touched pages of a map
+otherwise stay in the process's RSS until it exits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import zipfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+import numpy as np
+
+from nvenc_cli.errors import InputDataError, InputMissingError, UsageError, brief
+from nvenc_cli.sources.base import Source
+from nvenc_cli.sources.layout import Layout, detect_layout, dtype_depth, frame_info, to_nhwc
+
+_MADV_DONTNEED = 4
+
+
+class ArraySource(Source):
+    """Shared window logic; subclasses provide ``_read(index, count)`` of raw frames."""
+
+    layout: Layout
+
+    def _setup(self, shape: tuple[int, ...], dtype: Any, forced_layout: str | None) -> None:
+        self.layout = detect_layout(shape, forced_layout)
+        self.depth = dtype_depth(dtype)
+        self.info = frame_info(self.layout, self.depth)
+
+    @property
+    def total(self) -> int:
+        return self.layout.frames
+
+    def _windows(self, start: int, size: int) -> Iterator[np.ndarray]:
+        for index in range(start, self.layout.frames, size):
+            count = min(size, self.layout.frames - index)
+            raw = self._read(index, count)
+            yield to_nhwc(raw, self.layout, self.float_depth, index)
+
+    def _read(self, index: int, count: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _NpyStream:
+    """Reads frames of one .npy payload from a binary file object (file or zip member)."""
+
+    def __init__(self, fh: IO[bytes], size: int, label: str) -> None:
+        self.fh, self.label = fh, label
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                shape, fortran, dtype = np.lib.format._read_array_header(fh, version)
+        except (ValueError, EOFError, SyntaxError, TypeError, OSError) as exc:
+            raise InputDataError(f"{label}: not a valid .npy array ({exc})") from None
+        if dtype.hasobject:
+            raise InputDataError(
+                f"{label}: holds Python objects (dtype {dtype}); loading it would need pickle, "
+                "which nvenc refuses"
+            )
+        if fortran and len(shape) > 1:
+            raise InputDataError(
+                f"{label}: stored in Fortran order, which cannot be streamed; "
+                "save it with np.save(path, np.ascontiguousarray(frames))"
+            )
+        self.shape, self.dtype = tuple(shape), dtype
+        self.offset = fh.tell()
+        count = int(np.prod(shape, dtype=object)) if shape else 1
+        need = count * dtype.itemsize
+        if size - self.offset < need:
+            raise InputDataError(
+                f"{label}: truncated: its header promises {need} bytes of frames, "
+                f"the file holds {max(size - self.offset, 0)}"
+            )
+
+    def setup_frames(self, layout: Layout) -> None:
+        self.frame_shape = self.shape if layout.single else self.shape[1:]
+        self.frame_bytes = int(np.prod(self.frame_shape, dtype=np.int64)) * self.dtype.itemsize
+
+    def read(self, index: int, count: int, single: bool) -> np.ndarray:
+        shape = self.frame_shape if single else (count, *self.frame_shape)
+        out = np.empty(shape, dtype=self.dtype)
+        self.fh.seek(self.offset + index * self.frame_bytes)
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        got = 0
+        while got < len(view):
+            n = self.fh.readinto(view[got:])
+            if not n:
+                raise InputDataError(f"{self.label}: ended early, at frame {index}")
+            got += n
+        return out
+
+
+class NpySource(ArraySource):
+    """A ``.npy`` file, read frame windows with positioned reads (never mapped)."""
+
+    def __init__(self, path: str, layout: str | None = None) -> None:
+        super().__init__()
+        self.name = path
+        self._fh = _open_binary(path)
+        self.stream = _NpyStream(self._fh, os.fstat(self._fh.fileno()).st_size, path)
+        self._setup(self.stream.shape, self.stream.dtype, layout)
+        self.stream.setup_frames(self.layout)
+
+    def _read(self, index: int, count: int) -> np.ndarray:
+        return self.stream.read(index, count, self.layout.single)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class NpzSource(ArraySource):
+    """One array of a ``.npz``; stored members seek, deflated ones decompress in order."""
+
+    def __init__(self, path: str, key: str | None = None, layout: str | None = None) -> None:
+        super().__init__()
+        self.name = path
+        try:
+            self._zip = zipfile.ZipFile(_open_binary(path))
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise InputDataError(f"{path}: not a valid .npz archive ({exc})") from None
+        member = _pick_member(self._zip, key, path)
+        self.name = f"{path}[{member.filename.removesuffix('.npy')}]"
+        self._fh = self._zip.open(member)
+        self.stream = _NpyStream(self._fh, member.file_size, self.name)
+        self._setup(self.stream.shape, self.stream.dtype, layout)
+        self.stream.setup_frames(self.layout)
+
+    def _read(self, index: int, count: int) -> np.ndarray:
+        return self.stream.read(index, count, self.layout.single)
+
+    def close(self) -> None:
+        self._fh.close()
+        self._zip.close()
+
+
+def _pick_member(archive: zipfile.ZipFile, key: str | None, path: str) -> zipfile.ZipInfo:
+    members = {m.filename.removesuffix(".npy"): m for m in archive.infolist()}
+    if key is not None:
+        if key.removesuffix(".npy") not in members:
+            raise InputDataError(
+                f"{path}: no array named {key!r}; it holds {', '.join(sorted(members)) or 'none'}"
+            )
+        return members[key.removesuffix(".npy")]
+    if len(members) != 1:
+        if not members:
+            raise InputDataError(f"{path}: the archive holds no arrays")
+        raise UsageError(
+            f"{path} holds several arrays ({', '.join(sorted(members))}): pick one with --key"
+        )
+    return next(iter(members.values()))
+
+
+class TorchSource(ArraySource):
+    """A tensor inside a ``.pt``/``.pth`` file, loaded safely and memory-mapped."""
+
+    def __init__(self, path: str, key: str | None = None, layout: str | None = None) -> None:
+        super().__init__()
+        self.name = path
+        loaded, self._mapped = _torch_load(path)
+        tensor = _pick_tensor(loaded, key, path)
+        if tensor.is_complex() or tensor.dtype.is_complex:
+            raise InputDataError(f"{path}: unsupported dtype {tensor.dtype}")
+        self.tensor = tensor
+        self._setup(tuple(tensor.shape), _torch_dtype_name(tensor), layout)
+
+    def _read(self, index: int, count: int) -> np.ndarray:
+        import torch
+
+        window = self.tensor if self.layout.single else self.tensor[index : index + count]
+        if window.dtype == torch.bfloat16:
+            window = window.float()
+        raw = window.numpy().copy()
+        if self._mapped and not self.layout.single:
+            _release(window)
+        return raw
+
+    def close(self) -> None:
+        self.tensor = None  # type: ignore[assignment]
+
+
+def _torch_dtype_name(tensor: Any) -> str:
+    return str(tensor.dtype).removeprefix("torch.")
+
+
+def _torch_load(path: str) -> tuple[Any, bool]:
+    """Load with ``weights_only`` (never a full unpickle); say whether it is mapped."""
+    import pickle
+
+    import torch
+
+    _open_binary(path).close()
+    try:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True), True
+        except RuntimeError as exc:
+            if "mmap" not in str(exc) and "zip" not in str(exc).lower():
+                raise
+            # Legacy (non-zip) files cannot be mapped; they are small by nature.
+            return torch.load(path, map_location="cpu", weights_only=True), False
+    except pickle.UnpicklingError as exc:
+        raise InputDataError(
+            f"{path}: refused: it holds objects that only a full unpickle could load, which "
+            f"could run code ({brief(exc, 160)})"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, KeyError) as exc:
+        raise InputDataError(f"{path}: not a readable torch file ({brief(exc)})") from None
+
+
+def _pick_tensor(obj: Any, key: str | None, path: str) -> Any:
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        if key is not None:
+            raise UsageError(f"{path} holds a single tensor: drop --key {key}")
+        return obj
+    if isinstance(obj, dict):
+        found = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    elif isinstance(obj, (list, tuple)):
+        found = {str(i): v for i, v in enumerate(obj) if isinstance(v, torch.Tensor)}
+    else:
+        found = {}
+    if not found:
+        raise InputDataError(f"{path}: holds no tensor (found {type(obj).__name__})")
+    if key is not None:
+        if key not in found:
+            raise InputDataError(
+                f"{path}: no tensor under {key!r}; it has {', '.join(sorted(found))}"
+            )
+        return found[key]
+    if len(found) > 1:
+        raise UsageError(f"{path} holds several tensors ({', '.join(sorted(found))}): use --key")
+    return next(iter(found.values()))
+
+
+def _release(window: Any) -> None:
+    """Drop the mapped pages a copied window touched, so RSS stays flat."""
+    if not window.is_contiguous() or window.numel() == 0:
+        return
+    page = mmap.PAGESIZE
+    start = window.data_ptr()
+    end = start + window.numel() * window.element_size()
+    # Only whole pages inside the window: a page shared with the next window stays.
+    first, last = -(-start // page) * page, end // page * page
+    if last <= first:
+        return
+    try:
+        _libc().madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), _MADV_DONTNEED)
+    except (OSError, AttributeError):
+        pass
+
+
+_LIBC: ctypes.CDLL | None = None
+
+
+def _libc() -> ctypes.CDLL:
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+        _LIBC.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return _LIBC
+
+
+def _open_binary(path: str) -> IO[bytes]:
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - owned by the source, closed in close()
+    except FileNotFoundError:
+        raise InputMissingError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputMissingError(f"{path}: is a directory, not a file") from None
+    except OSError as exc:
+        raise InputMissingError(f"{path}: cannot read ({exc.strerror})") from None
+    if os.fstat(fh.fileno()).st_size == 0:
+        fh.close()
+        raise InputDataError(f"{path}: the file is empty")
+    return fh

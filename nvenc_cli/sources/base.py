@@ -1,0 +1,90 @@
+"""The Source contract: header facts up front, frames later in bounded windows."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from fractions import Fraction
+
+import numpy as np
+
+from nvenc_cli.errors import InputDataError
+from nvenc_cli.frames import FrameInfo
+
+
+class Source(ABC):
+    """A stream of frames whose size and kind are known before the first frame is read.
+
+    ``start``/``limit`` (``--start``/``--frames``) are applied here, once, for every input
+    family; subclasses only know how to read ``count`` frames from ``index`` on.
+    """
+
+    info: FrameInfo
+    fps_hint: Fraction | None = None
+    name: str = ""
+
+    def __init__(self) -> None:
+        self.start = 0
+        self.limit: int | None = None
+        #: depth floats are scaled to (8 or 16); the plan sets it from the pixel format.
+        self.float_depth = 8
+
+    @property
+    def total(self) -> int | None:
+        """Frames the input holds in all, when the header says."""
+        return None
+
+    def __len__(self) -> int:
+        count = self.frame_count
+        if count is None:
+            raise TypeError("this source does not know its length")
+        return count
+
+    @property
+    def frame_count(self) -> int | None:
+        """Frames this run will encode, after --start/--frames, when known up front."""
+        total = self.total
+        if total is None:
+            return self.limit
+        left = max(total - self.start, 0)
+        return left if self.limit is None else min(left, self.limit)
+
+    def select(self, start: int = 0, limit: int | None = None) -> None:
+        """Apply --start/--frames; refuses a start past the end when the end is known."""
+        if start < 0:
+            raise InputDataError(f"--start {start} is negative")
+        if limit is not None and limit < 1:
+            raise InputDataError(f"--frames {limit} must be at least 1")
+        total = self.total
+        if total is not None and start >= total:
+            raise InputDataError(f"--start {start} is past the last frame (the input has {total})")
+        self.start, self.limit = start, limit
+
+    def batches(self, size: int) -> Iterator[np.ndarray]:
+        """Yield NHWC uint8/uint16 windows of at most ``size`` frames, in order."""
+        remaining = self.limit
+        produced = 0
+        for window in self._windows(self.start, size):
+            if remaining is not None:
+                window = window[: remaining - produced]
+            if len(window) == 0:
+                break
+            produced += len(window)
+            yield window
+            if remaining is not None and produced >= remaining:
+                break
+        if produced == 0:
+            raise InputDataError(f"{self.name or 'the input'} holds no frames to encode")
+
+    @abstractmethod
+    def _windows(self, start: int, size: int) -> Iterator[np.ndarray]:
+        """Yield normalised windows from frame ``start`` to the end."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release files and maps; safe to call twice."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

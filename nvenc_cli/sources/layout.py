@@ -1,0 +1,134 @@
+"""Shape and dtype policy shared by every array-like source.
+
+Decided from the header alone (shape + dtype), before any pixel is read, so a wrong
+input fails fast; then applied window by window to the raw data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nvenc_cli.errors import InputDataError, UsageError
+from nvenc_cli.frames import FrameInfo
+
+CHANNELS = (1, 3, 4)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How raw frames are laid out: ``kind`` names the axes of the stored array.
+
+    ``nhwc``/``nchw`` are batches, ``nhw`` a batch of gray frames, ``hwc``/``chw``/``hw``
+    a single frame. ``frames`` is the number of frames the array holds.
+    """
+
+    kind: str
+    frames: int
+    height: int
+    width: int
+    channels: int
+
+    @property
+    def single(self) -> bool:
+        return self.kind in ("hwc", "chw", "hw")
+
+
+def detect_layout(shape: tuple[int, ...], forced: str | None = None) -> Layout:
+    """Name the axes of ``shape``; ``forced`` (``--layout``) settles ambiguous cases."""
+    if forced is not None and forced not in ("nhwc", "nchw"):
+        raise UsageError(f"invalid --layout {forced!r}: choose nhwc or nchw")
+    dims = tuple(int(d) for d in shape)
+    if len(dims) == 2:
+        return Layout("hw", 1, dims[0], dims[1], 1)
+    if len(dims) == 3:
+        if forced == "nchw":
+            return _checked(Layout("chw", 1, dims[1], dims[2], dims[0]))
+        if forced == "nhwc" or dims[2] in CHANNELS:
+            return _checked(Layout("hwc", 1, dims[0], dims[1], dims[2]))
+        return Layout("nhw", dims[0], dims[1], dims[2], 1)
+    if len(dims) == 4:
+        last, second = dims[3] in CHANNELS, dims[1] in CHANNELS
+        kind = forced
+        if kind is None:
+            if last and second:
+                raise InputDataError(
+                    f"ambiguous frame shape {dims}: could be (N,H,W,C) or (N,C,H,W); "
+                    "say which with --layout nhwc or --layout nchw"
+                )
+            kind = "nchw" if second else "nhwc"
+        if kind == "nhwc":
+            return _checked(Layout("nhwc", dims[0], dims[1], dims[2], dims[3]))
+        return _checked(Layout("nchw", dims[0], dims[2], dims[3], dims[1]))
+    raise InputDataError(
+        f"frames must have 2 to 4 dimensions, (N,H,W,C), (N,C,H,W), (N,H,W) or (H,W,C); "
+        f"got shape {dims}"
+    )
+
+
+def _checked(layout: Layout) -> Layout:
+    if layout.channels not in CHANNELS:
+        raise InputDataError(
+            f"frames have {layout.channels} channels: nvenc takes 1 (gray), 3 (RGB) or 4 (RGBA)"
+        )
+    return layout
+
+
+def dtype_depth(dtype: np.dtype | str) -> int:
+    """Bits per sample the source will deliver: 8 (uint8), 16 (uint16) or 0 for floats.
+
+    Floats are in [0, 1] and get scaled to the output's depth later; anything else is
+    refused by name, since guessing the range of int32 or bool frames would be a lie.
+    """
+    name = str(dtype)
+    kind = getattr(dtype, "kind", None)
+    if name in ("uint8", "|u1", "u1"):
+        return 8
+    if name in ("uint16", "<u2", ">u2", "u2") or (kind == "u" and getattr(dtype, "itemsize", 0) == 2):
+        return 16
+    if name in ("float16", "float32", "float64", "bfloat16") or kind == "f":
+        return 0
+    raise InputDataError(
+        f"unsupported dtype {name}: use uint8 (0–255), uint16 (0–65535) or float in [0, 1]"
+    )
+
+
+def frame_info(layout: Layout, depth: int) -> FrameInfo:
+    if layout.frames < 1:
+        raise InputDataError("the input holds 0 frames: nothing to encode")
+    if layout.width < 1 or layout.height < 1:
+        raise InputDataError(
+            f"frames are {layout.width}x{layout.height}: width and height must be ≥ 1"
+        )
+    return FrameInfo(layout.width, layout.height, layout.channels, 16 if depth == 16 else 8)
+
+
+def to_nhwc(raw: np.ndarray, layout: Layout, out_depth: int, first_index: int = 0) -> np.ndarray:
+    """Normalise one raw window to contiguous NHWC of uint8/uint16.
+
+    ``out_depth`` only matters for float input: 8 → uint8, 16 → uint16.
+    """
+    if layout.single:
+        raw = raw[np.newaxis]
+    if layout.kind in ("nchw", "chw"):
+        raw = raw.transpose(0, 2, 3, 1)
+    elif layout.kind in ("nhw", "hw"):
+        raw = raw[..., np.newaxis]
+    if raw.dtype.kind == "f":
+        return _from_float(raw, out_depth, first_index)
+    if not raw.dtype.isnative:
+        raw = raw.astype(raw.dtype.newbyteorder("="))
+    return np.ascontiguousarray(raw)
+
+
+def _from_float(raw: np.ndarray, out_depth: int, first_index: int) -> np.ndarray:
+    values = raw.astype(np.float32, copy=False)
+    finite = np.isfinite(values)
+    if not finite.all():
+        bad = int(np.argwhere(~finite)[0][0]) + first_index
+        raise InputDataError(f"frame {bad} holds NaN or infinite values")
+    scale = 65535.0 if out_depth > 8 else 255.0
+    out = np.clip(values, 0.0, 1.0) * scale
+    np.rint(out, out=out)
+    return np.ascontiguousarray(out.astype(np.uint16 if out_depth > 8 else np.uint8))

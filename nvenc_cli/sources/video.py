@@ -1,0 +1,94 @@
+"""Video files as input (transcoding): decoded by PyAV a window at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+
+import numpy as np
+
+from nvenc_cli.errors import InputDataError, InputMissingError, brief
+from nvenc_cli.frames import FrameInfo
+from nvenc_cli.sources.base import Source
+
+VIDEO_EXTENSIONS = (
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".nut", ".gif",
+    ".flv", ".mpg", ".mpeg", ".y4m", ".ogv", ".wmv", ".mxf", ".3gp",
+)  # fmt: skip
+
+
+class VideoSource(Source):
+    """The first video stream of any file FFmpeg opens, decoded to RGB.
+
+    Sources deeper than 8 bits decode to 16-bit RGB so a 10-bit transcode keeps its depth.
+    The decoder is told the stream's own matrix and range, so RGB comes out right.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        import av
+
+        self.name = path
+        try:
+            self._container = av.open(path, "r")
+        except FileNotFoundError:
+            raise InputMissingError(f"{path}: no such file") from None
+        except PermissionError:
+            raise InputMissingError(f"{path}: cannot read (permission denied)") from None
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise InputDataError(f"{path}: not a readable video ({brief(exc)})") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise InputDataError(f"{path}: has no video stream")
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        ctx = stream.codec_context
+        if not ctx.width or not ctx.height:
+            self._container.close()
+            raise InputDataError(f"{path}: the video stream has no frame size")
+        fmt = ctx.format
+        deep = fmt is not None and max(c.bits for c in fmt.components) > 8
+        alpha = fmt is not None and any(c.is_alpha for c in fmt.components)
+        self._stream = stream
+        self._rgb = ("rgba64le" if alpha else "rgb48le") if deep else ("rgba" if alpha else "rgb24")
+        self.info = FrameInfo(ctx.width, ctx.height, 4 if alpha else 3, 16 if deep else 8)
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps_hint = Fraction(rate) if rate else None
+        self._frames = int(stream.frames) or None
+
+    @property
+    def total(self) -> int | None:
+        return self._frames
+
+    def _windows(self, start: int, size: int) -> Iterator[np.ndarray]:
+        import av
+
+        batch: list[np.ndarray] = []
+        index = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                if index >= start:
+                    batch.append(self._to_rgb(frame))
+                    if len(batch) == size:
+                        yield np.stack(batch)
+                        batch = []
+                index += 1
+        except av.FFmpegError as exc:
+            raise InputDataError(f"{self.name}: decoding failed at frame {index} ({exc})") from None
+        if batch:
+            yield np.stack(batch)
+
+    def _to_rgb(self, frame: object) -> np.ndarray:
+        if frame.width != self.info.width or frame.height != self.info.height:  # type: ignore[attr-defined]
+            raise InputDataError(
+                f"{self.name}: frame size changes mid-stream "
+                f"({self.info.width}x{self.info.height} → {frame.width}x{frame.height})"  # type: ignore[attr-defined]
+            )
+        rgb = frame.reformat(  # type: ignore[attr-defined]
+            format=self._rgb,
+            src_color_range=frame.color_range or None,  # type: ignore[attr-defined]
+        )
+        return rgb.to_ndarray()
+
+    def close(self) -> None:
+        self._container.close()
