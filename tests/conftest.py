@@ -1,0 +1,93 @@
+"""Shared test helpers: run the real CLI, decode outputs independently, compare pixels."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from nvenc_cli import testsrc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None,
+            stdin: Any = subprocess.DEVNULL, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m nvenc_cli ARGS`` as a user would, capturing stdout as bytes."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "nvenc_cli", *map(str, args)],
+        cwd=cwd, env=full_env, stdin=stdin, capture_output=True, timeout=timeout,
+    )
+
+
+def decode(path: str | Path, fmt: str = "rgb24") -> tuple[np.ndarray, dict[str, Any]]:
+    """Decode every frame with PyAV; returns (N,H,W,C) frames and stream facts."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames, pts = [], []
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format=fmt))
+            pts.append(frame.pts)
+        ctx = stream.codec_context
+        facts = {
+            "codec": ctx.name,
+            "pix_fmt": ctx.pix_fmt,
+            "width": ctx.width,
+            "height": ctx.height,
+            "time_base": stream.time_base,
+            "rate": stream.average_rate,
+            "pts": pts,
+            "format": container.format.name,
+        }
+    return np.stack(frames), facts
+
+
+def ffprobe(path: str | Path) -> dict[str, Any]:
+    """ffprobe's view of the first video stream (skips when ffprobe is absent)."""
+    if shutil.which("ffprobe") is None:
+        pytest.skip("ffprobe is not installed")
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_streams",
+         "-show_format", "-of", "json", str(path)],
+        capture_output=True, check=True, text=True,
+    )
+    data = json.loads(out.stdout)
+    return {"stream": data["streams"][0], "format": data["format"]}
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(peak * peak / mse))
+
+
+def fraction(value: Any) -> Fraction:
+    return Fraction(value)
+
+
+@pytest.fixture(scope="session")
+def pattern() -> np.ndarray:
+    """12 frames of testsrc2 at 320x240: natural content, small enough to be fast."""
+    return testsrc.batch(320, 240, 12)
+
+
+@pytest.fixture(scope="session")
+def pattern_hd() -> np.ndarray:
+    """6 frames of testsrc2 at 1280x720 (BT.709 territory)."""
+    return testsrc.batch(1280, 720, 6)
+
+
+@pytest.fixture()
+def npy(tmp_path: Path, pattern: np.ndarray) -> Path:
+    path = tmp_path / "frames.npy"
+    np.save(path, pattern)
+    return path
