@@ -21,7 +21,9 @@ from nvenc_cli.errors import OutputError, WriteError, brief
 if TYPE_CHECKING:
     import av
 
-_FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof"
+# delay_moov (not empty_moov) lets the first moov carry the edit list that keeps the
+# first frame at pts 0 when B-frames push the first dts below zero.
+_FRAGMENTED = "frag_keyframe+delay_moov+default_base_moof"
 
 Destination = str | os.PathLike | IO[bytes]
 
