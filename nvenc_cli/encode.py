@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nvenc_cli.mux import Destination, check_destination
@@ -51,10 +52,17 @@ def encode_path(
     options: EncodeOptions,
     inputs: InputOptions | None = None,
     progress: Progress | None = None,
+    on_plan: Callable[[EncodePlan], None] | None = None,
 ) -> Result:
-    """Encode the frames named by ``spec`` into ``dest`` (a path, ``-`` or a file object)."""
+    """Encode the frames named by ``spec`` into ``dest`` (a path, ``-`` or a file object).
+
+    ``on_plan`` sees the resolved plan before the first frame is encoded (the CLI starts
+    its clock and opens its --progress file there).
+    """
     source, plan = prepare(spec, dest, options, inputs or InputOptions())
     with source:
+        if on_plan is not None:
+            on_plan(plan)
         return run(
             source.batches(options.batch_size),
             plan,
