@@ -6,13 +6,16 @@ commands so ``nvenc --help`` stays instant.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 from enum import Enum
 from typing import Annotated, Any, NoReturn
 
 import typer
 
 from nvenc_cli import __version__
+from nvenc_cli.completion import complete_codec, complete_format, complete_pixel_format, complete_preset
 from nvenc_cli.errors import Interrupted, NvencError
 
 app = typer.Typer(
@@ -70,6 +73,7 @@ def encode(
             help="Frames: .npy/.npz/.pt file, image folder, quoted glob, printf pattern "
             "(frame_%05d.png) or a video file.",
             show_default=False,
+            metavar="INPUT",
         ),
     ],
     output: Annotated[
@@ -82,14 +86,14 @@ def encode(
     ] = None,
     codec: Annotated[
         str | None,
-        typer.Option("-c", "--codec", help="Codec: libx264, libx265, libsvtav1, libvpx-vp9, ffv1, h264_nvenc… Default per container."),
+        typer.Option("-c", "--codec", help="Codec: libx264, libx265, libsvtav1, libvpx-vp9, ffv1, h264_nvenc… Default per container.", autocompletion=complete_codec),
     ] = None,
     pixel_format: Annotated[
         str | None,
-        typer.Option("--pixel-format", help="Pixel format, e.g. yuv420p, yuv444p, yuv420p10le. Default: yuv420p for H.264/HEVC/VP9/AV1."),
+        typer.Option("--pixel-format", help="Pixel format, e.g. yuv420p, yuv444p, yuv420p10le. Default: yuv420p for H.264/HEVC/VP9/AV1.", autocompletion=complete_pixel_format),
     ] = None,
     crf: Annotated[float | None, typer.Option("--crf", help="Constant-quality level (lower is better).")] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="Encoder preset: ultrafast…veryslow (x264/x265), 0–13 (SVT-AV1), p1–p7 (NVENC).")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="Encoder preset: ultrafast…veryslow (x264/x265), 0–13 (SVT-AV1), p1–p7 (NVENC).", autocompletion=complete_preset)] = None,
     option: Annotated[
         list[str] | None,
         typer.Option("-x", "--option", help="Extra codec or muxer option KEY=VALUE (repeatable), e.g. -x g=60 -x movflags=+faststart."),
@@ -106,7 +110,7 @@ def encode(
     start_number: Annotated[int | None, typer.Option("--start-number", help="First number of a printf pattern (default: the lowest found).")] = None,
     start: Annotated[int, typer.Option("--start", help="Index of the first frame to encode.", min=0)] = 0,
     frames: Annotated[int | None, typer.Option("--frames", help="Encode at most this many frames.", min=1)] = None,
-    format: Annotated[str | None, typer.Option("-f", "--format", help="Container when the extension cannot say (needed with -o -).")] = None,
+    format: Annotated[str | None, typer.Option("-f", "--format", help="Container when the extension cannot say (needed with -o -).", autocompletion=complete_format)] = None,
     pad: Annotated[bool, typer.Option("--pad", help="Pad odd sizes to what the pixel format needs (edge replication).")] = False,
     crop: Annotated[bool, typer.Option("--crop", help="Crop odd sizes to what the pixel format needs.")] = False,
     color_matrix: Annotated[Matrix | None, typer.Option("--color-matrix", help="RGB→YUV matrix. Default: bt709 from 720 lines up, else bt601.")] = None,
@@ -121,6 +125,8 @@ def encode(
     _install_signals()
     if overwrite and no_overwrite:
         out.fail(NvencError("-y and -n exclude each other"), code=2)
+    if json_report and output == "-":
+        out.fail(NvencError("--json and -o - both need standard output: write the video to a file"), code=2)
     try:
         from nvenc_cli.encode import InputOptions, encode_path
         from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
@@ -149,7 +155,7 @@ def encode(
             frames=frames,
         )
         out.ffmpeg_logging()
-        result = encode_path(input, output, options, inputs, progress=out.progress)
+        result = encode_path(input, output, options, inputs, progress=out.progress, on_plan=out.planned)
     except NvencError as exc:
         out.fail(exc)
     except KeyboardInterrupt:
@@ -213,6 +219,54 @@ def _install_signals() -> None:
 
 
 def run() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: Typer's parsing, nvenc's colour rules and error format.
 
+    Usage errors become one ``nvenc: error:`` line plus the usage and a hint, like every
+    other failure, instead of a boxed panel that scripts and CI logs cannot grep.
+    """
+    _apply_color_rules(sys.argv[1:])
+    click_error, abort = _click_exceptions()
+    try:
+        code = app(standalone_mode=False)
+    except click_error as exc:
+        _usage_error(exc)
+    except abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _apply_color_rules(argv: list[str]) -> None:
+    """Make Typer's rich help obey NO_COLOR/--no-color fully (rich alone keeps bold)."""
+    if "--no-color" in argv or os.environ.get("NO_COLOR"):
+        import typer.rich_utils
+
+        typer.rich_utils.COLOR_SYSTEM = None
+
+
+def _click_exceptions() -> tuple[type[Exception], type[BaseException]]:
+    """Click's base exception (vendored by newer Typer, a dependency of older) and Abort."""
+    try:
+        from typer._click.exceptions import ClickException
+    except ImportError:
+        from click.exceptions import ClickException  # type: ignore[no-redef]
+    return ClickException, typer.Abort
+
+
+def _usage_error(exc: Any) -> NoReturn:
+    from nvenc_cli.report import color_enabled, write_prefixed
+
+    code = getattr(exc, "exit_code", 2)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # plain `nvenc`: the help was the message
+        text = exc.format_message()
+        if text.strip():
+            sys.stderr.write(text.rstrip("\n") + "\n")
+        sys.exit(code)
+    message = exc.format_message().strip().rstrip(".")
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    write_prefixed("error", message, color_enabled("--no-color" in sys.argv))
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        sys.stderr.write(ctx.get_usage() + "\n")
+        sys.stderr.write(f"Try '{ctx.command_path} --help' for help.\n")
+    sys.exit(code)

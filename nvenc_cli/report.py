@@ -1,4 +1,10 @@
-"""Everything the CLI shows people (stderr) and scripts (stdout JSON, --progress lines)."""
+"""Everything the CLI shows people (stderr) and scripts (stdout JSON, --progress lines).
+
+The conventions mirror the tools shell users already trust: colour and the live progress
+bar only on a terminal (never in a pipe, a log file or with ``NO_COLOR``/``--no-color``);
+``-q`` silent on success; ``-v`` adds FFmpeg's own log lines and tracebacks; standard
+output carries nothing but data or the JSON report.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +13,169 @@ import os
 import sys
 import time
 import traceback
+from fractions import Fraction
 from typing import IO, Any, NoReturn
 
 import typer
 
+from nvenc_cli.errors import OutputError
 
-def _use_color(no_color: bool) -> bool:
-    return not no_color and "NO_COLOR" not in os.environ and sys.stderr.isatty()
+PROGRESS_PERIOD = 0.5  # seconds between --progress blocks, ffmpeg's default -stats_period
+PROGRESS_KEYS = (
+    "frame",
+    "fps",
+    "total_frames",
+    "out_time_us",
+    "out_time_ms",
+    "out_time",
+    "speed",
+    "elapsed",
+    "progress",
+)
+
+
+def is_terminal(stream: IO[str] | None = None) -> bool:
+    """A stream a person is watching: a TTY whose terminal can move the cursor."""
+    stream = sys.stderr if stream is None else stream
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+    return tty and os.environ.get("TERM") != "dumb"
+
+
+def color_enabled(no_color: bool = False, stream: IO[str] | None = None) -> bool:
+    """Whether to emit ANSI colour on ``stream`` (stderr by default).
+
+    ``--no-color`` and a non-empty ``NO_COLOR`` (no-color.org) always win; a non-empty
+    ``FORCE_COLOR`` turns colour on for CI logs that render ANSI; otherwise colour goes to
+    terminals only.
+    """
+    if no_color or os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return is_terminal(stream)
+
+
+def clock(us: int) -> str:
+    """``HH:MM:SS.micro``, the form of ffmpeg's ``out_time``."""
+    seconds, micro = divmod(us, 1_000_000)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{micro:06d}"
+
+
+def progress_block(frames: int, total: int | None, rate: Fraction | None, elapsed: float, state: str) -> str:
+    """One ``--progress`` block: ``key=value`` lines ending with ``progress=continue|end``.
+
+    The keys and their formats follow ffmpeg's ``-progress`` (``out_time_ms`` is in
+    microseconds there too, and kept so for parsers written against ffmpeg); unknown
+    values are ``N/A`` as in ffmpeg. ``total_frames`` and ``elapsed`` are nvenc's additions.
+    """
+    elapsed = max(elapsed, 0.0)
+    out_us = int(frames * 1_000_000 / rate) if rate else None
+    speed = "N/A"
+    if out_us is not None and elapsed > 0:
+        speed = f"{out_us / 1_000_000 / elapsed:.3f}x"
+    values = {
+        "frame": str(frames),
+        "fps": f"{frames / elapsed:.2f}" if elapsed > 0 else "0.00",
+        "total_frames": str(total) if total is not None else "N/A",
+        "out_time_us": str(out_us) if out_us is not None else "N/A",
+        "out_time_ms": str(out_us) if out_us is not None else "N/A",
+        "out_time": clock(out_us) if out_us is not None else "N/A",
+        "speed": speed,
+        "elapsed": f"{elapsed:.3f}",
+        "progress": state,
+    }
+    return "".join(f"{key}={values[key]}\n" for key in PROGRESS_KEYS)
+
+
+class ProgressFile:
+    """The ``--progress FILE|-`` sink: a block at most every ``PROGRESS_PERIOD`` and a final
+    ``progress=end``. ``-`` is standard error, because standard output carries only data."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+        self._last = float("-inf")
+
+    def open(self) -> None:
+        """Open now, so an unwritable path fails before encoding (exit 73)."""
+        if self._file is not None:
+            return
+        if self.path == "-":
+            self._file = sys.stderr
+            return
+        try:
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise OutputError(
+                f"{self.path}: cannot write the progress file ({exc.strerror or exc})"
+            ) from None
+
+    def write(self, block: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < PROGRESS_PERIOD:
+            return
+        self._last = now
+        try:
+            self.open()
+            assert self._file is not None
+            self._file.write(block)
+            self._file.flush()
+        except (OSError, OutputError, ValueError):
+            pass  # progress is a courtesy: never let it fail the encode itself
+
+    def close(self) -> None:
+        if self._file is not None and self._file is not sys.stderr:
+            self._file.close()
+        self._file = None
 
 
 class Reporter:
-    """Progress bar (TTY only), progress file, summary line, JSON report and errors."""
+    """Progress bar (terminal only), --progress blocks, summary line, JSON report, errors."""
 
-    def __init__(
-        self, *, quiet: bool, verbose: bool, no_color: bool, progress_path: str | None
-    ) -> None:
+    def __init__(self, *, quiet: bool, verbose: bool, no_color: bool, progress_path: str | None) -> None:
         self.quiet, self.verbose = quiet, verbose
-        self.color = _use_color(no_color)
+        self.color = color_enabled(no_color)
+        # A live bar only for a person at a terminal: not with -q, not with -v (FFmpeg's log
+        # lines would tear it) and not when --progress - already writes to stderr.
+        self.show_bar = is_terminal() and not quiet and not verbose and progress_path != "-"
+        self.progress_file = ProgressFile(progress_path) if progress_path else None
         self._bar: Any = None
         self._task: Any = None
-        self._progress_file: IO[str] | None = None
-        self._progress_path = progress_path
-        self._last_line = 0.0
+        self._rate: Fraction | None = None
         self._started = time.monotonic()
         self._frames = 0
+        self._total: int | None = None
 
     # -- progress --------------------------------------------------------------------
+    def planned(self, plan: Any) -> None:
+        """Called once the plan is known and before the first frame: the clock starts."""
+        self._rate = plan.fps
+        self._started = time.monotonic()
+        if self.progress_file is not None:
+            self.progress_file.open()
+
     def progress(self, done: int, total: int | None) -> None:
-        self._frames = done
-        if self._bar is None and not self.quiet and sys.stderr.isatty():
+        """The pipeline's callback after each encoded window."""
+        self._frames, self._total = done, total
+        if self.show_bar:
+            self._update_bar(done, total)
+        if self.progress_file is not None:
+            self.progress_file.write(self._block("continue"))
+
+    def _block(self, state: str) -> str:
+        elapsed = time.monotonic() - self._started
+        return progress_block(self._frames, self._total, self._rate, elapsed, state)
+
+    def _update_bar(self, done: int, total: int | None) -> None:
+        if self._bar is None:
             self._start_bar(total)
-        if self._bar is not None:
-            self._bar.update(self._task, completed=done, total=total)
-        if self._progress_path is not None:
-            now = time.monotonic()
-            if now - self._last_line >= 0.5:
-                self._last_line = now
-                self._progress_block(done, "continue")
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        self._bar.update(self._task, completed=done, total=total, rate=f"{done / elapsed:.0f} fps")
 
     def _start_bar(self, total: int | None) -> None:
         from rich.console import Console
@@ -56,39 +188,20 @@ class Reporter:
             TimeRemainingColumn,
         )
 
-        console = Console(stderr=True, no_color=not self.color, highlight=False)
+        console = Console(stderr=True, color_system="auto" if self.color else None, highlight=False)
         self._bar = Progress(
             TextColumn("encoding"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[fps]}"),
+            TextColumn("frames  {task.fields[rate]}"),
             TimeElapsedColumn(),
+            TextColumn("eta"),
             TimeRemainingColumn(),
             console=console,
             transient=True,
         )
         self._bar.start()
-        self._task = self._bar.add_task("encode", total=total, fps="")
-        self._bar.update(self._task, fps="")
-
-    def _progress_block(self, frames: int, state: str, fps_rate: Any = None) -> None:
-        if self._progress_file is None:
-            if self._progress_path == "-":
-                self._progress_file = sys.stderr
-            else:
-                self._progress_file = open(self._progress_path, "w", encoding="utf-8")  # noqa: SIM115
-        elapsed = max(time.monotonic() - self._started, 1e-9)
-        out_us = int(frames / fps_rate * 1_000_000) if fps_rate else 0
-        lines = [
-            f"frame={frames}",
-            f"fps={frames / elapsed:.2f}",
-            f"out_time_us={out_us}",
-            f"out_time={_clock(out_us)}",
-            f"elapsed={elapsed:.3f}",
-            f"progress={state}",
-        ]
-        self._progress_file.write("\n".join(lines) + "\n")
-        self._progress_file.flush()
+        self._task = self._bar.add_task("encode", total=total, rate="")
 
     def _stop(self) -> None:
         if self._bar is not None:
@@ -97,6 +210,7 @@ class Reporter:
 
     # -- endings ---------------------------------------------------------------------
     def fail(self, exc: BaseException, code: int | None = None) -> NoReturn:
+        """Report a failure as one ``nvenc: error:`` line and exit with its class's code."""
         self._stop()
         if self.verbose:
             traceback.print_exception(exc, file=sys.stderr)
@@ -104,23 +218,27 @@ class Reporter:
         message = str(exc) or type(exc).__name__
         if code == 70:
             message = f"internal error: {type(exc).__name__}: {message} (rerun with -v for details)"
-        self._echo_error(message)
-        if self._progress_path is not None:
-            self._progress_block(self._frames, "end")
+        self.error(message)
+        if self.progress_file is not None:
+            self.progress_file.write(self._block("end"), force=True)
+            self.progress_file.close()
         raise typer.Exit(exit_code)
 
-    def _echo_error(self, message: str) -> None:
-        prefix = "nvenc: error:"
-        if self.color:
-            prefix = typer.style(prefix, fg=typer.colors.RED, bold=True)
-        sys.stderr.write(f"{prefix} {message}\n")
-        sys.stderr.flush()
+    def error(self, message: str) -> None:
+        write_prefixed("error", message, self.color)
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            write_prefixed("note", message, self.color)
 
     def done(self, source: str, dest: str, result: Any, as_json: bool) -> None:
+        """Success: final progress block, JSON on stdout if asked, notes and summary unless -q."""
         self._stop()
         plan = result.plan
-        if self._progress_path is not None:
-            self._progress_block(result.frames, "end", plan.fps)
+        self._frames, self._rate = result.frames, plan.fps
+        if self.progress_file is not None:
+            self.progress_file.write(self._block("end"), force=True)
+            self.progress_file.close()
         report = json_report(source, dest, result)
         if as_json:
             sys.stdout.write(json.dumps(report) + "\n")
@@ -128,25 +246,41 @@ class Reporter:
         if self.quiet:
             return
         for notice in plan.notices:
-            sys.stderr.write(f"nvenc: note: {notice}\n")
+            self.note(notice)
         sys.stderr.write(summary_line(report) + "\n")
+        sys.stderr.flush()
 
     def ffmpeg_logging(self) -> None:
-        """FFmpeg's own log lines only with -v (PyAV keeps them off otherwise)."""
-        if self.verbose:
-            import av.logging
+        """With -v, FFmpeg's own log lines (``[libx264 @ 0x…] …``) go straight to stderr.
 
-            av.logging.set_level(av.logging.VERBOSE)
+        FFmpeg's default logger is used rather than PyAV's bridge into Python logging: it
+        prints from encoder threads without taking the GIL, and colours its lines only on
+        a terminal; ``AV_LOG_FORCE_NOCOLOR`` keeps it plain under NO_COLOR/--no-color.
+        """
+        if not self.verbose:
+            return
+        if not self.color:
+            os.environ["AV_LOG_FORCE_NOCOLOR"] = "1"
+        import av.logging
+
+        av.logging.restore_default_callback()
+        av.logging.set_libav_level(av.logging.VERBOSE)
 
 
-def _clock(us: int) -> str:
-    seconds, micro = divmod(us, 1_000_000)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{micro:06d}"
+_PREFIX_STYLE = {"error": (typer.colors.RED, True), "note": (typer.colors.YELLOW, False)}
+
+
+def write_prefixed(kind: str, message: str, color: bool) -> None:
+    prefix = f"nvenc: {kind}:"
+    if color:
+        fg, bold = _PREFIX_STYLE[kind]
+        prefix = typer.style(prefix, fg=fg, bold=bold)
+    sys.stderr.write(f"{prefix} {message}\n")
+    sys.stderr.flush()
 
 
 def json_report(source: str, dest: str, result: Any) -> dict[str, Any]:
+    """The ``--json`` document: one object, stable keys, on one line of stdout."""
     plan = result.plan
     return {
         "input": source,
@@ -181,7 +315,7 @@ def summary_line(r: dict[str, Any]) -> str:
     )
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
