@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from nvenc_cli.errors import InputDataError, InputMissingError
+from nvenc_cli.errors import InputMissingError, UsageError
 from nvenc_cli.sources.base import Source
 
 __all__ = ["Source", "open_source"]
@@ -49,7 +49,7 @@ def open_source(
         source = VideoSource(spec)
     if key is not None and ext not in (".npz", ".pt", ".pth"):
         source.close()
-        raise InputDataError(f"--key applies to .npz and .pt inputs, not {spec}")
+        raise UsageError(f"--key applies to .npz and .pt inputs, not {spec}")
     try:
         source.select(start, frames)
     except Exception:
