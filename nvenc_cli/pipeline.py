@@ -129,13 +129,16 @@ def run(
     stop = threading.Event()
     read_q: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)
     conv_q: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)
-    workers = [
-        threading.Thread(target=_reader, args=(iter(batches), read_q, stop), daemon=True),
-        threading.Thread(target=_converter, args=(job, read_q, conv_q, stop), daemon=True),
-    ]
-    for worker in workers:
-        worker.start()
+    workers: list[threading.Thread] = []
     try:
+        # Started inside the try: a signal (Ctrl-C) landing here must still abort the
+        # job, which already holds a temporary file.
+        workers += [
+            threading.Thread(target=_reader, args=(iter(batches), read_q, stop), daemon=True),
+            threading.Thread(target=_converter, args=(job, read_q, conv_q, stop), daemon=True),
+        ]
+        for worker in workers:
+            worker.start()
         for converted, count in _drain(conv_q):
             job.encode(converted, count)
             if progress is not None:

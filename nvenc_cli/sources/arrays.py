@@ -9,9 +9,11 @@ otherwise stay in the process's RSS until it exits.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import mmap
 import os
+import warnings
 import zipfile
 from collections.abc import Iterator
 from typing import IO, Any
@@ -23,6 +25,18 @@ from nvenc_cli.sources.base import Source
 from nvenc_cli.sources.layout import Layout, detect_layout, dtype_depth, frame_info, to_nhwc
 
 _MADV_DONTNEED = 4
+_WINDOW_BYTES = 128 << 20
+
+
+def _sample_bytes(dtype: Any) -> int:
+    """Bytes per sample while a window is normalised (floats pass through float32).
+
+    ``dtype`` is a numpy dtype or a torch dtype name such as ``"bfloat16"``.
+    """
+    name = str(dtype)
+    bits = "".join(ch for ch in name if ch.isdigit()) or "64"
+    size = int(getattr(dtype, "itemsize", 0)) or max(int(bits) // 8, 1)
+    return max(size, 4) if "float" in name else size
 
 
 class ArraySource(Source):
@@ -31,19 +45,31 @@ class ArraySource(Source):
     layout: Layout
 
     def _setup(self, shape: tuple[int, ...], dtype: Any, forced_layout: str | None) -> None:
-        self.layout = detect_layout(shape, forced_layout)
-        self.depth = dtype_depth(dtype)
-        self.info = frame_info(self.layout, self.depth)
+        try:
+            self.layout = detect_layout(shape, forced_layout)
+            self.depth = dtype_depth(dtype)
+            self.info = frame_info(self.layout, self.depth)
+        except InputDataError as exc:
+            raise InputDataError(f"{self.name}: {exc}") from None
+        # Cap a window's bytes so huge frames (4K float64) do not multiply by the batch
+        # size and the queue depth into gigabytes; ordinary frames keep the batch size.
+        samples = self.layout.height * self.layout.width * self.layout.channels
+        self._max_window = max(1, _WINDOW_BYTES // (samples * _sample_bytes(dtype)))
 
     @property
     def total(self) -> int:
         return self.layout.frames
 
     def _windows(self, start: int, size: int) -> Iterator[np.ndarray]:
+        size = min(size, self._max_window)
         for index in range(start, self.layout.frames, size):
             count = min(size, self.layout.frames - index)
             raw = self._read(index, count)
-            yield to_nhwc(raw, self.layout, self.float_depth, index)
+            try:
+                window = to_nhwc(raw, self.layout, self.float_depth, index)
+            except InputDataError as exc:
+                raise InputDataError(f"{self.name}: {exc}") from None
+            yield window
 
     def _read(self, index: int, count: int) -> np.ndarray:
         raise NotImplementedError
@@ -169,9 +195,7 @@ class TorchSource(ArraySource):
         super().__init__()
         self.name = path
         loaded, self._mapped = _torch_load(path)
-        tensor = _pick_tensor(loaded, key, path)
-        if tensor.is_complex() or tensor.dtype.is_complex:
-            raise InputDataError(f"{path}: unsupported dtype {tensor.dtype}")
+        tensor = _plain_tensor(_pick_tensor(loaded, key, path), path)
         self.tensor = tensor
         self._setup(tuple(tensor.shape), _torch_dtype_name(tensor), layout)
 
@@ -179,9 +203,9 @@ class TorchSource(ArraySource):
         import torch
 
         window = self.tensor if self.layout.single else self.tensor[index : index + count]
-        if window.dtype == torch.bfloat16:
-            window = window.float()
-        raw = window.numpy().copy()
+        # bfloat16 has no numpy twin; widen a copy but release the mapped window itself.
+        readable = window.float() if window.dtype == torch.bfloat16 else window
+        raw = readable.numpy().copy()
         if self._mapped and not self.layout.single:
             _release(window)
         return raw
@@ -194,6 +218,31 @@ def _torch_dtype_name(tensor: Any) -> str:
     return str(tensor.dtype).removeprefix("torch.")
 
 
+def _plain_tensor(tensor: Any, path: str) -> Any:
+    """Refuse tensors that are not plain dense host memory, before any frame is read.
+
+    ``weights_only`` happily loads sparse, quantized, nested and meta tensors; reading
+    their frames would fail deep in numpy conversion with an internal error. A tensor
+    saved with ``requires_grad`` (a model output) is fine: its data is detached.
+    """
+    import torch
+
+    if tensor.is_complex():
+        raise InputDataError(f"{path}: unsupported dtype {_torch_dtype_name(tensor)}")
+    kind = None
+    if tensor.is_nested:
+        kind = "a nested tensor"
+    elif tensor.layout != torch.strided:
+        kind = f"a {str(tensor.layout).removeprefix('torch.').removeprefix('_')} tensor"
+    elif tensor.is_quantized:
+        kind = "a quantized tensor"
+    elif tensor.device.type != "cpu":
+        kind = f"a tensor on device {tensor.device.type!r} with no data"
+    if kind is not None:
+        raise InputDataError(f"{path}: holds {kind}; nvenc reads dense frame tensors only")
+    return tensor.detach()
+
+
 def _torch_load(path: str) -> tuple[Any, bool]:
     """Load with ``weights_only`` (never a full unpickle); say whether it is mapped."""
     import pickle
@@ -202,20 +251,34 @@ def _torch_load(path: str) -> tuple[Any, bool]:
 
     _open_binary(path).close()
     try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True), True
-        except RuntimeError as exc:
-            if "mmap" not in str(exc) and "zip" not in str(exc).lower():
-                raise
-            # Legacy (non-zip) files cannot be mapped; they are small by nature.
-            return torch.load(path, map_location="cpu", weights_only=True), False
+        # torch warns on stderr about odd pickle protocols and deprecated storages; the
+        # outcome is reported as one error line (or success), so the warnings are noise.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=True), True
+            except RuntimeError as exc:
+                if "mmap" not in str(exc) and "zip" not in str(exc).lower():
+                    raise
+                # Legacy (non-zip) files cannot be mapped; they are small by nature.
+                return torch.load(path, map_location="cpu", weights_only=True), False
     except pickle.UnpicklingError as exc:
         raise InputDataError(
-            f"{path}: refused: it holds objects that only a full unpickle could load, which "
-            f"could run code ({brief(exc, 160)})"
+            f"{path}: refused: not a plain tensor file ({_unpickle_reason(exc)}); nvenc loads "
+            ".pt files with weights_only=True and never runs a full unpickle, which could run code"
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError, AttributeError, KeyError) as exc:
         raise InputDataError(f"{path}: not a readable torch file ({brief(exc)})") from None
+
+
+def _unpickle_reason(exc: BaseException) -> str:
+    """The specific line of torch's weights-only refusal (e.g. which GLOBAL it blocked),
+    not the paragraph of boilerplate around it."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if line.lower().startswith(("trying to load unsupported", "unsupported")):
+            return line.rstrip(".")[:160]
+    return brief(exc, 160)
 
 
 def _pick_tensor(obj: Any, key: str | None, path: str) -> Any:
@@ -255,10 +318,8 @@ def _release(window: Any) -> None:
     first, last = -(-start // page) * page, end // page * page
     if last <= first:
         return
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         _libc().madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), _MADV_DONTNEED)
-    except (OSError, AttributeError):
-        pass
 
 
 _LIBC: ctypes.CDLL | None = None

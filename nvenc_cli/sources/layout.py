@@ -14,6 +14,7 @@ from nvenc_cli.errors import InputDataError, UsageError
 from nvenc_cli.frames import FrameInfo
 
 CHANNELS = (1, 3, 4)
+_MAX_PIXELS = (2**31 - 1) // 8  # (width + 128) * (height + 128) must stay below this
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,12 @@ def frame_info(layout: Layout, depth: int) -> FrameInfo:
     if layout.width < 1 or layout.height < 1:
         raise InputDataError(
             f"frames are {layout.width}x{layout.height}: width and height must be ≥ 1"
+        )
+    if (layout.width + 128) * (layout.height + 128) >= _MAX_PIXELS:
+        # FFmpeg's av_image_check_size limit: no encoder takes larger frames, so refuse
+        # from the header instead of reading gigabytes first.
+        raise InputDataError(
+            f"frames are {layout.width}x{layout.height}: too large for any video encoder"
         )
     return FrameInfo(layout.width, layout.height, layout.channels, 16 if depth == 16 else 8)
 
