@@ -9,6 +9,7 @@ back to write its index.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -74,9 +75,12 @@ class Muxer:
         self._sink: Any
         options = dict(options or {})
         if self.target is not None:
-            fd, name = tempfile.mkstemp(
-                prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent or "."
-            )
+            try:
+                fd, name = tempfile.mkstemp(
+                    prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent or "."
+                )
+            except OSError as exc:  # read-only or full filesystem, immutable folder
+                raise OutputError(f"{self.target}: cannot create it ({exc.strerror or exc})") from None
             os.close(fd)
             self.temp = Path(name)
             self._sink = str(self.temp)
@@ -137,6 +141,12 @@ class Muxer:
         size = self.temp.stat().st_size
         try:
             _publish(self.temp, self.target, self.overwrite)
+        except OSError as exc:
+            self.abort()
+            if isinstance(exc, OutputError):
+                raise
+            reason = exc.strerror or exc
+            raise OutputError(f"{self.target}: cannot put the file in place ({reason})") from None
         except BaseException:
             self.abort()
             raise
@@ -147,16 +157,13 @@ class Muxer:
         """Close and delete whatever was written; safe to call at any point, twice."""
         output = getattr(self, "output", None)
         if output is not None:
-            try:
+            with contextlib.suppress(Exception):
                 output.close()
-            except Exception:
-                pass
             self.output = None
         if self.temp is not None:
-            try:
+            # Best effort: a cleanup failure must not replace the error being reported.
+            with contextlib.suppress(OSError):
                 self.temp.unlink()
-            except FileNotFoundError:
-                pass
             self.temp = None
 
 
