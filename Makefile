@@ -33,6 +33,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check nvenc_cli tests bench
 
 man: $(STAMP)
+	$(PY) -m nvenc_cli.manpage --output man/nvenc.1
 	$(PY) -m pytest -q tests/test_man.py
 
 bench: $(STAMP)

@@ -230,7 +230,7 @@ def run() -> None:
         code = app(standalone_mode=False)
     except click_error as exc:
         _usage_error(exc)
-    except abort:
+    except (abort, KeyboardInterrupt):  # Ctrl-C outside an encode (parsing, shutting down)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
 
