@@ -350,13 +350,19 @@ INPUT_FORMS = [
         "Every image in it (.png .jpg .jpeg .bmp .tif .tiff .webp .tga .ppm), in natural "
         "order: frame2 before frame10.",
     ),
-    ("__'glob'__", "A quoted glob such as 'renders/*.png', matched by nvenc rather than the shell."),
+    (
+        "__'glob'__",
+        "A quoted glob such as 'renders/*.png', matched by nvenc rather than the shell.",
+    ),
     (
         "__pattern__",
         "A printf pattern such as frame_%05d.png; **--start-number** gives the first "
         "number, else the lowest found.",
     ),
-    ("__video__", "Any other file is decoded with FFmpeg; its frame rate becomes the default **-r**."),
+    (
+        "__video__",
+        "Any other file is decoded with FFmpeg; its frame rate becomes the default **-r**.",
+    ),
 ]
 
 OUTPUT = """
@@ -391,7 +397,10 @@ PROGRESS_KEYS = [
     ("**frame**", "Frames encoded so far."),
     ("**fps**", "Frames encoded per second of wall-clock time."),
     ("**total_frames**", "Frames the run will encode, when the input says (nvenc's addition)."),
-    ("**out_time_us**, **out_time_ms**", "Duration of the video written so far in microseconds (both, as in ffmpeg)."),
+    (
+        "**out_time_us**, **out_time_ms**",
+        "Duration of the video written so far in microseconds (both, as in ffmpeg).",
+    ),
     ("**out_time**", "The same as HH:MM:SS.microseconds."),
     ("**speed**", "Video time per wall-clock time, e.g. 4.250x."),
     ("**elapsed**", "Seconds since encoding started (nvenc's addition)."),
@@ -408,19 +417,33 @@ file names for __INPUT__ and __FILE__, and the codecs (**-c**), presets (**--pre
 EXIT_STATUS = [
     ("**0**", "Success."),
     ("**2**", "Usage error: a bad option or option value."),
-    ("**65**", "Bad input data: shape, dtype, NaN, corrupt or truncated file, odd size without **--pad**/**--crop**."),
+    (
+        "**65**",
+        "Bad input data: shape, dtype, NaN, corrupt or truncated file, odd size without "
+        "**--pad**/**--crop**.",
+    ),
     ("**66**", "The input is missing or unreadable."),
-    ("**69**", "A requested backend, codec or device is unavailable (e.g. NVENC on a GPU without an NVENC engine)."),
+    (
+        "**69**",
+        "A requested backend, codec or device is unavailable (e.g. NVENC on a GPU without an NVENC engine).",
+    ),
     ("**70**", "Internal error: a bug; please report it with the **-v** output."),
     ("**73**", "The output exists and **-y** was not given, or it cannot be created."),
-    ("**74**", "I/O error while writing (disk full, file size limit, closed pipe) or an encoder failure."),
+    (
+        "**74**",
+        "I/O error while writing (disk full, file size limit, closed pipe) or an encoder failure.",
+    ),
     ("**130**", "Interrupted (Ctrl-C); the partial output was removed."),
     ("**143**", "Terminated (SIGTERM); the partial output was removed."),
 ]
 
 ENVIRONMENT = [
     ("**NO_COLOR**", "When set and not empty, no ANSI colours anywhere, as with **--no-color**."),
-    ("**FORCE_COLOR**", "When set and not empty, colours even when standard error is not a terminal (never the progress bar)."),
+    (
+        "**FORCE_COLOR**",
+        "When set and not empty, colours even when standard error is not a terminal "
+        "(never the progress bar).",
+    ),
     ("**TERM**", "__dumb__ turns off colours and the progress bar."),
     ("**TERMINAL_WIDTH**", "Width of the **--help** output."),
     ("**CUDA_VISIBLE_DEVICES**", "Which GPUs the NVENC backend may use, as for any CUDA program."),
@@ -428,7 +451,10 @@ ENVIRONMENT = [
 ]
 
 FILES = [
-    ("__.NAME.XXXXXXXX.part__", "The temporary file beside the target __NAME__ while it is written; removed on any failure."),
+    (
+        "__.NAME.XXXXXXXX.part__",
+        "The temporary file beside the target __NAME__ while it is written; removed on any failure.",
+    ),
 ]
 
 EXAMPLES = [
@@ -442,7 +468,10 @@ EXAMPLES = [
         "nvenc encode 'renders/*.png' -o web.mp4 --crf 20 -x movflags=+faststart",
     ),
     ("A lossless archive:", "nvenc encode frames.npz -o archive.mkv -c ffv1"),
-    ("An animated GIF preview of the first 50 frames:", "nvenc encode frames.npy -o preview.gif --frames 50 -r 10"),
+    (
+        "An animated GIF preview of the first 50 frames:",
+        "nvenc encode frames.npy -o preview.gif --frames 50 -r 10",
+    ),
     ("Transcode a video:", "nvenc encode input.mov -o out.mp4 --preset slow"),
     ("Pipe the video to another program:", "nvenc encode frames.npy -o - -f mp4 | ffprobe -"),
     (
@@ -477,9 +506,7 @@ def stale_diff(path: Path) -> str:
     if current == fresh:
         return ""
     return "".join(
-        difflib.unified_diff(
-            current.splitlines(True), fresh.splitlines(True), str(path), "generated", n=1
-        )
+        difflib.unified_diff(current.splitlines(True), fresh.splitlines(True), str(path), "generated", n=1)
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
@@ -42,9 +43,7 @@ def page_section(text: str, command: str) -> str:
     if not command:
         match = re.search(r"^\.SH GLOBAL OPTIONS\n(.*?)^\.SH ", text, re.MULTILINE | re.DOTALL)
     else:
-        match = re.search(
-            rf'^\.SS "nvenc {command}"\n(.*?)^\.S[SH] ', text, re.MULTILINE | re.DOTALL
-        )
+        match = re.search(rf'^\.SS "nvenc {command}"\n(.*?)^\.S[SH] ', text, re.MULTILINE | re.DOTALL)
     assert match, f"no section for {command or 'nvenc'} in {PAGE}"
     return match.group(1)
 
@@ -53,7 +52,7 @@ def page_options(command: str) -> set[str]:
     """Option names on the tag lines (the line after each ``.TP``) of a command's section."""
     lines = page_section(page_text(), command).splitlines()
     found: set[str] = set()
-    for prev, line in zip(lines, lines[1:]):
+    for prev, line in itertools.pairwise(lines):
         if prev.strip() == ".TP":
             plain = re.sub(r"\\f[BIRP]", "", line).replace("\\-", "-").replace("\\&", "")
             found.update(_OPTION.findall(plain))
@@ -119,9 +118,7 @@ def test_mandoc_lint_is_clean() -> None:
 def test_groff_has_no_warnings() -> None:
     if shutil.which("groff") is None:
         pytest.skip("groff is not installed (apt-get install groff-base)")
-    out = subprocess.run(
-        ["groff", "-ww", "-z", "-man", "-Tutf8", str(PAGE)], capture_output=True, text=True
-    )
+    out = subprocess.run(["groff", "-ww", "-z", "-man", "-Tutf8", str(PAGE)], capture_output=True, text=True)
     assert out.returncode == 0 and not out.stderr.strip(), out.stderr
 
 
@@ -163,5 +160,7 @@ def test_roff_escaping() -> None:
 
 
 def test_generator_runs_as_a_module() -> None:
-    out = subprocess.run([sys.executable, "-m", "nvenc_cli.manpage"], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "nvenc_cli.manpage"], capture_output=True, text=True, cwd=ROOT
+    )
     assert out.returncode == 0 and out.stdout.startswith('.\\" Generated')
