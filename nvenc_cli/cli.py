@@ -168,11 +168,12 @@ def encode(
 @app.command()
 def info(
     json_report: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours (also NO_COLOR=1).")] = False,
 ) -> None:
     """Show versions, backends (available or why not) and what each can encode."""
     from nvenc_cli import report
 
-    report.print_info(json_report)
+    report.print_info(json_report, no_color=no_color)
 
 
 @app.command()
@@ -227,7 +228,7 @@ def run() -> None:
     _apply_color_rules(sys.argv[1:])
     click_error, abort = _click_exceptions()
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="nvenc")  # same name under python -m
     except click_error as exc:
         _usage_error(exc)
     except (abort, KeyboardInterrupt):  # Ctrl-C outside an encode (parsing, shutting down)

@@ -27,8 +27,8 @@ Candidate = tuple[str, str]
 
 NVENC_PRESETS: tuple[str, ...] = tuple(f"p{i}" for i in range(1, 8))
 SVT_AV1_PRESETS: tuple[str, ...] = tuple(str(i) for i in range(14))
-# What the NVENC hardware takes as input surfaces, in FFmpeg's names; used when the bundled
-# FFmpeg has no *_nvenc encoder to ask.
+# What the NVENC hardware takes as input surfaces, in FFmpeg's names; the fallback when the
+# NVENC backend's own table cannot be read.
 NVENC_PIXEL_FORMATS: tuple[str, ...] = ("yuv420p", "nv12", "yuv444p", "p010le", "yuv444p16le")
 # Encoders whose pixel formats are offered when no --codec was typed yet: the ones people
 # actually pick, so TAB does not dump every format of every legacy codec.
@@ -118,9 +118,20 @@ def encoder_pixel_formats(encoder: str) -> list[str]:
         formats = [f.name for f in (av.Codec(name, "w").video_formats or [])]
     except Exception:
         formats = []
-    if not formats and name.endswith("_nvenc"):
-        return list(NVENC_PIXEL_FORMATS)
+    if name.endswith("_nvenc"):
+        return nvenc_pixel_formats(name) or formats or list(NVENC_PIXEL_FORMATS)
     return formats
+
+
+def nvenc_pixel_formats(encoder: str) -> list[str]:
+    """What nvenc's own NVENC backend takes for ``encoder`` (not FFmpeg's *_nvenc, which
+    nvenc does not use), as ``nvenc info`` reports it."""
+    try:
+        from nvenc_cli.info import _nvenc_encoders
+
+        return list(_nvenc_encoders().get(encoder, {}).get("pixel_formats", []))
+    except Exception:  # the GPU backend's tables are optional for completion
+        return []
 
 
 def pixel_formats_for(codec: str | None, output: str | None = None) -> list[Candidate]:

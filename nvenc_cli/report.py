@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import IO, Any, NoReturn
 
@@ -323,8 +324,19 @@ def _size(n: float) -> str:
     return f"{n} B"
 
 
-def print_info(as_json: bool) -> None:
-    """Render ``nvenc info``: versions, backends and what they encode."""
+# -- nvenc info --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Section:
+    """One block of ``nvenc info``: a title, column headers, rows and an optional footnote."""
+
+    title: str
+    headers: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    note: str = ""
+
+
+def print_info(as_json: bool, no_color: bool = False) -> None:
+    """Render ``nvenc info``: rich tables on a terminal, aligned plain text elsewhere, or JSON."""
     try:
         from nvenc_cli.info import collect_info
     except ImportError:
@@ -333,13 +345,131 @@ def print_info(as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
-    for name, value in data.get("versions", {}).items():
-        sys.stdout.write(f"{name:>16}: {value}\n")
-    for name, backend in data.get("backends", {}).items():
-        state = "available" if backend["available"] else "unavailable"
-        sys.stdout.write(f"backend {name}: {state} — {backend['reason']}\n")
-        if backend.get("encoders"):
-            sys.stdout.write(f"  encoders: {', '.join(backend['encoders'])}\n")
+    sections = info_sections(data)
+    if is_terminal(sys.stdout):
+        _print_rich(sections, color_enabled(no_color, sys.stdout))
+    else:
+        sys.stdout.write(render_plain(sections))
+    sys.stdout.flush()
+
+
+def info_sections(data: dict[str, Any]) -> list[Section]:
+    """Turn ``collect_info()`` data into the tables people read; missing parts are skipped."""
+    sections = [_versions_section(data), _backends_section(data)]
+    encoders: dict[str, dict[str, Any]] = data.get("encoders") or {}
+    containers: dict[str, dict[str, Any]] = data.get("containers") or {}
+    if containers:
+        sections.append(_containers_section(containers, encoders))
+    if encoders:
+        sections.append(_encoders_section(containers, encoders))
+    nvenc = (data.get("backends") or {}).get("nvenc") or {}
+    if nvenc.get("options"):
+        rows = [(f"-x {key}=…", str(text)) for key, text in sorted(nvenc["options"].items())]
+        presets = ", ".join(sorted({str(v).lower() for v in (nvenc.get("presets") or {}).values()}))
+        note = f"--preset for NVENC: {presets} (x264 names map to these)" if presets else ""
+        sections.append(Section("NVENC options", ("option", "meaning"), rows, note))
+    return [s for s in sections if s.rows]
+
+
+def _versions_section(data: dict[str, Any]) -> Section:
+    rows = [
+        (name, "-" if value is None else str(value)) for name, value in (data.get("versions") or {}).items()
+    ]
+    return Section("Versions", ("component", "version"), rows)
+
+
+def _backends_section(data: dict[str, Any]) -> Section:
+    rows = []
+    for name, backend in (data.get("backends") or {}).items():
+        state = "available" if backend.get("available") else "unavailable"
+        detail = str(backend.get("reason") or "")
+        if backend.get("gpu"):
+            detail = f"{backend['gpu']}: {detail}" if detail else str(backend["gpu"])
+        rows.append((name, state, detail))
+    return Section("Backends", ("backend", "status", "details"), rows)
+
+
+def _containers_section(
+    containers: dict[str, dict[str, Any]], encoders: dict[str, dict[str, Any]]
+) -> Section:
+    """Per container and codec, the encoders of each backend; ``*`` marks the default."""
+    rows = []
+    for muxer, facts in containers.items():
+        label = muxer
+        exts = " ".join("." + e for e in facts.get("extensions", []))
+        default = facts.get("default_codec")
+        for family in facts.get("codecs", []):
+            names = (facts.get("encoders") or {}).get(family, [])
+            cpu = _encoder_cell(names, encoders, "cpu", default)
+            rows.append((label, exts, family, cpu, _encoder_cell(names, encoders, "nvenc", default)))
+            label, exts = "", ""
+    note = "* the container's default codec; -c picks another, --device picks the backend"
+    return Section("Containers", ("container", "extensions", "codec", "cpu", "nvenc"), rows, note)
+
+
+def _encoder_cell(names: list[str], encoders: dict[str, dict[str, Any]], backend: str, default: Any) -> str:
+    chosen = [n for n in names if (encoders.get(n) or {}).get("backend") == backend]
+    return " ".join(n + ("*" if n == default else "") for n in chosen) or "-"
+
+
+def _encoders_section(containers: dict[str, dict[str, Any]], encoders: dict[str, dict[str, Any]]) -> Section:
+    """Pixel formats of the encoders some container can carry (the others cannot be used)."""
+    usable = {
+        n for facts in containers.values() for names in (facts.get("encoders") or {}).values() for n in names
+    }
+    names = sorted(usable or encoders, key=lambda n: (encoders[n].get("backend", ""), n))
+    rows = [
+        (
+            encoders[n].get("backend", ""),
+            n,
+            str(encoders[n].get("codec", "")),
+            " ".join(encoders[n].get("pixel_formats") or []) or "-",
+        )
+        for n in names
+        if n in encoders
+    ]
+    return Section("Encoders", ("backend", "encoder", "codec", "pixel formats"), rows)
+
+
+def render_plain(sections: list[Section]) -> str:
+    """Aligned columns, no colour, no box drawing: for pipes, grep and CI logs."""
+    out: list[str] = []
+    for section in sections:
+        if out:
+            out.append("")
+        out.append(f"{section.title}:")
+        table = [section.headers, *section.rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(section.headers) - 1)]
+        for row in table:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            out.append(("  " + "  ".join([*cells, row[-1]])).rstrip())
+        if section.note:
+            out.append(f"  {section.note}")
+    return "\n".join(out) + "\n"
+
+
+def _print_rich(sections: list[Section], color: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(color_system="auto" if color else None, highlight=False)
+    for section in sections:
+        table = Table(
+            title=section.title,
+            title_justify="left",
+            caption=section.note or None,
+            caption_justify="left",
+            header_style="bold" if color else "",
+        )
+        for header in section.headers:
+            table.add_column(header, overflow="fold")
+        for row in section.rows:
+            table.add_row(*(Text(cell, style=_STATUS_STYLE.get(cell, "") if color else "") for cell in row))
+        console.print(table)
+
+
+_STATUS_STYLE = {"available": "green", "unavailable": "red"}
 
 
 def _basic_info() -> dict[str, Any]:
