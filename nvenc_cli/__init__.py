@@ -1,5 +1,34 @@
-"""nvenc: frame tensors in, video files out — on NVENC when it is there, on the CPU when not."""
+"""nvenc: frame tensors in, video files out — on NVENC when it is there, on the CPU when not.
+
+The Python API (``VideoEncoder``, ``open_writer``, ``VideoWriter``) is loaded on first use,
+so ``import nvenc_cli`` and ``nvenc --help`` import neither torch nor PyAV.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+__all__ = ["VideoEncoder", "VideoWriter", "__version__", "open_writer"]
+
+_LAZY = {"VideoEncoder": "nvenc_cli.api", "VideoWriter": "nvenc_cli.api", "open_writer": "nvenc_cli.api"}
+
+if TYPE_CHECKING:
+    from nvenc_cli.api import VideoEncoder, VideoWriter, open_writer
+
+
+def __getattr__(name: str) -> Any:
+    """Import the API module only when one of its names is first asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nvenc_cli' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

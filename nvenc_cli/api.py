@@ -1,0 +1,555 @@
+"""The Python API: a torchcodec-compatible ``VideoEncoder`` and a streaming ``VideoWriter``.
+
+Both are thin: they describe the frames (``sources.memory``), build the same
+``EncodeOptions`` the CLI builds, resolve them with ``plan.make_plan`` and encode through
+``pipeline`` — so a tensor encoded here and the same frames encoded by ``nvenc encode``
+with the same settings give the same bytes.
+
+Errors follow torchcodec: bad frames, frame rates and option values raise ``ValueError``
+(``UsageError``/``InputDataError``), a missing backend or a failing encoder raises
+``RuntimeError`` (``UnavailableError``/``EncoderError``). Output that cannot be created
+or written raises ``OSError`` (``OutputError``/``WriteError``), as ``open()`` would.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from nvenc_cli.errors import (
+    EncoderError,
+    InputDataError,
+    OutputError,
+    UnavailableError,
+    UsageError,
+    WriteError,
+)
+from nvenc_cli.mux import Destination, check_destination, is_stdout
+from nvenc_cli.options import EncodeOptions, container_for, parse_extra, parse_fps
+from nvenc_cli.sources.memory import (
+    MemoryFrames,
+    MemorySource,
+    check_readable,
+    describe,
+    same_family,
+    to_backend,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from nvenc_cli.pipeline import Job
+    from nvenc_cli.plan import EncodePlan
+
+__all__ = ["VideoEncoder", "VideoWriter", "open_writer"]
+
+Frames = Any  # torch.Tensor or numpy.ndarray; kept loose so numpy users need no torch
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The per-call encoding arguments shared by every output method and the writer."""
+
+    codec: str | None = None
+    pixel_format: str | None = None
+    crf: int | float | None = None
+    preset: str | int | None = None
+    extra_options: dict[str, Any] | None = None
+    color_matrix: str | None = None
+    color_range: str | None = None
+    pad: bool = False
+    crop: bool = False
+
+    def options(self, fps: Fraction, device: str, fmt: str | None, overwrite: bool) -> EncodeOptions:
+        """The ``EncodeOptions`` the CLI would build from the same values."""
+        return EncodeOptions(
+            fps=fps,
+            codec=self.codec,
+            pixel_format=self.pixel_format,
+            crf=_crf(self.crf),
+            preset=None if self.preset is None else str(self.preset),
+            extra=parse_extra(self.extra_options),
+            device=device,
+            color_matrix=self.color_matrix,
+            color_range=self.color_range,
+            pad=self.pad,
+            crop=self.crop,
+            format=fmt,
+            overwrite=overwrite,
+        )
+
+
+# The shared option checks speak the CLI's language (--crf, -x KEY, --pad); Python callers
+# get the same messages with the argument names they actually typed.
+_NOT_IN_WORD = r"(?<![\w/.-])"
+_SPELLING: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(_NOT_IN_WORD + r"--pad\b"), "pad=True"),
+    (re.compile(_NOT_IN_WORD + r"--crop\b"), "crop=True"),
+    (re.compile(r"use -y to overwrite"), "pass overwrite=True"),
+    (re.compile(_NOT_IN_WORD + r"-x ([\w.-]+)=([^\s),]+)"), r"extra_options={'\1': '\2'}"),
+    (re.compile(r"\boption -x ([\w.-]+)"), r"extra_options key '\1'"),
+    (re.compile(_NOT_IN_WORD + r"-x\b"), "extra_options"),
+    (re.compile(_NOT_IN_WORD + r"--([a-z]+)-([a-z]+)\b"), r"\1_\2"),
+    (re.compile(_NOT_IN_WORD + r"--([a-z]+)\b"), r"\1"),
+)
+_RESPELLED = (UsageError, InputDataError, UnavailableError, OutputError, WriteError, EncoderError)
+
+
+def python_spelling(message: str) -> str:
+    """Rewrite CLI option names in ``message`` as this API's argument names."""
+    for pattern, replacement in _SPELLING:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+@contextmanager
+def _api_errors() -> Iterator[None]:
+    """Let nvenc's errors through with the Python argument names in their message.
+
+    The exception object itself is re-raised (its class and traceback intact); only its
+    message is respelled.
+    """
+    try:
+        yield
+    except _RESPELLED as exc:
+        if len(exc.args) == 1 and isinstance(exc.args[0], str):
+            exc.args = (python_spelling(exc.args[0]),)
+        raise
+
+
+def _crf(value: int | float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise UsageError(f"invalid crf {value!r}: it must be a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"invalid crf {value!r}: it must be a number") from None
+
+
+def _frame_rate(value: float | int | Fraction | str) -> Fraction:
+    """torchcodec takes a float; an exact ``Fraction`` or ``"30000/1001"`` works too."""
+    if isinstance(value, bool) or value is None:
+        raise UsageError(f"invalid frame_rate {value!r}: it must be a number greater than 0")
+    return parse_fps(value)
+
+
+def _device(frames_device: str, override: str | None) -> str:
+    """The tensor's device picks the backend (torchcodec's rule) unless ``device=`` says.
+
+    ``"cuda:1"`` is accepted as ``"cuda"``; the window stays on the tensor's own GPU.
+    """
+    chosen = frames_device if override is None else str(override)
+    kind = chosen.split(":", 1)[0].lower()
+    if kind not in ("cpu", "cuda", "auto"):
+        raise UsageError(f"invalid device {override!r}: choose 'cpu', 'cuda' or 'auto'")
+    return kind
+
+
+def _check_file_like(file_like: Any) -> None:
+    """Refuse, before encoding, objects the muxer could not write to (torchcodec's rule)."""
+    missing = [m for m in ("write", "seek") if not callable(getattr(file_like, m, None))]
+    if missing:
+        raise UsageError(
+            f"file_like must have write() and seek() methods; {type(file_like).__name__} "
+            f"lacks {' and '.join(m + '()' for m in missing)}"
+        )
+
+
+def _check_path(dest: Any) -> None:
+    if not isinstance(dest, (str, os.PathLike)):
+        raise UsageError(
+            f"dest must be a path (str or pathlib.Path), got {type(dest).__name__}: "
+            "use to_file_like for file objects"
+        )
+
+
+def _plan(options: EncodeOptions, source: MemorySource, container: str, cuda_frames: bool) -> EncodePlan:
+    """``make_plan`` with a hint when CUDA frames meet a machine without NVENC."""
+    from nvenc_cli.plan import make_plan
+
+    try:
+        return make_plan(options, source.info, container)
+    except UnavailableError as exc:
+        if cuda_frames and options.device == "cuda":
+            raise UnavailableError(
+                f"{exc}; pass device='cpu' to encode these CUDA frames on the CPU"
+            ) from None
+        raise
+
+
+class VideoEncoder:
+    """Encode a batch of frames to a file, a file-like object or bytes; a drop-in for
+    ``torchcodec.encoders.VideoEncoder``.
+
+    Args:
+        frames: uint8 tensor of shape (N, C, H, W) with C = 3 (RGB), on CPU or CUDA, as in
+            torchcodec. Also accepted: channels-last (N, H, W, C) tensors, numpy arrays,
+            one frame as a 3-D array, 1 (gray) or 4 (RGBA) channels, uint16 samples and
+            floats in [0, 1].
+        frame_rate: frames per second of the input and the output; a float as in
+            torchcodec, or exact: ``Fraction(30000, 1001)``, ``"30000/1001"`` (``29.97``
+            also means 30000/1001).
+        device: ``None`` (default) encodes on the frames' device: CPU tensors and numpy
+            arrays with FFmpeg's CPU encoders, CUDA tensors with NVENC. ``"cpu"``,
+            ``"cuda"`` or ``"auto"`` (NVENC when usable, else the CPU) override it.
+        layout: ``"nchw"`` or ``"nhwc"`` when a shape could be read both ways; by default
+            tensors are read channels first, numpy arrays channels last.
+
+    Raises:
+        ValueError: frames of the wrong type, dimensions, channel count or dtype, no
+            frames, or a frame rate that is not a number greater than 0.
+    """
+
+    def __init__(
+        self,
+        frames: Frames,
+        *,
+        frame_rate: float | Fraction | str,
+        device: str | None = None,
+        layout: str | None = None,
+    ) -> None:
+        with _api_errors():
+            self._described = describe(frames, layout)
+            check_readable(frames)
+            self._info = self._described.info  # refuses an empty batch now, not at encode time
+            self._frame_rate = _frame_rate(frame_rate)
+            self._device = _device(self._described.device, device)
+        self._frames = frames
+
+    def to_file(
+        self,
+        dest: str | os.PathLike,
+        *,
+        codec: str | None = None,
+        pixel_format: str | None = None,
+        crf: int | float | None = None,
+        preset: str | int | None = None,
+        extra_options: dict[str, Any] | None = None,
+        color_matrix: str | None = None,
+        color_range: str | None = None,
+        pad: bool = False,
+        crop: bool = False,
+        overwrite: bool = True,
+    ) -> None:
+        """Encode the frames into the file ``dest``; its extension picks the container.
+
+        Args:
+            dest: output path, e.g. ``video.mp4`` (.mp4 .mov .mkv .webm .avi .ts .nut .gif).
+            codec: e.g. ``"libx264"``, ``"h264"``, ``"libx265"``, ``"libsvtav1"``,
+                ``"h264_nvenc"``; default: H.264 (VP9 for .webm).
+            pixel_format: e.g. ``"yuv420p"`` (default for H.264/HEVC/VP9/AV1), ``"yuv444p"``.
+            crf: constant-quality level, lower is better (0–51 for libx264); default: the
+                encoder's.
+            preset: speed/size trade-off, e.g. ``"fast"``, ``"slow"`` (x264/x265), ``8``
+                (SVT-AV1), ``"p4"`` (NVENC); default: the encoder's.
+            extra_options: further codec or muxer options, e.g. ``{"qp": 5, "tune": "film"}``
+                or ``{"movflags": "+faststart"}``; an option nobody knows is an error.
+            color_matrix: ``"bt601"``, ``"bt709"`` or ``"bt2020"``; default: BT.709 from
+                720 lines up, else BT.601. The file is tagged with what was applied.
+            color_range: ``"tv"`` (limited, default) or ``"pc"`` (full).
+            pad: grow a size the pixel format cannot hold (odd, for 4:2:0) by repeating
+                the last row/column; without ``pad`` or ``crop`` such sizes raise.
+            crop: shrink such a size by dropping the last row/column instead.
+            overwrite: replace an existing ``dest`` (default, as torchcodec does); with
+                ``False`` an existing file raises ``OSError``.
+
+        The file appears only once complete; on any error nothing is left behind.
+        """
+        with _api_errors():
+            _check_path(dest)
+        settings = _Settings(
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+        )
+        self._encode(os.fspath(dest), None, settings, overwrite)
+
+    def to_file_like(
+        self,
+        file_like: Any,
+        format: str,
+        *,
+        codec: str | None = None,
+        pixel_format: str | None = None,
+        crf: int | float | None = None,
+        preset: str | int | None = None,
+        extra_options: dict[str, Any] | None = None,
+        color_matrix: str | None = None,
+        color_range: str | None = None,
+        pad: bool = False,
+        crop: bool = False,
+    ) -> None:
+        """Encode the frames into a binary file-like object, e.g. ``io.BytesIO()``.
+
+        ``file_like`` needs ``write(data: bytes) -> int`` and ``seek(offset, whence=0) ->
+        int``; ``format`` names the container (``"mp4"``, ``"mkv"``, ``"webm"``…). MP4/MOV
+        into an object that cannot really seek (``seekable()`` is False, e.g. a pipe) is
+        written as fragmented MP4. The other arguments are those of :meth:`to_file`.
+        """
+        with _api_errors():
+            _check_file_like(file_like)
+        settings = _Settings(
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+        )
+        self._encode(file_like, format, settings, overwrite=False)
+
+    def to_tensor(
+        self,
+        format: str,
+        *,
+        codec: str | None = None,
+        pixel_format: str | None = None,
+        crf: int | float | None = None,
+        preset: str | int | None = None,
+        extra_options: dict[str, Any] | None = None,
+        color_matrix: str | None = None,
+        color_range: str | None = None,
+        pad: bool = False,
+        crop: bool = False,
+    ) -> torch.Tensor:
+        """Encode the frames and return the container's bytes as a 1-D uint8 CPU tensor.
+
+        ``format`` names the container (``"mp4"``, ``"mkv"``…); the other arguments are
+        those of :meth:`to_file`, whose file would hold the same bytes.
+        """
+        import torch
+
+        buffer = io.BytesIO()
+        settings = _Settings(
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+        )
+        self._encode(buffer, format, settings, overwrite=False)
+        return torch.frombuffer(bytearray(buffer.getbuffer()), dtype=torch.uint8)
+
+    def _encode(self, dest: Destination, fmt: str | None, settings: _Settings, overwrite: bool) -> None:
+        """Plan and run exactly as ``encode.encode_path`` does for a file input."""
+        from nvenc_cli.pipeline import run
+
+        with _api_errors():
+            options = settings.options(self._frame_rate, self._device, fmt, overwrite)
+            container = container_for(dest if isinstance(dest, str) else None, options.format)
+            check_destination(dest, options.overwrite)
+            source = MemorySource(self._frames, self._described)
+            plan = _plan(options, source, container, self._described.device.startswith("cuda"))
+            source.float_depth = 16 if plan.out_depth > 8 else 8
+            source.backend = plan.backend
+            run(
+                source.batches(options.batch_size),
+                plan,
+                dest,
+                overwrite=options.overwrite,
+                total=source.frame_count,
+            )
+
+
+class VideoWriter:
+    """Encode frames that arrive over time (model sampling, simulation, rendering).
+
+    Made by :func:`open_writer`; use it as a context manager. The first frame written
+    fixes the frame size, channel count, dtype and device; later frames must match (a
+    shape that could be read channels first or last is read as the first frame was).
+    Each :meth:`write` converts and encodes before it returns, so the caller may reuse
+    its buffer. Leaving the ``with`` block through an exception discards the output.
+    """
+
+    def __init__(
+        self,
+        dest: Destination,
+        options: EncodeOptions,
+        container: str,
+        device: str | None,
+        layout: str | None,
+    ) -> None:
+        self._dest = dest
+        self._options = options
+        self._container = container
+        self._device = device
+        self._layout = layout
+        self._prefer: str | None = None
+        self._first: MemoryFrames | None = None
+        self._job: Job | None = None
+        self._closed = False
+        self._failed = False
+        self.frames_written = 0
+        """Frames encoded so far."""
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` or :meth:`abort` ran (or a write failed)."""
+        return self._closed
+
+    def write(self, frames: Frames) -> None:
+        """Encode one frame (3-D) or a batch (4-D), tensor or numpy array.
+
+        Raises:
+            ValueError: the writer is closed; the frames are malformed; or their size,
+                channel count, dtype or device differ from the first frame's. These are
+                checked before anything is encoded and leave the writer open.
+            RuntimeError: the encoder failed. Any failure once encoding has begun (this
+                one, NaN in float frames, an ``OSError`` while writing) closes the writer
+                and removes the partial output.
+        """
+        if self._closed:
+            why = " after an earlier error" if self._failed else ""
+            raise ValueError(f"write to a closed VideoWriter{why}")
+        with _api_errors():
+            described = describe(frames, self._layout, self._prefer)
+            if self._first is not None:
+                self._check_same(described)
+            check_readable(frames)
+            if described.layout.frames == 0:
+                return
+            if self._first is None:
+                self._start(described)
+        try:
+            with _api_errors():
+                self._encode(frames, described)
+        except BaseException:
+            self._failed = True
+            self.abort()
+            raise
+
+    def _start(self, described: MemoryFrames) -> None:
+        """Plan from the first frame: its size is checked against the pixel format here."""
+        from nvenc_cli.pipeline import Job
+
+        source = MemorySource(None, described)
+        options = replace(self._options, device=_device(described.device, self._device))
+        plan = _plan(options, source, self._container, described.device.startswith("cuda"))
+        self._job = Job(plan, self._dest, options.overwrite)
+        self._first = described
+        self._prefer = same_family(described.layout.kind)
+
+    def _check_same(self, described: MemoryFrames) -> None:
+        first = self._first
+        assert first is not None
+        for what, want, got in (
+            ("size (height, width, channels)", first.size, described.size),
+            ("dtype", first.dtype, described.dtype),
+            ("device", first.device, described.device),
+        ):
+            if want != got:
+                raise UsageError(f"frame {what} {got} differs from the first frame's {want}")
+
+    def _encode(self, frames: Frames, described: MemoryFrames) -> None:
+        job = self._job
+        assert job is not None
+        layout = described.layout
+        depth = 16 if job.plan.out_depth > 8 else 8
+        step = self._options.batch_size
+        for index in range(0, layout.frames, step):
+            raw = frames if layout.single else frames[index : index + step]
+            job.write(to_backend(raw, layout, depth, self.frames_written, job.plan.backend))
+            self.frames_written = job.frames
+
+    def close(self) -> None:
+        """Flush the encoder and complete the output; closing again does nothing.
+
+        Raises:
+            ValueError: no frame was written (there is nothing to make a video of).
+            OSError: the output could not be completed (it is removed).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._job is None:
+            raise UsageError("no frames were written: nothing to encode")
+        job, self._job = self._job, None
+        with _api_errors():
+            job.finish()
+
+    def abort(self) -> None:
+        """Stop without completing: a path output is removed; safe to call any time."""
+        self._closed = True
+        job, self._job = self._job, None
+        if job is not None:
+            job.abort()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        if getattr(self, "_job", None) is not None:
+            warnings.warn(
+                "VideoWriter was never closed: its output was discarded",
+                ResourceWarning,
+                stacklevel=2,
+            )
+            self.abort()
+
+
+def open_writer(
+    dest: Destination,
+    *,
+    frame_rate: float | Fraction | str,
+    codec: str | None = None,
+    pixel_format: str | None = None,
+    crf: int | float | None = None,
+    preset: str | int | None = None,
+    extra_options: dict[str, Any] | None = None,
+    format: str | None = None,
+    device: str | None = None,
+    color_matrix: str | None = None,
+    color_range: str | None = None,
+    pad: bool = False,
+    crop: bool = False,
+    layout: str | None = None,
+    overwrite: bool = True,
+    batch_size: int = 8,
+) -> VideoWriter:
+    """Open a :class:`VideoWriter` on ``dest``: a path, ``"-"`` (stdout) or a file object.
+
+    The arguments are those of :class:`VideoEncoder` and :meth:`VideoEncoder.to_file`;
+    ``format`` names the container when ``dest`` has no extension (required for ``"-"``
+    and file objects); ``batch_size`` caps how many frames of one ``write`` are
+    converted at once.
+
+    The container, destination and frame rate are checked now. When ``device`` is
+    given, codec, pixel format, crf, preset and extra options are checked now too;
+    otherwise they are checked at the first write, once the frames' device is known.
+    Nothing is created on disk before the first write.
+
+    Example::
+
+        with nvenc_cli.open_writer("run.mp4", frame_rate=24, crf=20) as w:
+            for step in range(100):
+                w.write(render(step))  # (3, H, W) or (H, W, 3), uint8
+    """
+    with _api_errors():
+        path = os.fspath(dest) if isinstance(dest, (str, os.PathLike)) else None
+        if path is None:
+            _check_file_like(dest)
+        if format is None and (path is None or is_stdout(path)):
+            raise UsageError("format is required when dest is a file object or '-' (e.g. format='mp4')")
+        settings = _Settings(
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+        )
+        options = replace(
+            settings.options(_frame_rate(frame_rate), "auto", format, overwrite), batch_size=batch_size
+        )
+        container = container_for(path, options.format)
+        check_destination(dest if path is None else path, overwrite)
+        if device is not None:
+            _precheck(options, container, _device("cpu", device))
+    return VideoWriter(dest if path is None else path, options, container, device, layout)
+
+
+def _precheck(options: EncodeOptions, container: str, device: str) -> None:
+    """Resolve the options against a nominal frame so typos fail before any frame."""
+    from nvenc_cli.frames import FrameInfo
+    from nvenc_cli.plan import make_plan
+
+    make_plan(replace(options, device=device), FrameInfo(64, 64), container)
