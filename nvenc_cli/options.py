@@ -34,13 +34,15 @@ CONTAINERS: dict[str, str] = {
 # --format accepts these muxer names (and the extensions above).
 FORMAT_ALIASES: dict[str, str] = {**CONTAINERS, "matroska": "matroska", "mpegts": "mpegts"}
 
-# Codec families each container can carry. nut and matroska take nearly anything.
+# Codec families each container can carry. nut and matroska take nearly anything. The
+# exceptions are what PyAV's muxer check (FFmpeg's strict-compliance codec query) refuses:
+# PNG in Matroska, ProRes in NUT, FFV1 in MOV — listing them would fail mid-setup.
 _ANY = frozenset({"h264", "hevc", "av1", "vp9", "vp8", "ffv1", "png", "prores", "mjpeg", "mpeg4"})
 CONTAINER_CODECS: dict[str, frozenset[str]] = {
     "mp4": frozenset({"h264", "hevc", "av1", "vp9", "mpeg4", "mjpeg"}),
-    "mov": frozenset({"h264", "hevc", "prores", "png", "mjpeg", "mpeg4", "ffv1"}),
-    "matroska": _ANY,
-    "nut": _ANY,
+    "mov": frozenset({"h264", "hevc", "prores", "png", "mjpeg", "mpeg4"}),
+    "matroska": _ANY - {"png"},
+    "nut": _ANY - {"prores"},
     "webm": frozenset({"vp8", "vp9", "av1"}),
     "avi": frozenset({"h264", "mpeg4", "mjpeg", "ffv1", "png"}),
     "mpegts": frozenset({"h264", "hevc"}),
@@ -249,16 +251,24 @@ def resolve_color(
     """Pick matrix and range per the colour rules: BT.709 from 720 lines up, else BT.601.
 
     RGB pixel formats carry the samples untouched and are tagged as such (GBR matrix,
-    full range); ``yuvj*`` formats are full range by definition.
+    full range); ``yuvj*`` formats are full range by definition. Gray formats are full
+    range too: swscale copies gray samples as they are and derives gray from RGB with
+    full-range BT.601 luma whatever it is told, so that is what the tags must say.
     """
     if is_rgb_format(pixel_format):
         return ColorSpec(None, "pc", 1, 13, 0)  # bt709 primaries, sRGB transfer, GBR
-    chosen = matrix or ("bt709" if height >= 720 else "bt601")
-    rng = color_range or ("pc" if pixel_format.startswith("yuvj") else "tv")
+    if is_gray_format(pixel_format):
+        if color_range == "tv":
+            raise UsageError(
+                f"pixel format {pixel_format} is written full range: drop --color-range tv "
+                "or pick a YUV format (e.g. yuv420p)"
+            )
+        chosen, rng = matrix or "bt601", "pc"
+    else:
+        chosen = matrix or ("bt709" if height >= 720 else "bt601")
+        rng = color_range or ("pc" if pixel_format.startswith("yuvj") else "tv")
     if pixel_format.startswith("yuvj") and rng != "pc":
         raise UsageError(f"pixel format {pixel_format} is full range: use --color-range pc")
-    if pixel_format.startswith("gray"):
-        chosen = matrix or chosen
     primaries, transfer, space = _TAGS[chosen]
     return ColorSpec(chosen, rng, primaries, transfer, space)
 
@@ -266,6 +276,11 @@ def resolve_color(
 def is_rgb_format(pixel_format: str) -> bool:
     """True for packed/planar RGB formats, where no colour matrix applies."""
     return bool(re.match(r"^(gbr|rgb|bgr|argb|abgr|0rgb|0bgr|pal8|rgb8|bgr8)", pixel_format))
+
+
+def is_gray_format(pixel_format: str) -> bool:
+    """True for luma-only formats (with or without alpha)."""
+    return bool(re.match(r"^(gray|ya8|ya16)", pixel_format))
 
 
 def has_alpha_format(pixel_format: str) -> bool:

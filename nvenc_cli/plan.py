@@ -22,6 +22,8 @@ from nvenc_cli.options import (
     ColorSpec,
     EncodeOptions,
     has_alpha_format,
+    is_gray_format,
+    is_rgb_format,
     resolve_color,
 )
 
@@ -86,8 +88,13 @@ def make_plan(
     _check_pixel_format(choice.encoder, pixel_format)
     width, height, geometry = _geometry(info, pixel_format, options)
     color = resolve_color(options.color_matrix, options.color_range, height, pixel_format)
+    _check_gray_matrix(info, pixel_format, color)
     codec_opts, format_opts = _split_extra(choice.encoder, container, options, choice.backend)
+    format_opts = _container_defaults(container, fps, format_opts)
     notices = list(choice.notices)
+    depth_note = _depth_notice(choice.encoder, info, pixel_format)
+    if depth_note:
+        notices.append(depth_note)
     keep_alpha = info.has_alpha and has_alpha_format(pixel_format)
     if info.has_alpha and not keep_alpha:
         notices.append(
@@ -186,8 +193,76 @@ def _check_pixel_format(encoder: str, pixel_format: str) -> None:
     if formats and pixel_format not in formats:
         raise UsageError(
             f"codec {encoder} does not support pixel format {pixel_format}: "
-            f"choose one of {', '.join(formats)}"
+            f"{_alternatives(formats, pixel_format)}"
         )
+
+
+def _alternatives(formats: list[str], wanted: str) -> str:
+    """Name the codec's formats of the same kind (RGB, gray, YUV) as the refused one.
+
+    A long list of every format hides the one answer people need, e.g. that this
+    build's ffv1 has no 8-bit ``gbrp`` but takes ``bgr0`` (the same RGB samples).
+    """
+
+    def kind(name: str) -> str:
+        return "RGB" if is_rgb_format(name) else "gray" if is_gray_format(name) else "YUV"
+
+    same = [f for f in formats if kind(f) == kind(wanted)]
+    if not same:
+        return f"choose one of {', '.join(formats)}"
+    bits = _format_depth(wanted)
+    closest = [f for f in same if _format_depth(f) == bits]
+    others = [f for f in same if f not in closest]
+    if not closest:
+        return f"its {kind(wanted)} formats are {', '.join(same)}"
+    text = f"its {bits}-bit {kind(wanted)} formats are {', '.join(closest)}"
+    return f"{text} (other depths: {', '.join(others)})" if others else text
+
+
+def _format_depth(pixel_format: str) -> int:
+    import av
+
+    return max(c.bits for c in av.VideoFormat(pixel_format, 2, 2).components)
+
+
+def _depth_notice(encoder: str, info: FrameInfo, pixel_format: str) -> str | None:
+    """Say so when 16-bit input is written at 8 bits (never a silent squash).
+
+    libvpx-vp9 in the bundled FFmpeg has no formats above 8 bits, so 16-bit input
+    sent to VP9 always takes this path.
+    """
+    if info.depth <= 8 or _format_depth(pixel_format) > 8:
+        return None
+    if not any(_format_depth(f) > 8 for f in _codec_formats(encoder)):
+        return f"{info.depth}-bit input written at 8 bits: {encoder} in this build has no deeper format"
+    return (
+        f"{info.depth}-bit input written at 8 bits by {pixel_format}: pick a 10-bit "
+        "--pixel-format (e.g. yuv420p10le) to keep the extra bits"
+    )
+
+
+def _check_gray_matrix(info: FrameInfo, pixel_format: str, color: ColorSpec) -> None:
+    """swscale derives gray from RGB with BT.601 luma only; refuse a tag that would lie."""
+    if is_gray_format(pixel_format) and info.channels > 1 and color.matrix != "bt601":
+        raise UsageError(
+            f"gray output from colour input uses BT.601 luma: drop --color-matrix "
+            f"{color.matrix} or pick a YUV --pixel-format"
+        )
+
+
+def _container_defaults(container: str, fps: Fraction, options: dict[str, str]) -> dict[str, str]:
+    """MP4/MOV movie timescale on a multiple of the frame rate's numerator.
+
+    The muxer's default (1000) rounds the movie duration to whole milliseconds, so
+    ffprobe's format duration of 10 frames at 30000/1001 read 0.334 s instead of
+    0.333667 s; any multiple of the numerator makes N/fps an integer tick count.
+    """
+    if container not in ("mp4", "mov") or "movie_timescale" in options:
+        return options
+    scale = fps.numerator
+    while scale < 1000:
+        scale *= 2
+    return {**options, "movie_timescale": str(scale)}
 
 
 def chroma_factors(pixel_format: str) -> tuple[int, int]:

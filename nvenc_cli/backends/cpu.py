@@ -109,6 +109,7 @@ class CpuSession:
         self.ctx = ctx
         self.description = f"{plan.encoder} (PyAV)"
         self._channels = plan.source.channels
+        self._last_dts: int | None = None
         self._reformat_args = _reformat_args(plan)
 
     def convert(self, batch: FrameBatch) -> list[av.VideoFrame]:
@@ -153,12 +154,38 @@ class CpuSession:
         import av
 
         try:
-            return list(self.ctx.encode(frame))
+            packets = list(self.ctx.encode(frame))
         except av.FFmpegError as exc:
             raise EncoderError(f"{self.plan.encoder} failed: {brief(exc)}") from None
+        for packet in packets:
+            self._last_dts = _repair_dts(packet, self._last_dts)
+        return packets
 
     def close(self) -> None:
         self.ctx = None  # type: ignore[assignment]
+
+
+# Largest pts - dts an encoder's reordering can produce, in frames (x264/x265 allow 16
+# B-frames; pyramids add a few more). A gap beyond this is a garbage dts, not a delay.
+_MAX_REORDER = 64
+
+
+def _repair_dts(packet: av.Packet, last: int | None) -> int | None:
+    """Replace an impossible dts and return the dts to compare the next packet with.
+
+    libx265 (4.2, through FFmpeg 8's wrapper) sometimes hands back a lone frame with an
+    uninitialised dts (e.g. -2459565876494606882): MP4 then refuses the whole file
+    ("pts/dts pair unsupported"). A dts must not pass its pts, must lie within the
+    reorder window and must grow; when it breaks that, the frame decodes next, so it
+    gets the next decode slot (or its own pts if it is the first packet).
+    """
+    pts, dts = packet.pts, packet.dts
+    if pts is None:
+        return last if dts is None else dts
+    if dts is not None and pts - _MAX_REORDER <= dts <= pts and (last is None or dts > last):
+        return dts
+    packet.dts = pts if last is None else last + 1
+    return packet.dts
 
 
 def _wrap(av: Any, image: Any, fmt: str) -> Any:
@@ -191,4 +218,3 @@ def _reformat_args(plan: EncodePlan) -> dict[str, Any]:
     # conversion (values off the BT.2020 formula, ~5 s a frame). The matrix alone is the
     # maths the tags describe; the tags are set on each frame and the codec context.
     return args
-
