@@ -232,7 +232,9 @@ def run() -> None:
     except click_error as exc:
         _usage_error(exc)
     except (abort, KeyboardInterrupt):  # Ctrl-C outside an encode (parsing, shutting down)
-        sys.exit(130)
+        code = 130
+    # The outcome is decided: a late Ctrl-C must not turn it into a traceback at shutdown.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code if isinstance(code, int) else 0)
 
 
