@@ -108,10 +108,11 @@ class Muxer:
         self.stream = self.output.add_stream(encoder, rate=rate)
         return self.stream
 
-    def stream_from_template(self, template: av.VideoStream) -> av.VideoStream:
+    def stream_from_template(self, template: av.VideoStream, opaque: bool | None = None) -> av.VideoStream:
         """A stream for packets encoded elsewhere, described by another stream's parameters
-        (e.g. one demuxed from the encoder's first access unit)."""
-        self.stream = self.output.add_stream_from_template(template)
+        (e.g. one demuxed from the encoder's first access unit). ``opaque=True`` keeps the
+        template's own codec, needed when its decoder has no encoder twin (libdav1d)."""
+        self.stream = self.output.add_stream_from_template(template, opaque=opaque)
         return self.stream
 
     def write(self, packets: list[av.Packet]) -> None:
