@@ -447,6 +447,10 @@ ENVIRONMENT = [
     ("**TERM**", "__dumb__ turns off colours and the progress bar."),
     ("**TERMINAL_WIDTH**", "Width of the **--help** output."),
     ("**CUDA_VISIBLE_DEVICES**", "Which GPUs the NVENC backend may use, as for any CUDA program."),
+    (
+        "**SVT_LOG**",
+        "SVT-AV1's own log level; without **-v** nvenc sets it to 1 (errors only) unless it is set.",
+    ),
     ("**_NVENC_COMPLETE**", "Set by the completion scripts when the shell asks for candidates."),
 ]
 

@@ -252,18 +252,22 @@ class Reporter:
         sys.stderr.flush()
 
     def ffmpeg_logging(self) -> None:
-        """With -v, FFmpeg's own log lines (``[libx264 @ 0x…] …``) go straight to stderr.
+        """Encoder libraries' own logs: FFmpeg's lines with -v, nothing but errors without.
 
-        FFmpeg's default logger is used rather than PyAV's bridge into Python logging: it
-        prints from encoder threads without taking the GIL, and colours its lines only on
-        a terminal; ``AV_LOG_FORCE_NOCOLOR`` keeps it plain under NO_COLOR/--no-color.
+        With -v, FFmpeg's default logger prints ``[libx264 @ 0x…] …`` straight to stderr (it
+        writes from encoder threads without taking the GIL, and colours only a terminal;
+        ``AV_LOG_FORCE_NOCOLOR`` keeps it plain under NO_COLOR/--no-color). Without -v the
+        libraries that print on their own are hushed: libx265 follows FFmpeg's log level,
+        SVT-AV1 reads ``SVT_LOG`` (1 = errors; a value the user set is kept).
         """
+        import av.logging
+
         if not self.verbose:
+            os.environ.setdefault("SVT_LOG", "1")
+            av.logging.set_libav_level(av.logging.ERROR)
             return
         if not self.color:
             os.environ["AV_LOG_FORCE_NOCOLOR"] = "1"
-        import av.logging
-
         av.logging.restore_default_callback()
         av.logging.set_libav_level(av.logging.VERBOSE)
 

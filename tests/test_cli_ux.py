@@ -192,6 +192,15 @@ def test_verbose_adds_ffmpeg_log_lines_and_tracebacks(small: Path) -> None:
     assert b"Traceback" not in terse.stderr and terse.stderr.count(b"\n") == 1
 
 
+@pytest.mark.parametrize("codec", ["libx265", "libsvtav1"])
+def test_encoders_that_log_on_their_own_stay_quiet_without_v(tmp_path: Path, codec: str) -> None:
+    frames_file(tmp_path / "f.npy", count=4, height=64, width=64)
+    quiet = run_cli("encode", "f.npy", "-o", "a.mkv", "-c", codec, "-q", cwd=tmp_path)
+    assert (quiet.returncode, quiet.stderr) == (0, b"")
+    loud = run_cli("encode", "f.npy", "-o", "b.mkv", "-c", codec, "-v", cwd=tmp_path)
+    assert loud.returncode == 0 and loud.stderr.count(b"\n") > 3
+
+
 def test_stdout_carries_only_the_video(small: Path) -> None:
     result = run_cli("encode", small.name, "-o", "-", "-f", "mp4", cwd=small.parent)
     assert result.returncode == 0, result.stderr
