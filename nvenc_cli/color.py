@@ -87,13 +87,29 @@ def _as_rgb_float(frames: torch.Tensor) -> torch.Tensor:
     return rgb.permute(0, 3, 1, 2).to(torch.float32)
 
 
+_CONSTANTS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _constants(
+    matrix: list[list[float]], offset: list[float], rows: slice, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows' coefficients as tensors on ``device``, made once (no per-window upload)."""
+    import torch
+
+    key = (tuple(map(tuple, matrix[rows])), tuple(offset[rows]), str(device))
+    if key not in _CONSTANTS:
+        m = torch.tensor(matrix[rows], dtype=torch.float32, device=device)
+        o = torch.tensor(offset[rows], dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        _CONSTANTS[key] = (m, o)
+    return _CONSTANTS[key]
+
+
 def _apply(rgb: torch.Tensor, matrix: list[list[float]], offset: list[float], rows: slice) -> torch.Tensor:
     """Apply selected rows of the affine map to N×3×H×W float RGB → N×k×H×W float."""
     import torch
 
-    m = torch.tensor(matrix[rows], dtype=torch.float32, device=rgb.device)
-    o = torch.tensor(offset[rows], dtype=torch.float32, device=rgb.device)
-    return torch.einsum("kc,nchw->nkhw", m, rgb) + o.view(1, -1, 1, 1)
+    m, o = _constants(matrix, offset, rows, rgb.device)
+    return torch.einsum("kc,nchw->nkhw", m, rgb) + o
 
 
 def quantize(values: torch.Tensor, bits: int) -> torch.Tensor:

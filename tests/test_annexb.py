@@ -214,3 +214,31 @@ def test_timestamper_refuses_a_deeper_reorder_than_declared():
     with pytest.raises(EncoderError, match="deeper"):
         for poc in [0, 6, 4, 2]:  # 2 arrives after 4 was already given its display slot
             timer.push(unit(poc, resets=poc == 0))
+
+
+def _sps(reorder: int | None, poc_type: int = 0, refs: int = 3) -> annexb.H264Sps:
+    return annexb.H264Sps(False, 4, poc_type, 8, False, 0, 0, [], refs, True, reorder)
+
+
+@pytest.mark.parametrize(
+    ("sps", "bound"),
+    [
+        (_sps(2), 2),
+        (_sps(0), 0),
+        (_sps(None, poc_type=2), 0),
+        (_sps(None, refs=4), 4),
+        (_sps(None, refs=40), 16),
+    ],
+)
+def test_h264_reorder_bound(sps, bound):
+    """Declared in the VUI, implied by POC type 2, else bounded by the reference count."""
+    assert annexb._h264_reorder_bound(sps) == bound
+
+
+def test_reorder_declared_flags():
+    for codec, packets in (("h264", encode("h264", 8, 2, 250)), ("hevc", encode("hevc", 8, 2, 250))):
+        splitter = make_splitter(codec)
+        splitter.feed(b"".join(bytes(p) for p in packets))
+        splitter.flush()
+        assert splitter.reorder_declared and splitter.reorder is not None
+    assert annexb.Av1Splitter().reorder_declared

@@ -287,3 +287,19 @@ def test_cli_end_to_end_with_the_double(double, tmp_path, monkeypatch):
         app, ["encode", str(source), "-o", str(tmp_path / "x.mp4"), "--device", "cuda", "-x", "nope=1"]
     )
     assert bad.exit_code == 2 and not (tmp_path / "x.mp4").exists()
+
+
+def test_undeclared_h264_reorder_uses_the_configured_bframes():
+    """NVENC's H.264 VUI may lack bitstream restrictions: with no B-frames configured the
+    delay is zero (dts = pts); with B-frames the stream's inferred bound is used."""
+    from types import SimpleNamespace
+
+    session = nvenc.NvencSession.__new__(nvenc.NvencSession)
+    session._splitter = SimpleNamespace(reorder=3, reorder_declared=False)
+    session.settings = SimpleNamespace(bframes=0)
+    assert session._reorder() == 0
+    session.settings = SimpleNamespace(bframes=2)
+    assert session._reorder() == 3
+    session._splitter = SimpleNamespace(reorder=1, reorder_declared=True)
+    session.settings = SimpleNamespace(bframes=0)
+    assert session._reorder() == 1

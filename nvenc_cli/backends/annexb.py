@@ -300,6 +300,7 @@ class H264Parser:
         self.pps: dict[int, _H264Pps] = {}
         self.state = _H264PocState()
         self.reorder: int | None = None
+        self.declared = False  # whether ``reorder`` comes from the stream's own VUI
 
     @staticmethod
     def nal_type(unit: bytes) -> int:
@@ -325,6 +326,7 @@ class H264Parser:
             sps_id, sps = parse_h264_sps(unescape(unit[1:]))
             self.sps[sps_id] = sps
             self.reorder = _h264_reorder_bound(sps)
+            self.declared = sps.max_num_reorder is not None or sps.poc_type == 2
         elif kind == H264_PPS:
             pps_id, pps = parse_h264_pps(unescape(unit[1:]))
             self.pps[pps_id] = pps
@@ -499,6 +501,7 @@ class HevcParser:
         self.prev_tid0_poc = 0
         self.first_picture = True
         self.reorder: int | None = None
+        self.declared = True  # HEVC SPSs always carry sps_max_num_reorder_pics
 
     @staticmethod
     def nal_type(unit: bytes) -> int:
@@ -592,6 +595,11 @@ class AnnexBSplitter:
         """The stream's reorder bound, known once its first SPS has been seen."""
         return self.parser.reorder
 
+    @property
+    def reorder_declared(self) -> bool:
+        """False when the bound is inferred (H.264 without VUI bitstream restrictions)."""
+        return self.parser.declared
+
     def feed(self, data: bytes) -> list[AccessUnit]:
         if not data:
             return []
@@ -672,6 +680,7 @@ class Av1Splitter:
         self._count = 0
         self._reduced_still = False
         self.reorder: int | None = 0
+        self.reorder_declared = True  # one shown frame per temporal unit: never reordered
 
     def feed(self, data: bytes) -> list[AccessUnit]:
         self._buffer += data

@@ -411,10 +411,17 @@ class NvencSession:
             units += self._splitter.flush()
         timed: list[TimedUnit] = []
         for unit in units:
-            timed += self._timer.push(unit, self._splitter.reorder)
+            timed += self._timer.push(unit, self._reorder())
         if final:
             timed += self._timer.flush()
         return [self._packet(item) for item in timed]
+
+    def _reorder(self) -> int | None:
+        """The stream's declared reorder depth; without one (H.264 lacking VUI bitstream
+        restrictions), none when no B-frames were configured, else the inferred bound."""
+        if not self._splitter.reorder_declared and self.settings.bframes == 0:
+            return 0
+        return self._splitter.reorder
 
     def _packet(self, item: TimedUnit) -> av.Packet:
         import av
