@@ -477,7 +477,10 @@ EXAMPLES = [
         "nvenc encode frames.npy -o preview.gif --frames 50 -r 10",
     ),
     ("Transcode a video:", "nvenc encode input.mov -o out.mp4 --preset slow"),
-    ("Pipe the video to another program:", "nvenc encode frames.npy -o - -f mp4 | ffprobe -"),
+    (
+        "Pipe the video to another program (MP4 to a pipe is fragmented):",
+        "nvenc encode frames.npy -o - -f mp4 | ffplay -",
+    ),
     (
         "Machine-readable progress and the JSON report, for scripts:",
         "nvenc encode frames.npy -o out.mp4 -q --progress progress.txt --json > report.json",
