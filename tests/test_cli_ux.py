@@ -7,7 +7,6 @@ as they would in a shell.
 
 from __future__ import annotations
 
-import fcntl
 import io
 import json
 import os
@@ -18,7 +17,6 @@ import signal
 import struct
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,9 @@ import pytest
 
 from nvenc_cli import completion, report
 from tests.conftest import ROOT, run_cli
+
+fcntl = pytest.importorskip("fcntl")  # pseudo-terminals: POSIX only
+termios = pytest.importorskip("termios")
 
 SGR = re.compile(rb"\x1b\[[0-9;]*m")  # colour/style escape sequences
 BOX = ("│", "╭", "─", "┏", "━")
@@ -354,6 +355,7 @@ def test_internal_error_exits_70_with_a_hint(
         raise ZeroDivisionError("boom")
 
     monkeypatch.setattr(nvenc_cli.encode, "encode_path", broken)
+    monkeypatch.setattr(report.Reporter, "ffmpeg_logging", lambda self: None)  # no global FFmpeg state
     monkeypatch.setattr(sys, "argv", ["nvenc", "encode", str(small), "-o", str(small.parent / "a.mp4")])
     handler = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     try:
