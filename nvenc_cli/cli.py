@@ -127,6 +127,8 @@ def encode(
         out.fail(NvencError("-y and -n exclude each other"), code=2)
     if json_report and output == "-":
         out.fail(NvencError("--json and -o - both need standard output: write the video to a file"), code=2)
+    if output == "-" and sys.stdout.isatty():  # as gzip and zstd do: binary would garble it
+        out.fail(NvencError("refusing to write video to a terminal: pipe or redirect -o - (… | ffplay -)"), code=2)
     try:
         from nvenc_cli.encode import InputOptions, encode_path
         from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps

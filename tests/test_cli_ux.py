@@ -224,6 +224,11 @@ def test_json_report_is_the_only_thing_on_stdout(small: Path) -> None:
     assert set(doc) >= {"input", "output", "backend", "fallback_reason", "seconds", "encode_fps", "notices"}
 
 
+def test_video_is_never_written_to_a_terminal(small: Path) -> None:
+    code, seen, err = run_tty("encode", small.name, "-o", "-", "-f", "mp4", cwd=small.parent, tty="stdout")
+    assert code == 2 and b"ftyp" not in seen and err.startswith(b"nvenc: error: refusing")
+
+
 def test_json_and_video_on_stdout_exclude_each_other(small: Path) -> None:
     result = run_cli("encode", small.name, "-o", "-", "-f", "mp4", "--json", cwd=small.parent)
     assert result.returncode == 2 and result.stdout == b""
