@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.backends.base import Availability
+from nvenc_cli.backends.exact import exact_converter
 from nvenc_cli.errors import EncoderError, UsageError, brief
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ class CpuSession:
         self._channels = plan.source.channels
         self._last_dts: int | None = None
         self._reformat_args = _reformat_args(plan)
+        self._exact = exact_converter(plan)
 
     def convert(self, batch: FrameBatch) -> list[av.VideoFrame]:
         """Colour-convert one window into encoder-ready frames (runs off the encode thread)."""
@@ -122,8 +124,11 @@ class CpuSession:
             image = data[offset]
             if image.shape[2] == 1:
                 image = image[:, :, 0]
-            frame = av.VideoFrame.from_ndarray(image, format=self._input_format(image))
-            out = frame.reformat(**self._reformat_args)
+            if self._exact is not None and image.ndim == 3 and image.dtype.itemsize == 2:
+                out = self._exact(image)  # 16-bit RGB: swscale's path is biased
+            else:
+                frame = av.VideoFrame.from_ndarray(image, format=self._input_format(image))
+                out = frame.reformat(**self._reformat_args)
             # Tag only: swscale must not be told the primaries/transfer, or it runs a
             # gamut/transfer conversion on top of the matrix (see _reformat_args).
             out.color_primaries = self.plan.color.primaries
