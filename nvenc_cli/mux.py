@@ -106,6 +106,7 @@ class Muxer:
         (size, pixel format, colour tags, extradata) into the stream at header time.
         """
         self.stream = self.output.add_stream(encoder, rate=rate)
+        _apple_hevc_tag(self.stream, self.container_name)
         return self.stream
 
     def stream_from_template(self, template: av.VideoStream, opaque: bool | None = None) -> av.VideoStream:
@@ -113,6 +114,7 @@ class Muxer:
         (e.g. one demuxed from the encoder's first access unit). ``opaque=True`` keeps the
         template's own codec, needed when its decoder has no encoder twin (libdav1d)."""
         self.stream = self.output.add_stream_from_template(template, opaque=opaque)
+        _apple_hevc_tag(self.stream, self.container_name)
         return self.stream
 
     def write(self, packets: list[av.Packet]) -> None:
@@ -166,6 +168,14 @@ class Muxer:
             with contextlib.suppress(OSError):
                 self.temp.unlink()
             self.temp = None
+
+
+def _apple_hevc_tag(stream: Any, container: str) -> None:
+    """HEVC in MP4/MOV as 'hvc1' (parameter sets in the sample entry), not FFmpeg's
+    default 'hev1', which QuickTime and Apple devices refuse to play."""
+    ctx = stream.codec_context
+    if container in ("mp4", "mov") and ctx is not None and ctx.codec.canonical_name == "hevc":
+        stream.codec_tag = "hvc1"
 
 
 def _publish(temp: Path, target: Path, overwrite: bool) -> None:

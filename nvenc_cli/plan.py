@@ -360,11 +360,28 @@ def _split_extra(
     return codec_opts, format_opts
 
 
+_CHROMALOC_PARAMS = {"libx264": "x264-params", "libx265": "x265-params"}
+
+
 def _with_codec_defaults(plan: EncodePlan) -> EncodePlan:
-    """Defaults that make each CPU encoder do what people expect without -x lore."""
+    """Defaults that make each CPU encoder do what people expect without -x lore.
+
+    For NVENC the backend's own option mapping runs here too, so a bad -x key fails
+    before the input is read, as it does on the CPU.
+    """
     if plan.backend != "cpu":
+        from nvenc_cli.backends.nvenc_options import settings_for
+
+        settings_for(plan)
         return plan
     opts = dict(plan.codec_options)
+    if plan.encoder in _CHROMALOC_PARAMS and chroma_factors(plan.pixel_format) == (2, 2):
+        # Our 4:2:0 chroma is the mean of each 2x2 block, i.e. sited at its centre;
+        # say so in the VUI (H.264/HEVC otherwise imply left siting).
+        key = _CHROMALOC_PARAMS[plan.encoder]
+        params = opts.get(key, "")
+        if "chromaloc" not in params:
+            opts[key] = f"{params}:chromaloc=1" if params else "chromaloc=1"
     if plan.encoder in ("libvpx-vp9", "libvpx"):
         # libvpx's defaults are a low fixed bitrate and a very slow mode; constant
         # quality with row threading is what "encode this to webm" means.

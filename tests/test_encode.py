@@ -253,3 +253,16 @@ def test_missing_input(tmp_path: Path) -> None:
     proc = run_cli("encode", tmp_path / "nope.npy", "-o", tmp_path / "out.mp4")
     assert proc.returncode == 66 and b"nope.npy" in proc.stderr
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_player_friendly_tags(tmp_path: Path, npy: Path) -> None:
+    """HEVC in MP4 is tagged hvc1 (Apple players refuse hev1) and 4:2:0 chroma siting is
+    declared as centre, which is where a 2x2 mean puts it."""
+    from tests.conftest import ffprobe
+
+    for codec, tag in (("libx265", "hvc1"), ("libx264", "avc1")):
+        out = tmp_path / f"{codec}.mp4"
+        encode_ok(str(npy), "-o", str(out), "-c", codec)
+        stream = ffprobe(out)["stream"]
+        assert stream["codec_tag_string"] == tag
+        assert stream["chroma_location"] == "center"

@@ -53,7 +53,8 @@ class CpuBackend:
                 codec = av.Codec(name, "w")
             except Exception:
                 continue
-            if codec.type == "video" and not name.endswith(_HARDWARE_SUFFIXES):
+            # PyAV also resolves family names ("h264") to an encoder; list real names only.
+            if codec.type == "video" and codec.name == name and not name.endswith(_HARDWARE_SUFFIXES):
                 names.append(name)
         return names
 
@@ -127,8 +128,7 @@ class CpuSession:
             if self._exact is not None and image.ndim == 3 and image.dtype.itemsize == 2:
                 out = self._exact(image)  # 16-bit RGB: swscale's path is biased
             else:
-                frame = av.VideoFrame.from_ndarray(image, format=self._input_format(image))
-                out = frame.reformat(**self._reformat_args)
+                out = _convert(av, image, self._input_format(image), self._reformat_args)
             # Tag only: swscale must not be told the primaries/transfer, or it runs a
             # gamut/transfer conversion on top of the matrix (see _reformat_args).
             out.color_primaries = self.plan.color.primaries
@@ -193,12 +193,20 @@ def _repair_dts(packet: av.Packet, last: int | None) -> int | None:
     return packet.dts
 
 
-def _wrap(av: Any, image: Any, fmt: str) -> Any:
-    """Zero-copy frame over the window's memory where PyAV allows it, else a copy."""
+def _convert(av: Any, image: Any, fmt: str, args: dict[str, Any]) -> Any:
+    """Convert one HWC frame, reading the window's memory in place where PyAV allows.
+
+    When swscale has nothing to do it hands back the input frame itself; that one is
+    copied, so no encoder ever holds a reference into a window the reader reuses.
+    """
     try:
-        return av.VideoFrame.from_numpy_buffer(image, format=fmt)
+        frame = av.VideoFrame.from_numpy_buffer(image, format=fmt)
     except (ValueError, TypeError):
-        return av.VideoFrame.from_ndarray(image, format=fmt)
+        return av.VideoFrame.from_ndarray(image, format=fmt).reformat(**args)
+    out = frame.reformat(**args)
+    if out is frame:
+        out = av.VideoFrame.from_ndarray(image, format=fmt)
+    return out
 
 
 def _reformat_args(plan: EncodePlan) -> dict[str, Any]:
