@@ -18,10 +18,8 @@ def frames(width: int, height: int, count: int, pattern: str = "testsrc2") -> It
     spec = f"{pattern}=size={width}x{height}:rate=30"
     with av.open(spec, format="lavfi") as container:
         stream = container.streams.video[0]
-        made = 0
-        for frame in container.decode(stream):
+        for made, frame in enumerate(container.decode(stream), start=1):
             yield frame.to_ndarray(format="rgb24")
-            made += 1
             if made >= count:
                 return
 
