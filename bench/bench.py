@@ -766,6 +766,8 @@ def describe_environment() -> None:
     print(f"ffmpeg {ffmpeg_version}")
     dists = ("nvenc-cli", "av", "numpy", "torch", "torchcodec")
     print(", ".join(f"{dist} {version(dist)}" for dist in dists))
+    if os.getloadavg()[0] > 0.5:
+        print("warning: the machine is busy; every peer competes for the same cores, so expect noise")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
