@@ -130,12 +130,14 @@ def to_nhwc(raw: np.ndarray, layout: Layout, out_depth: int, first_index: int = 
 
 
 def _from_float(raw: np.ndarray, out_depth: int, first_index: int) -> np.ndarray:
-    values = raw.astype(np.float32, copy=False)
-    finite = np.isfinite(values)
+    # Checked and clipped in the input's own precision: a float64 1e300 is a valid
+    # (clipped) sample, and casting it first would overflow to inf with a stderr warning.
+    finite = np.isfinite(raw)
     if not finite.all():
         bad = int(np.argwhere(~finite)[0][0]) + first_index
         raise InputDataError(f"frame {bad} holds NaN or infinite values")
+    values = np.clip(raw, 0.0, 1.0).astype(np.float32, copy=False)
     scale = 65535.0 if out_depth > 8 else 255.0
-    out = np.clip(values, 0.0, 1.0) * scale
+    out = values * scale
     np.rint(out, out=out)
     return np.ascontiguousarray(out.astype(np.uint16 if out_depth > 8 else np.uint8))

@@ -43,6 +43,9 @@ class VideoSource(Source):
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         ctx = stream.codec_context
+        if ctx is None:  # FFmpeg has no decoder for this stream's codec
+            self._container.close()
+            raise InputDataError(f"{path}: no decoder for its video stream")
         if not ctx.width or not ctx.height:
             self._container.close()
             raise InputDataError(f"{path}: the video stream has no frame size")
