@@ -73,7 +73,15 @@ class Muxer:
         self.bytes = 0
         self.stream: Any = None
         self._sink: Any
+        self._device: IO[bytes] | None = None
+        self._name = str(self.target) if self.target is not None else "output"
         options = dict(options or {})
+        if self.target is not None and self.target.exists() and not self.target.is_file():
+            # A device or a pipe (/dev/null, a FIFO): write straight into it. Renaming a
+            # temporary file over it would replace the device node itself (as root,
+            # -o /dev/null -y would leave a regular file where /dev/null was).
+            self._device = _open_device(self.target)
+            self.target = None
         if self.target is not None:
             try:
                 fd, name = tempfile.mkstemp(
@@ -85,7 +93,7 @@ class Muxer:
             self.temp = Path(name)
             self._sink = str(self.temp)
         else:
-            self._sink = sys.stdout.buffer if is_stdout(dest) else dest
+            self._sink = self._device or (sys.stdout.buffer if is_stdout(dest) else dest)
             if container in ("mp4", "mov") and not _seekable(self._sink):
                 options["movflags"] = _merge_flags(options.get("movflags"), _FRAGMENTED)
         try:
@@ -97,7 +105,7 @@ class Muxer:
             raise OutputError(f"{self._label()}: cannot start a {container} file ({brief(exc)})") from None
 
     def _label(self) -> str:
-        return str(self.target) if self.target is not None else "output"
+        return self._name
 
     def new_stream(self, encoder: str, rate: Any) -> av.VideoStream:
         """A stream whose codec context the backend configures, opens and encodes with.
@@ -140,6 +148,8 @@ class Muxer:
             raise _write_error(self._label(), exc) from None
         if self.temp is None or self.target is None:
             _flush_sink(self._sink)
+            if self._device is not None:
+                self._device.close()
             return self.bytes
         size = self.temp.stat().st_size
         try:
@@ -163,11 +173,21 @@ class Muxer:
             with contextlib.suppress(Exception):
                 output.close()
             self.output = None
+        if getattr(self, "_device", None) is not None:
+            with contextlib.suppress(OSError):
+                self._device.close()  # type: ignore[union-attr]
         if self.temp is not None:
             # Best effort: a cleanup failure must not replace the error being reported.
             with contextlib.suppress(OSError):
                 self.temp.unlink()
             self.temp = None
+
+
+def _open_device(path: Path) -> IO[bytes]:
+    try:
+        return open(path, "wb")  # owned by the Muxer, closed in finish() or abort()
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot open it for writing ({exc.strerror or exc})") from None
 
 
 def _apple_hevc_tag(stream: Any, container: str) -> None:
