@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from nvenc_cli.errors import OutputError, WriteError, brief
+from nvenc_cli.errors import NvencError, OutputError, UsageError, WriteError, brief
 
 if TYPE_CHECKING:
     import av
@@ -76,6 +76,7 @@ class Muxer:
         self._device: IO[bytes] | None = None
         self._name = str(self.target) if self.target is not None else "output"
         options = dict(options or {})
+        self._header_written = False
         if self.target is not None and self.target.exists() and not self.target.is_file():
             # A device or a pipe (/dev/null, a FIFO): write straight into it. Renaming a
             # temporary file over it would replace the device node itself (as root,
@@ -107,6 +108,16 @@ class Muxer:
     def _label(self) -> str:
         return self._name
 
+    def _failure(self, exc: BaseException) -> NvencError:
+        """The muxer applies its options when it writes the header (with the first packet):
+        EINVAL there means settings it refuses (-x movflags=+nonsense), a usage error, not
+        a failed write."""
+        if not self._header_written and getattr(exc, "errno", None) == errno.EINVAL:
+            reason = getattr(exc, "strerror", None) or brief(exc)
+            muxer = self.container_name
+            return UsageError(f"the {muxer} muxer refused its settings ({reason}): check its -x options")
+        return _write_error(self._label(), exc)
+
     def new_stream(self, encoder: str, rate: Any) -> av.VideoStream:
         """A stream whose codec context the backend configures, opens and encodes with.
 
@@ -135,7 +146,8 @@ class Muxer:
             try:
                 self.output.mux(packet)
             except (av.FFmpegError, OSError) as exc:
-                raise _write_error(self._label(), exc) from None
+                raise self._failure(exc) from None
+            self._header_written = True
 
     def finish(self) -> int:
         """Write the trailer and put the file in place; returns the bytes written."""
@@ -145,7 +157,7 @@ class Muxer:
             self.output.close()
         except (av.FFmpegError, OSError) as exc:
             self.abort()
-            raise _write_error(self._label(), exc) from None
+            raise self._failure(exc) from None
         if self.temp is None or self.target is None:
             _flush_sink(self._sink)
             if self._device is not None:

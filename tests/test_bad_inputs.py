@@ -362,6 +362,13 @@ CASES = [
     Bad("preset-unknown", good, 2, "unknown --preset", ("-o", "out.mp4", "--preset", "warp")),
     Bad("extra-without-value", good, 2, "KEY=VALUE", ("-o", "out.mp4", "-x", "g")),
     Bad("extra-unknown-key", good, 2, "unknown option -x nosuchkey", ("-o", "out.mp4", "-x", "nosuchkey=1")),
+    Bad(
+        "muxer-option-bad-value",
+        good,
+        2,
+        "mp4 muxer refused its settings",
+        ("-o", "out.mp4", "-x", "movflags=+nonsense"),
+    ),
     Bad("codec-unknown", good, 69, "unknown codec", ("-o", "out.mp4", "-c", "nosuchcodec")),
     Bad("device-cuda-without-gpu", good, 69, "NVENC", ("-o", "out.mp4", "--device", "cuda")),
     Bad("codec-wrong-container", good, 2, "cannot go in", ("-o", "out.ts", "-c", "libvpx-vp9")),
