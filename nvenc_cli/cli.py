@@ -227,6 +227,7 @@ def run() -> None:
     Usage errors become one ``nvenc: error:`` line plus the usage and a hint, like every
     other failure, instead of a boxed panel that scripts and CI logs cannot grep.
     """
+    _fill_closed_std_fds()
     _apply_color_rules(sys.argv[1:])
     click_error, abort = _click_exceptions()
     try:
@@ -238,6 +239,25 @@ def run() -> None:
     # The outcome is decided: a late Ctrl-C must not turn it into a traceback at shutdown.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fill_closed_std_fds() -> None:
+    """Point a closed stdin/stdout/stderr (``2>&-``, some daemons) at /dev/null.
+
+    Otherwise the next file opened takes the lowest free descriptor, so the output video
+    could become fd 2 and receive a library's log lines, and Python's ``sys.stderr`` is None,
+    so reporting the outcome would itself crash. Closed stdout means output is discarded.
+    """
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        if os.open(os.devnull, os.O_RDWR) != fd:  # lowest free descriptor: this one
+            continue
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - lives as long as sys
 
 
 def _apply_color_rules(argv: list[str]) -> None:

@@ -35,7 +35,7 @@ from nvenc_cli.encode import encode_path
 from nvenc_cli.errors import NvencError, OutputError
 from nvenc_cli.options import EncodeOptions
 from nvenc_cli.sources import open_source
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, decode, run_cli
 
 MARKER = "CODE-RAN"  # a hostile pickle creates this file if anything unpickles it fully
 FRAMES = np.random.default_rng(7).integers(0, 256, (4, 24, 32, 3), dtype=np.uint8)
@@ -648,3 +648,26 @@ def test_output_to_a_fifo_streams_into_it(tmp_path: Path) -> None:
     with av.open(io.BytesIO(received[0])) as container:
         assert sum(1 for _ in container.decode(video=0)) == len(FRAMES)
     assert sorted(os.listdir(tmp_path)) == ["good.npy", "video.pipe"]
+
+
+@pytest.mark.parametrize("closed", [(2,), (1,), (0, 1, 2)], ids=["stderr", "stdout", "all"])
+def test_closed_standard_streams_keep_the_exit_codes(tmp_path: Path, closed: tuple[int, ...]) -> None:
+    """Started with stdin/stdout/stderr closed (``2>&-``, some daemons), nvenc still exits
+    with the documented code, and no file it opens lands on a standard descriptor."""
+
+    def close_them() -> None:
+        for fd in closed:
+            os.close(fd)
+
+    good(tmp_path)
+    command = [sys.executable, "-m", "nvenc_cli", "encode"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for args, code in ((["missing.npy", "-o", "bad.mp4"], 66), (["good.npy", "-o", "out.mp4", "--json"], 0)):
+        proc = subprocess.run(
+            [*command, *args], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+            capture_output=True, preexec_fn=close_them, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == code, proc.stderr.decode()
+    assert sorted(os.listdir(tmp_path)) == ["good.npy", "out.mp4"]
+    frames, _ = decode(tmp_path / "out.mp4")
+    assert len(frames) == len(FRAMES)
