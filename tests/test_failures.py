@@ -290,7 +290,7 @@ def test_signal_while_encoding_keeps_the_previous_file(
     np.save(tmp_path / "in.npy", noise(200))  # seconds of encoding; stopped after ~0.5 s
     (tmp_path / "out.mp4").write_bytes(PREVIOUS)
     child = subprocess.Popen(
-        [sys.executable, "-m", "nvenc_cli", "encode", "in.npy", "-o", "out.mp4", "-y"],
+        [sys.executable, "-m", "nvenc_cli", "encode", "in.npy", "-o", "out.mp4", "-y", "--preset", "slow"],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdin=subprocess.DEVNULL,
@@ -300,11 +300,11 @@ def test_signal_while_encoding_keeps_the_previous_file(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        while not temp_files(tmp_path):  # the muxer has opened its temporary file
+        while not any((tmp_path / name).stat().st_size for name in temp_files(tmp_path)):
+            # until encoded frames reach the temporary file: the encode is well under way
             assert child.poll() is None, child.communicate()[1].decode()
             assert time.monotonic() < deadline, "the encode never started"
             time.sleep(0.02)
-        time.sleep(0.5)  # frames are now being read, converted and encoded
         assert child.poll() is None, "the encode ended before it could be interrupted"
         child.send_signal(sig)
         sent = time.monotonic()
