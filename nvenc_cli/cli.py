@@ -227,6 +227,8 @@ def run() -> None:
     Usage errors become one ``nvenc: error:`` line plus the usage and a hint, like every
     other failure, instead of a boxed panel that scripts and CI logs cannot grep.
     """
+    # nvenc does no linear algebra; OpenBLAS's thread pool only slows numpy's import.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _fill_closed_std_fds()
     _apply_color_rules(sys.argv[1:])
     click_error, abort = _click_exceptions()

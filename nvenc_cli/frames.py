@@ -26,6 +26,10 @@ class FrameInfo:
     def has_alpha(self) -> bool:
         return self.channels == 4
 
+    @property
+    def frame_bytes(self) -> int:
+        return self.width * self.height * self.channels * (2 if self.depth > 8 else 1)
+
 
 @dataclass
 class FrameBatch:

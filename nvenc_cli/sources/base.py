@@ -11,6 +11,12 @@ import numpy as np
 from nvenc_cli.errors import InputDataError
 from nvenc_cli.frames import FrameInfo
 
+# Upper bound on one window's frames. Below glibc's largest mmap threshold (32 MiB), so a
+# freed window's memory is reused from the heap rather than unmapped and faulted in
+# again page by page for the next one (a 1080p window of 8 frames is 50 MB, and those
+# page faults cost more CPU than the colour conversion). It also bounds the queues.
+WINDOW_BYTES = 24 << 20
+
 
 class Source(ABC):
     """A stream of frames whose size and kind are known before the first frame is read.
@@ -61,7 +67,9 @@ class Source(ABC):
         self.start, self.limit = start, limit
 
     def batches(self, size: int) -> Iterator[np.ndarray]:
-        """Yield NHWC uint8/uint16 windows of at most ``size`` frames, in order."""
+        """Yield NHWC uint8/uint16 windows of at most ``size`` frames (and at most
+        ``WINDOW_BYTES``, one frame at least), in order."""
+        size = max(1, min(size, WINDOW_BYTES // max(self.info.frame_bytes, 1)))
         remaining = self.limit
         produced = 0
         for window in self._windows(self.start, size):
