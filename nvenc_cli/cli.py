@@ -82,40 +82,106 @@ def encode(
     ],
     fps: Annotated[
         str | None,
-        typer.Option("-r", "--fps", help="Frame rate: 30, 29.97, 30000/1001. Default: the video input's, else 30."),
+        typer.Option(
+            "-r", "--fps", help="Frame rate: 30, 29.97, 30000/1001. Default: the video input's, else 30."
+        ),
     ] = None,
     codec: Annotated[
         str | None,
-        typer.Option("-c", "--codec", help="Codec: libx264, libx265, libsvtav1, libvpx-vp9, ffv1, h264_nvenc… Default per container.", autocompletion=complete_codec),
+        typer.Option(
+            "-c",
+            "--codec",
+            help="Codec: libx264, libx265, libsvtav1, libvpx-vp9, ffv1, h264_nvenc… Default per container.",
+            autocompletion=complete_codec,
+        ),
     ] = None,
     pixel_format: Annotated[
         str | None,
-        typer.Option("--pixel-format", help="Pixel format, e.g. yuv420p, yuv444p, yuv420p10le. Default: yuv420p for H.264/HEVC/VP9/AV1.", autocompletion=complete_pixel_format),
+        typer.Option(
+            "--pixel-format",
+            help="Pixel format, e.g. yuv420p, yuv444p, yuv420p10le. Default: yuv420p for H.264/HEVC/VP9/AV1.",
+            autocompletion=complete_pixel_format,
+        ),
     ] = None,
-    crf: Annotated[float | None, typer.Option("--crf", help="Constant-quality level (lower is better).")] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="Encoder preset: ultrafast…veryslow (x264/x265), 0–13 (SVT-AV1), p1–p7 (NVENC).", autocompletion=complete_preset)] = None,
+    crf: Annotated[
+        float | None, typer.Option("--crf", help="Constant-quality level (lower is better).")
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="Encoder preset: ultrafast…veryslow (x264/x265), 0–13 (SVT-AV1), p1–p7 (NVENC).",
+            autocompletion=complete_preset,
+        ),
+    ] = None,
     option: Annotated[
         list[str] | None,
-        typer.Option("-x", "--option", help="Extra codec or muxer option KEY=VALUE (repeatable), e.g. -x g=60 -x movflags=+faststart."),
+        typer.Option(
+            "-x",
+            "--option",
+            help="Extra codec or muxer option KEY=VALUE (repeatable), e.g. -x g=60 -x movflags=+faststart.",
+        ),
     ] = None,
-    device: Annotated[Device, typer.Option("--device", help="auto (NVENC if usable, else CPU), cpu, or cuda (never falls back).")] = Device.auto,
-    overwrite: Annotated[bool, typer.Option("-y", "--overwrite", help="Replace an existing output file.")] = False,
-    no_overwrite: Annotated[bool, typer.Option("-n", "--no-overwrite", help="Refuse to replace an existing output (the default).")] = False,
+    device: Annotated[
+        Device,
+        typer.Option("--device", help="auto (NVENC if usable, else CPU), cpu, or cuda (never falls back)."),
+    ] = Device.auto,
+    overwrite: Annotated[
+        bool, typer.Option("-y", "--overwrite", help="Replace an existing output file.")
+    ] = False,
+    no_overwrite: Annotated[
+        bool, typer.Option("-n", "--no-overwrite", help="Refuse to replace an existing output (the default).")
+    ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing on success.")] = False,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show FFmpeg's log and tracebacks.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Show FFmpeg's log and tracebacks.")
+    ] = False,
     json_report: Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Frames read and converted per window.", min=1)] = 8,
-    key: Annotated[str | None, typer.Option("--key", help="Array in a .npz, or tensor key/index in a .pt.")] = None,
-    layout: Annotated[Layout | None, typer.Option("--layout", help="Force the axis order of 4-D arrays.")] = None,
-    start_number: Annotated[int | None, typer.Option("--start-number", help="First number of a printf pattern (default: the lowest found).")] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Frames read and converted per window.", min=1)
+    ] = 8,
+    key: Annotated[
+        str | None, typer.Option("--key", help="Array in a .npz, or tensor key/index in a .pt.")
+    ] = None,
+    layout: Annotated[
+        Layout | None, typer.Option("--layout", help="Force the axis order of 4-D arrays.")
+    ] = None,
+    start_number: Annotated[
+        int | None,
+        typer.Option("--start-number", help="First number of a printf pattern (default: the lowest found)."),
+    ] = None,
     start: Annotated[int, typer.Option("--start", help="Index of the first frame to encode.", min=0)] = 0,
-    frames: Annotated[int | None, typer.Option("--frames", help="Encode at most this many frames.", min=1)] = None,
-    format: Annotated[str | None, typer.Option("-f", "--format", help="Container when the extension cannot say (needed with -o -).", autocompletion=complete_format)] = None,
-    pad: Annotated[bool, typer.Option("--pad", help="Pad odd sizes to what the pixel format needs (edge replication).")] = False,
-    crop: Annotated[bool, typer.Option("--crop", help="Crop odd sizes to what the pixel format needs.")] = False,
-    color_matrix: Annotated[Matrix | None, typer.Option("--color-matrix", help="RGB→YUV matrix. Default: bt709 from 720 lines up, else bt601.")] = None,
-    color_range: Annotated[Range | None, typer.Option("--color-range", help="tv (limited, default) or pc (full).")] = None,
-    progress: Annotated[str | None, typer.Option("--progress", help="Write key=value progress lines (like ffmpeg -progress) to FILE or - (stderr).")] = None,
+    frames: Annotated[
+        int | None, typer.Option("--frames", help="Encode at most this many frames.", min=1)
+    ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "-f",
+            "--format",
+            help="Container when the extension cannot say (needed with -o -).",
+            autocompletion=complete_format,
+        ),
+    ] = None,
+    pad: Annotated[
+        bool, typer.Option("--pad", help="Pad odd sizes to what the pixel format needs (edge replication).")
+    ] = False,
+    crop: Annotated[
+        bool, typer.Option("--crop", help="Crop odd sizes to what the pixel format needs.")
+    ] = False,
+    color_matrix: Annotated[
+        Matrix | None,
+        typer.Option("--color-matrix", help="RGB→YUV matrix. Default: bt709 from 720 lines up, else bt601."),
+    ] = None,
+    color_range: Annotated[
+        Range | None, typer.Option("--color-range", help="tv (limited, default) or pc (full).")
+    ] = None,
+    progress: Annotated[
+        str | None,
+        typer.Option(
+            "--progress", help="Write key=value progress lines (like ffmpeg -progress) to FILE or - (stderr)."
+        ),
+    ] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours (also NO_COLOR=1).")] = False,
 ) -> None:
     """Encode frames into a video file."""
@@ -128,7 +194,9 @@ def encode(
     if json_report and output == "-":
         out.fail(NvencError("--json and -o - both need standard output: write the video to a file"), code=2)
     if output == "-" and sys.stdout.isatty():  # as gzip and zstd do: binary would garble it
-        out.fail(NvencError("refusing to write video to a terminal: pipe or redirect -o - (… | ffplay -)"), code=2)
+        out.fail(
+            NvencError("refusing to write video to a terminal: pipe or redirect -o - (… | ffplay -)"), code=2
+        )
     try:
         from nvenc_cli.encode import InputOptions, encode_path
         from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
@@ -183,7 +251,9 @@ def testsrc(
     output: Annotated[str, typer.Argument(help="Where to write: .npy, .npz, .pt, or a folder for PNGs.")],
     size: Annotated[str, typer.Option("-s", "--size", help="WIDTHxHEIGHT.")] = "1280x720",
     frames: Annotated[int, typer.Option("-n", "--frames", help="Number of frames.", min=1)] = 60,
-    pattern: Annotated[str, typer.Option("--pattern", help="FFmpeg lavfi pattern: testsrc2, testsrc, smptebars, mandelbrot.")] = "testsrc2",
+    pattern: Annotated[
+        str, typer.Option("--pattern", help="FFmpeg lavfi pattern: testsrc2, testsrc, smptebars, mandelbrot.")
+    ] = "testsrc2",
 ) -> None:
     """Write sample frames (FFmpeg's testsrc2 pattern) for demos and tests."""
     from nvenc_cli import testsrc as samples

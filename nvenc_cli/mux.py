@@ -33,9 +33,7 @@ def is_stdout(dest: Destination) -> bool:
     return isinstance(dest, (str, os.PathLike)) and str(dest) == "-"
 
 
-def check_destination(
-    dest: Destination, overwrite: bool, inputs: tuple[str, ...] = ()
-) -> Path | None:
+def check_destination(dest: Destination, overwrite: bool, inputs: tuple[str, ...] = ()) -> Path | None:
     """Fail early (exit 73) when a path output exists, equals an input, or has no folder."""
     if not isinstance(dest, (str, os.PathLike)) or is_stdout(dest):
         return None

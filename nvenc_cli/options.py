@@ -198,9 +198,7 @@ def container_for(dest: str | Path | None, fmt: str | None) -> str:
     if fmt:
         name = fmt.lower().lstrip(".")
         if name not in FORMAT_ALIASES:
-            raise UsageError(
-                f"unknown --format {fmt!r}: choose one of {', '.join(sorted(CONTAINERS))}"
-            )
+            raise UsageError(f"unknown --format {fmt!r}: choose one of {', '.join(sorted(CONTAINERS))}")
         return FORMAT_ALIASES[name]
     if dest is None or str(dest) == "-":
         raise UsageError("writing to standard output needs --format (e.g. --format mp4)")
@@ -245,9 +243,7 @@ _TAGS = {
 }
 
 
-def resolve_color(
-    matrix: str | None, color_range: str | None, height: int, pixel_format: str
-) -> ColorSpec:
+def resolve_color(matrix: str | None, color_range: str | None, height: int, pixel_format: str) -> ColorSpec:
     """Pick matrix and range per the colour rules: BT.709 from 720 lines up, else BT.601.
 
     RGB pixel formats carry the samples untouched and are tagged as such (GBR matrix,

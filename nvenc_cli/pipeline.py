@@ -41,8 +41,10 @@ def fit_geometry(data: Any, plan: EncodePlan) -> Any:
         return data
     extra_h, extra_w = plan.height - data.shape[1], plan.width - data.shape[2]
     if plan.geometry == "crop":
-        return data[:, : plan.height, : plan.width].contiguous() if _is_torch(data) else (
-            _np().ascontiguousarray(data[:, : plan.height, : plan.width])
+        return (
+            data[:, : plan.height, : plan.width].contiguous()
+            if _is_torch(data)
+            else (_np().ascontiguousarray(data[:, : plan.height, : plan.width]))
         )
     if _is_torch(data):
         import torch

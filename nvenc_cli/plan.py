@@ -276,9 +276,7 @@ def chroma_factors(pixel_format: str) -> tuple[int, int]:
     return 4 // max(chroma.width, 1), 4 // max(chroma.height, 1)
 
 
-def _geometry(
-    info: FrameInfo, pixel_format: str, options: EncodeOptions
-) -> tuple[int, int, str | None]:
+def _geometry(info: FrameInfo, pixel_format: str, options: EncodeOptions) -> tuple[int, int, str | None]:
     if info.width < 1 or info.height < 1:
         raise InputDataError(f"frames are {info.width}x{info.height}: width and height must be ≥ 1")
     fw, fh = chroma_factors(pixel_format)
@@ -318,17 +316,13 @@ def _check_preset(encoder: str, preset: str | None, backend: str) -> str | None:
     preset = str(preset)
     if encoder in ("libx264", "libx264rgb", "libx265"):
         if preset not in X26X_PRESETS:
-            raise UsageError(
-                f"unknown --preset {preset!r} for {encoder}: choose {', '.join(X26X_PRESETS)}"
-            )
+            raise UsageError(f"unknown --preset {preset!r} for {encoder}: choose {', '.join(X26X_PRESETS)}")
         return preset
     if encoder == "libsvtav1":
         if not preset.lstrip("-").isdigit() or not -1 <= int(preset) <= 13:
             raise UsageError(f"unknown --preset {preset!r} for libsvtav1: use a number 0–13")
         return preset
-    raise UsageError(
-        f"codec {encoder} has no --preset: tune its speed with -x (e.g. -x cpu-used=4 for VP9)"
-    )
+    raise UsageError(f"codec {encoder} has no --preset: tune its speed with -x (e.g. -x cpu-used=4 for VP9)")
 
 
 def _split_extra(
@@ -354,9 +348,7 @@ def _split_extra(
         elif codec is None:
             codec_opts[key] = value
         else:
-            raise UsageError(
-                f"unknown option -x {key}: neither {encoder} nor the {container} muxer has it"
-            )
+            raise UsageError(f"unknown option -x {key}: neither {encoder} nor the {container} muxer has it")
     return codec_opts, format_opts
 
 

@@ -20,13 +20,22 @@ from nvenc_cli import testsrc
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None,
-            stdin: Any = subprocess.DEVNULL, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str,
+    cwd: Path | str | None = None,
+    env: dict[str, str] | None = None,
+    stdin: Any = subprocess.DEVNULL,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
     """Run ``python -m nvenc_cli ARGS`` as a user would, capturing stdout as bytes."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "nvenc_cli", *map(str, args)],
-        cwd=cwd, env=full_env, stdin=stdin, capture_output=True, timeout=timeout,
+        cwd=cwd,
+        env=full_env,
+        stdin=stdin,
+        capture_output=True,
+        timeout=timeout,
     )
 
 
@@ -57,9 +66,22 @@ def ffprobe(path: str | Path) -> dict[str, Any]:
     if shutil.which("ffprobe") is None:
         pytest.skip("ffprobe is not installed")
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_streams",
-         "-show_format", "-of", "json", str(path)],
-        capture_output=True, check=True, text=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
     )
     data = json.loads(out.stdout)
     return {"stream": data["streams"][0], "format": data["format"]}

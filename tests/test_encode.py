@@ -26,8 +26,15 @@ def encode_ok(*args: str) -> dict:
     return json.loads(lines[0])
 
 
-def check_video(path: Path, source: np.ndarray, *, codec: str, pix_fmt: str = "yuv420p",
-                rate: Fraction = Fraction(30), min_psnr: float = MIN_PSNR) -> dict:
+def check_video(
+    path: Path,
+    source: np.ndarray,
+    *,
+    codec: str,
+    pix_fmt: str = "yuv420p",
+    rate: Fraction = Fraction(30),
+    min_psnr: float = MIN_PSNR,
+) -> dict:
     frames, facts = decode(path)
     assert frames.shape[0] == source.shape[0]
     assert (facts["width"], facts["height"]) == (source.shape[2], source.shape[1])
@@ -136,15 +143,17 @@ def test_image_sequences(tmp_path: Path, pattern: np.ndarray) -> None:
     check_video(tmp_path / "dir.mp4", frames, codec="h264")
     encode_ok(str(tmp_path / "seq" / "*.png"), "-o", str(tmp_path / "glob.mp4"))
     check_video(tmp_path / "glob.mp4", frames, codec="h264")
-    encode_ok(str(tmp_path / "seq" / "frame_%05d.png"), "--start-number", "3",
-              "-o", str(tmp_path / "pattern.mp4"))
+    encode_ok(
+        str(tmp_path / "seq" / "frame_%05d.png"), "--start-number", "3", "-o", str(tmp_path / "pattern.mp4")
+    )
     check_video(tmp_path / "pattern.mp4", frames[2:], codec="h264")
 
 
 def test_video_transcode_keeps_rate(tmp_path: Path, npy: Path, pattern: np.ndarray) -> None:
     src = tmp_path / "src.mkv"
-    encode_ok(str(npy), "-o", str(src), "-r", "24", "-c", "libx264", "--crf", "0",
-              "--pixel-format", "yuv444p")
+    encode_ok(
+        str(npy), "-o", str(src), "-r", "24", "-c", "libx264", "--crf", "0", "--pixel-format", "yuv444p"
+    )
     out = tmp_path / "out.mp4"
     report = encode_ok(str(src), "-o", str(out))
     assert report["fps"] == "24/1"
@@ -171,8 +180,21 @@ def test_stdout_fragmented_mp4(tmp_path: Path, npy: Path, pattern: np.ndarray) -
 
 def test_codec_options_and_extra(tmp_path: Path, npy: Path, pattern: np.ndarray) -> None:
     out = tmp_path / "hevc.mkv"
-    report = encode_ok(str(npy), "-o", str(out), "-c", "hevc", "--crf", "20",
-                       "--preset", "ultrafast", "-x", "g=4", "-x", "bf=0")
+    report = encode_ok(
+        str(npy),
+        "-o",
+        str(out),
+        "-c",
+        "hevc",
+        "--crf",
+        "20",
+        "--preset",
+        "ultrafast",
+        "-x",
+        "g=4",
+        "-x",
+        "bf=0",
+    )
     assert report["codec"] == "libx265"
     check_video(out, pattern, codec="hevc")
     with_faststart = tmp_path / "fast.mp4"
@@ -231,8 +253,9 @@ def test_pad_and_odd_sizes(tmp_path: Path, pattern: np.ndarray) -> None:
         (["--batch-size", "0"], 2, None),
     ],
 )
-def test_option_errors(tmp_path: Path, npy: Path, args: list[str], code: int | None,
-                       fragment: str | None) -> None:
+def test_option_errors(
+    tmp_path: Path, npy: Path, args: list[str], code: int | None, fragment: str | None
+) -> None:
     args = [a.replace("OUT", str(tmp_path / "out")) for a in args]
     if "-o" not in args:
         args += ["-o", str(tmp_path / "out.mp4")]

@@ -69,9 +69,7 @@ def select(device: str, codec: str, explicit: bool) -> Choice:
     cpu_encoder = CPU_ENCODER_FOR.get(name, name)
     if device == "cuda":
         if nvenc_encoder is None:
-            raise UnavailableError(
-                f"--device cuda encodes h264, hevc or av1 only; {name} is a CPU codec"
-            )
+            raise UnavailableError(f"--device cuda encodes h264, hevc or av1 only; {name} is a CPU codec")
         _require()
         return Choice("nvenc", nvenc_encoder)
     if device == "auto" and nvenc_encoder is not None:

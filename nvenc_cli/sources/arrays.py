@@ -204,9 +204,7 @@ def _pick_member(archive: zipfile.ZipFile, key: str | None, path: str) -> zipfil
     if len(members) != 1:
         if not members:
             raise InputDataError(f"{path}: the archive holds no arrays")
-        raise UsageError(
-            f"{path} holds several arrays ({', '.join(sorted(members))}): pick one with --key"
-        )
+        raise UsageError(f"{path} holds several arrays ({', '.join(sorted(members))}): pick one with --key")
     return next(iter(members.values()))
 
 
@@ -328,9 +326,7 @@ def _pick_tensor(obj: Any, key: str | None, path: str) -> Any:
         raise InputDataError(f"{path}: holds no tensor (found {type(obj).__name__})")
     if key is not None:
         if key not in found:
-            raise InputDataError(
-                f"{path}: no tensor under {key!r}; it has {', '.join(sorted(found))}"
-            )
+            raise InputDataError(f"{path}: no tensor under {key!r}; it has {', '.join(sorted(found))}")
         return found[key]
     if len(found) > 1:
         raise UsageError(f"{path} holds several tensors ({', '.join(sorted(found))}): use --key")

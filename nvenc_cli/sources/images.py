@@ -110,7 +110,6 @@ def _load(path: str) -> np.ndarray:
     return array[..., np.newaxis] if array.ndim == 2 else array
 
 
-
 class ImageSource(Source):
     """Frames from image files; the first image fixes size, channels and depth."""
 

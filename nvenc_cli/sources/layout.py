@@ -63,8 +63,7 @@ def detect_layout(shape: tuple[int, ...], forced: str | None = None) -> Layout:
             return _checked(Layout("nhwc", dims[0], dims[1], dims[2], dims[3]))
         return _checked(Layout("nchw", dims[0], dims[2], dims[3], dims[1]))
     raise InputDataError(
-        f"frames must have 2 to 4 dimensions, (N,H,W,C), (N,C,H,W), (N,H,W) or (H,W,C); "
-        f"got shape {dims}"
+        f"frames must have 2 to 4 dimensions, (N,H,W,C), (N,C,H,W), (N,H,W) or (H,W,C); got shape {dims}"
     )
 
 
@@ -90,24 +89,18 @@ def dtype_depth(dtype: np.dtype | str) -> int:
         return 16
     if name in ("float16", "float32", "float64", "bfloat16") or kind == "f":
         return 0
-    raise InputDataError(
-        f"unsupported dtype {name}: use uint8 (0–255), uint16 (0–65535) or float in [0, 1]"
-    )
+    raise InputDataError(f"unsupported dtype {name}: use uint8 (0–255), uint16 (0–65535) or float in [0, 1]")
 
 
 def frame_info(layout: Layout, depth: int) -> FrameInfo:
     if layout.frames < 1:
         raise InputDataError("the input holds 0 frames: nothing to encode")
     if layout.width < 1 or layout.height < 1:
-        raise InputDataError(
-            f"frames are {layout.width}x{layout.height}: width and height must be ≥ 1"
-        )
+        raise InputDataError(f"frames are {layout.width}x{layout.height}: width and height must be ≥ 1")
     if (layout.width + 128) * (layout.height + 128) >= _MAX_PIXELS:
         # FFmpeg's av_image_check_size limit: no encoder takes larger frames, so refuse
         # from the header instead of reading gigabytes first.
-        raise InputDataError(
-            f"frames are {layout.width}x{layout.height}: too large for any video encoder"
-        )
+        raise InputDataError(f"frames are {layout.width}x{layout.height}: too large for any video encoder")
     return FrameInfo(layout.width, layout.height, layout.channels, 16 if depth == 16 else 8)
 
 
