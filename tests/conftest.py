@@ -113,3 +113,25 @@ def npy(tmp_path: Path, pattern: np.ndarray) -> Path:
     path = tmp_path / "frames.npy"
     np.save(path, pattern)
     return path
+
+
+@pytest.fixture()
+def broken_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every CPU encode call fails the way a real encoder fault surfaces from PyAV.
+
+    A double at the hardware seam (the opened codec context), so the pipeline, the
+    muxer's cleanup and the error mapping above it all run for real.
+    """
+    from nvenc_cli.backends import cpu
+
+    class Broken:
+        def encode(self, frame: Any) -> list[Any]:
+            raise av.error.ExternalError(5, "encoder on fire")
+
+    opened = cpu.CpuSession.__init__
+
+    def open_broken(self: Any, plan: Any, muxer: Any) -> None:
+        opened(self, plan, muxer)
+        self.ctx = Broken()
+
+    monkeypatch.setattr(cpu.CpuSession, "__init__", open_broken)

@@ -11,7 +11,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -349,22 +348,8 @@ def test_file_like_without_write_or_seek_is_refused_before_encoding(nchw: torch.
     assert calls == []
 
 
-def test_encoder_failure_raises_runtime_error_and_leaves_no_file(
-    tmp_path: Path, nchw: torch.Tensor, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from nvenc_cli.backends import cpu
-
-    class Broken:
-        def encode(self, frame: Any) -> list[Any]:
-            raise av.error.ExternalError(5, "encoder on fire")
-
-    opened = cpu.CpuSession.__init__
-
-    def open_broken(self: Any, plan: Any, muxer: Any) -> None:
-        opened(self, plan, muxer)
-        self.ctx = Broken()
-
-    monkeypatch.setattr(cpu.CpuSession, "__init__", open_broken)
+@pytest.mark.usefixtures("broken_encoder")
+def test_encoder_failure_raises_runtime_error_and_leaves_no_file(tmp_path: Path, nchw: torch.Tensor) -> None:
     with pytest.raises(RuntimeError, match="encoder on fire"):
         VideoEncoder(nchw, frame_rate=30).to_file(tmp_path / "out.mp4")
     assert list(tmp_path.iterdir()) == []

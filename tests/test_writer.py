@@ -7,7 +7,6 @@ import io
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -128,22 +127,8 @@ def test_closing_without_frames_raises_and_creates_nothing(tmp_path: Path) -> No
     assert _files(tmp_path) == []
 
 
-def test_encoder_failure_closes_the_writer(
-    tmp_path: Path, nhwc: np.ndarray, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from nvenc_cli.backends import cpu
-
-    class Broken:
-        def encode(self, frame: Any) -> list[Any]:
-            raise av.error.ExternalError(5, "encoder on fire")
-
-    opened = cpu.CpuSession.__init__
-
-    def open_broken(self: Any, plan: Any, muxer: Any) -> None:
-        opened(self, plan, muxer)
-        self.ctx = Broken()
-
-    monkeypatch.setattr(cpu.CpuSession, "__init__", open_broken)
+@pytest.mark.usefixtures("broken_encoder")
+def test_encoder_failure_closes_the_writer(tmp_path: Path, nhwc: np.ndarray) -> None:
     writer = open_writer(tmp_path / "out.mp4", frame_rate=30)
     with pytest.raises(RuntimeError, match="encoder on fire"):
         writer.write(nhwc)
