@@ -138,7 +138,12 @@ def encode(
     ] = False,
     json_report: Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")] = False,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", help="Frames read and converted per window.", min=1)
+        int,
+        typer.Option(
+            "--batch-size",
+            help="Frames read and converted per window, at most (a window also stays under 24 MiB).",
+            min=1,
+        ),
     ] = 8,
     key: Annotated[
         str | None, typer.Option("--key", help="Array in a .npz, or tensor key/index in a .pt.")
