@@ -1,0 +1,451 @@
+"""Zip-format ``.pt`` files (``torch.save`` since 1.6) read without importing torch.
+
+Importing torch costs about 225 MB of RSS and a second of start-up, more than the whole
+rest of an encode, only to find a tensor's dtype, shape and strides and where its bytes
+are. All of that is in the archive: ``data.pkl`` says how each tensor is rebuilt from a
+storage, and every storage is an uncompressed member, so frames can be read with
+positioned reads as for ``.npy``.
+
+``data.pkl`` is unpickled with an allowlist of exactly what a plain tensor needs; the
+rebuild functions are replaced by ones that only record facts, so nothing from the file
+is ever called. What this reader does not know (legacy files, sparse or quantized
+tensors, odd dtypes, damaged archives) raises ``NeedsTorch``: the caller then loads the
+file with torch's own ``weights_only`` loader, which decides and words the outcome as
+before. Globals that neither loader would accept are refused here directly.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import mmap
+import os
+import pickle
+import struct
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+
+from nvenc_cli.errors import InputDataError, InputMissingError, UsageError
+
+# The dtypes frames can come in, by torch's name: numpy type and bytes per element.
+# bfloat16 has no numpy type: its raw bits are read as uint16 and widened to float32.
+_READABLE: dict[str, tuple[str, int]] = {
+    "uint8": ("u1", 1),
+    "uint16": ("u2", 2),
+    "float16": ("f2", 2),
+    "bfloat16": ("u2", 2),
+    "float32": ("f4", 4),
+    "float64": ("f8", 8),
+}
+
+# Legacy typed storages named in persistent ids, by the dtype of their elements.
+_STORAGE_DTYPES = {
+    "ByteStorage": "uint8",
+    "CharStorage": "int8",
+    "ShortStorage": "int16",
+    "IntStorage": "int32",
+    "LongStorage": "int64",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "FloatStorage": "float32",
+    "DoubleStorage": "float64",
+    "BoolStorage": "bool",
+    "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
+}
+
+# dtype globals (``torch.uint16``) that ``_rebuild_tensor_v3`` names next to an untyped
+# storage. Only the readable ones get a fast path; the rest still count as tensors when
+# --key picks among them, and the torch loader reports them if one is picked.
+_DTYPE_NAMES = frozenset(
+    {"bool", "int8", "int16", "int32", "int64", "uint32", "uint64", "complex32", "complex64", "complex128"}
+    | set(_READABLE)
+)
+
+# Globals outside torch that torch's weights-only loader accepts: a file holding them is
+# still a plain file, so torch reads it rather than this reader refusing it.
+_TORCH_ACCEPTS = frozenset(
+    f"{module}.{name}"
+    for module, names in (
+        ("collections", ("Counter",)),
+        ("_codecs", ("encode",)),
+        ("builtins", ("bytearray", "set", "complex")),
+        ("__builtin__", ("bytearray", "set", "complex")),
+    )
+    for name in names
+)
+
+_LOCAL_HEADER = struct.Struct("<4s5H3I2H")
+
+
+class NeedsTorch(Exception):
+    """The file may be valid but holds something only torch can rebuild or judge."""
+
+
+class _Refused(Exception):
+    """``data.pkl`` names a global that no weights-only loader would accept."""
+
+
+@dataclass(frozen=True, slots=True)
+class _StorageKind:
+    """A storage type named in a persistent id; ``dtype`` is empty for untyped bytes."""
+
+    dtype: str
+
+
+@dataclass(frozen=True, slots=True)
+class _DType:
+    """A ``torch.<dtype>`` global, by name."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class StorageRef:
+    """Where one storage's bytes are: an archive member and its size in bytes (or
+    ``None`` when the element size of its dtype is not known here)."""
+
+    member: str
+    dtype: str
+    nbytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TensorRef:
+    """A tensor as ``data.pkl`` describes it; ``plain`` is false when torch would apply
+    metadata (conjugate or negative views) that this reader does not."""
+
+    storage: StorageRef
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+    dtype: str
+    plain: bool
+
+
+def _ints(value: object) -> tuple[int, ...]:
+    """A size or stride tuple; anything else means the file needs torch's judgement."""
+    if not isinstance(value, tuple | list) or not all(type(v) is int for v in value):
+        raise NeedsTorch("malformed size or stride")
+    return tuple(value)
+
+
+def _tensor(
+    storage: object, offset: object, size: object, stride: object, dtype: str, metadata: object
+) -> TensorRef:
+    """Check one tensor record's fields; ``metadata`` (conj/neg bits) makes it not plain."""
+    if not isinstance(storage, StorageRef) or type(offset) is not int:
+        raise NeedsTorch("malformed tensor record")
+    shape, steps = _ints(size), _ints(stride)
+    if len(shape) != len(steps):
+        raise NeedsTorch("size and stride disagree")
+    plain = metadata is None or (isinstance(metadata, dict) and not metadata)
+    return TensorRef(storage, offset, shape, steps, dtype, plain)
+
+
+def _rebuild_v1(storage: object, offset: object, size: object, stride: object) -> TensorRef:
+    """Stands in for ``torch._utils._rebuild_tensor``."""
+    return _tensor(storage, offset, size, stride, getattr(storage, "dtype", ""), None)
+
+
+def _rebuild_v2(
+    storage: object,
+    offset: object,
+    size: object,
+    stride: object,
+    requires_grad: object = False,
+    hooks: object = None,
+    metadata: object = None,
+) -> TensorRef:
+    """Stands in for ``torch._utils._rebuild_tensor_v2``: the dtype is the storage's.
+    ``requires_grad`` and hooks do not change the data, which is all that is read."""
+    return _tensor(storage, offset, size, stride, getattr(storage, "dtype", ""), metadata)
+
+
+def _rebuild_v3(
+    storage: object,
+    offset: object,
+    size: object,
+    stride: object,
+    requires_grad: object,
+    hooks: object,
+    dtype: object,
+    metadata: object = None,
+) -> TensorRef:
+    """Stands in for ``torch._utils._rebuild_tensor_v3``: an untyped storage whose
+    dtype is named separately (how torch 2.x saves uint16 and newer dtypes)."""
+    if not isinstance(dtype, _DType):
+        raise NeedsTorch("malformed dtype")
+    return _tensor(storage, offset, size, stride, dtype.name, metadata)
+
+
+_REBUILDERS: dict[str, Callable[..., TensorRef]] = {
+    "torch._utils._rebuild_tensor": _rebuild_v1,
+    "torch._utils._rebuild_tensor_v2": _rebuild_v2,
+    "torch._utils._rebuild_tensor_v3": _rebuild_v3,
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    """Unpickles ``data.pkl`` into containers of ``TensorRef``; runs nothing from the file.
+
+    ``find_class`` hands out only the stand-in rebuild functions, ``OrderedDict`` and
+    inert markers, so REDUCE can call nothing else.
+    """
+
+    def __init__(self, data: bytes, prefix: str, members: dict[str, zipfile.ZipInfo]) -> None:
+        super().__init__(io.BytesIO(data))
+        self.prefix, self.members = prefix, members
+
+    def find_class(self, module: str, name: str) -> Any:
+        full = f"{module}.{name}"
+        if full in _REBUILDERS:
+            return _REBUILDERS[full]
+        if full == "collections.OrderedDict":
+            return collections.OrderedDict
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageKind(_STORAGE_DTYPES[name])
+        if full == "torch.storage.UntypedStorage":
+            return _StorageKind("")
+        if module == "torch" and name in _DTYPE_NAMES:
+            return _DType(name)
+        if module == "torch" or module.startswith("torch.") or full in _TORCH_ACCEPTS:
+            raise NeedsTorch(full)
+        raise _Refused(full)
+
+    def persistent_load(self, pid: Any) -> StorageRef:
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise NeedsTorch("unknown persistent id")
+        _, kind, key, _location, numel = pid
+        if not isinstance(kind, _StorageKind) or not isinstance(key, str) or type(numel) is not int:
+            raise NeedsTorch("malformed storage record")
+        member = f"{self.prefix}data/{key}"
+        if member not in self.members or numel < 0:
+            raise NeedsTorch("storage record without data")
+        if not kind.dtype:
+            return StorageRef(member, "", numel)  # untyped: numel counts bytes
+        itemsize = _READABLE.get(kind.dtype, ("", 0))[1]
+        return StorageRef(member, kind.dtype, numel * itemsize if itemsize else None)
+
+
+def load_description(archive: zipfile.ZipFile, path: str) -> tuple[Any, str]:
+    """Unpickle ``<prefix>/data.pkl`` into plain containers of ``TensorRef``; returns the
+    object and the byte order of the storages (``<`` or ``>``)."""
+    members = {info.filename: info for info in archive.infolist()}
+    pickles = [name for name in members if name.endswith("/data.pkl") and name.count("/") == 1]
+    if len(pickles) != 1:
+        raise NeedsTorch("no single data.pkl")
+    prefix = pickles[0].removesuffix("data.pkl")
+    try:
+        data = archive.read(pickles[0])
+        order = archive.read(prefix + "byteorder") if prefix + "byteorder" in members else b"little"
+    except Exception as exc:  # damaged archive: torch words the error as it always has
+        raise NeedsTorch(str(exc)) from None
+    if order not in (b"little", b"big"):
+        raise NeedsTorch("unknown byte order")
+    try:
+        obj = _Unpickler(data, prefix, members).load()
+    except _Refused as exc:
+        raise InputDataError(
+            f"{path}: refused: it holds objects that only a full unpickle could load "
+            f"(GLOBAL {exc}); nvenc never runs a full unpickle of a .pt file, which could run code"
+        ) from None
+    except NeedsTorch:
+        raise
+    except Exception as exc:  # any parse failure of untrusted bytes: torch decides
+        raise NeedsTorch(str(exc)) from None
+    return obj, "<" if order == b"little" else ">"
+
+
+def pick_tensor(obj: Any, key: str | None, path: str) -> TensorRef:
+    """Choose the tensor ``--key`` names, with the same rules and messages as the torch
+    loader path: a lone tensor, or one among the tensors of a dict, list or tuple."""
+    if isinstance(obj, TensorRef):
+        if key is not None:
+            raise UsageError(f"{path} holds a single tensor: drop --key {key}")
+        return obj
+    if isinstance(obj, _StorageKind | _DType | StorageRef):
+        raise NeedsTorch("a bare storage or dtype")  # torch names these types its own way
+    if isinstance(obj, dict):
+        found = {str(k): v for k, v in obj.items() if isinstance(v, TensorRef)}
+    elif isinstance(obj, list | tuple):
+        found = {str(i): v for i, v in enumerate(obj) if isinstance(v, TensorRef)}
+    else:
+        found = {}
+    if not found:
+        raise InputDataError(f"{path}: holds no tensor (found {type(obj).__name__})")
+    if key is not None:
+        if key not in found:
+            raise InputDataError(f"{path}: no tensor under {key!r}; it has {', '.join(sorted(found))}")
+        return found[key]
+    if len(found) > 1:
+        raise UsageError(f"{path} holds several tensors ({', '.join(sorted(found))}): use --key")
+    return next(iter(found.values()))
+
+
+def _data_start(fh: IO[bytes], info: zipfile.ZipInfo) -> int:
+    """File offset of a stored member's first byte: its local header's own lengths."""
+    fh.seek(info.header_offset)
+    header = fh.read(_LOCAL_HEADER.size)
+    if len(header) != _LOCAL_HEADER.size:
+        raise NeedsTorch("truncated local header")
+    fields = _LOCAL_HEADER.unpack(header)
+    if fields[0] != b"PK\x03\x04":
+        raise NeedsTorch("bad local header")
+    name_length, extra_length = fields[-2], fields[-1]
+    if fh.read(name_length) != info.orig_filename.encode("utf-8"):
+        raise NeedsTorch("local header names another member")
+    return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+
+
+def _c_contiguous(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
+    """Whether elements of ``shape`` with element ``stride`` are one dense C-order run."""
+    expected = 1
+    for size, step in zip(reversed(shape), reversed(stride), strict=True):
+        if size != 1 and step != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _widen_bfloat16(bits: np.ndarray) -> np.ndarray:
+    """bfloat16 (raw uint16 bits) to float32, exactly: bfloat16 is a float32's top half."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+class PtFrames:
+    """Windows of one tensor of a zip-format ``.pt``, read straight from the file.
+
+    Frames laid out densely are read with positioned reads into a fresh array (nothing
+    mapped); other strides go through a read-only map and ``as_strided``, and the pages
+    no later window needs are handed back after each copy so RSS stays flat.
+    """
+
+    def __init__(self, fh: IO[bytes], path: str, key: str | None) -> None:
+        self.fh, self.path = fh, path
+        self._map: mmap.mmap | None = None
+        self._flat: np.ndarray | None = None
+        self._released = 0
+        try:
+            archive = zipfile.ZipFile(fh)
+        except Exception as exc:  # legacy (non-zip) files and damaged ones: torch decides
+            raise NeedsTorch(str(exc)) from None
+        with archive:
+            obj, order = load_description(archive, path)
+            tensor = pick_tensor(obj, key, path)
+            info = archive.getinfo(tensor.storage.member)
+        typed = tensor.storage.dtype in ("", tensor.dtype)
+        if tensor.dtype not in _READABLE or not tensor.plain or not typed:
+            raise NeedsTorch(f"dtype {tensor.dtype}")
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 1:
+            raise NeedsTorch("compressed or encrypted storage")
+        code, self.itemsize = _READABLE[tensor.dtype]
+        self.dtype_name = tensor.dtype
+        self.np_dtype = np.dtype(order + code) if self.itemsize > 1 else np.dtype(code)
+        self.shape, self.stride, self.offset = tensor.size, tensor.stride, tensor.offset
+        self.start = _data_start(fh, info)
+        self.elements = self._check_bounds(tensor, info, os.fstat(fh.fileno()).st_size)
+
+    def _check_bounds(self, tensor: TensorRef, info: zipfile.ZipInfo, file_size: int) -> int:
+        """Every element the tensor addresses lies inside its member, and the member
+        inside the file; returns the storage's length in elements."""
+        nbytes = tensor.storage.nbytes
+        if nbytes is None or nbytes > info.file_size or self.start + info.file_size > file_size:
+            raise NeedsTorch("storage larger than its member")
+        elements = nbytes // self.itemsize
+        if self.offset < 0 or any(step < 0 for step in self.stride):
+            raise NeedsTorch("negative offset or stride")
+        if 0 not in self.shape:
+            reach = sum((size - 1) * step for size, step in zip(self.shape, self.stride, strict=True))
+            last = self.offset + reach
+            if last >= elements:
+                raise NeedsTorch("tensor reaches past its storage")
+        return elements
+
+    def read(self, index: int, count: int, single: bool) -> np.ndarray:
+        """Frames ``[index, index + count)`` (the whole tensor when ``single``), as stored."""
+        if single:
+            first, shape, following = self.offset, self.shape, None
+        else:
+            first = self.offset + index * self.stride[0]
+            shape = (count, *self.shape[1:])
+            following = first + count * self.stride[0] if index + count < self.shape[0] else None
+        if _c_contiguous(shape, self.stride):
+            raw = self._pread(first, shape)
+        elif not single and _c_contiguous(shape[1:], self.stride[1:]):
+            raw = np.empty(shape, dtype=self.np_dtype)
+            for n in range(count):
+                raw[n] = self._pread(first + n * self.stride[0], shape[1:])
+        else:
+            raw = self._strided(first, shape, following)
+        return _widen_bfloat16(raw) if self.dtype_name == "bfloat16" else raw
+
+    def _pread(self, first: int, shape: tuple[int, ...]) -> np.ndarray:
+        out = np.empty(shape, dtype=self.np_dtype)
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        position, got = self.start + first * self.itemsize, 0
+        try:
+            while got < len(view):
+                n = os.preadv(self.fh.fileno(), [view[got:]], position + got)
+                if not n:
+                    raise InputDataError(f"{self.path}: ended early: the file was cut while being read")
+                got += n
+        except OSError as exc:
+            raise InputMissingError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        return out
+
+    def _strided(self, first: int, shape: tuple[int, ...], following: int | None) -> np.ndarray:
+        """Copy a window of any strides out of a map of the member, then release the
+        pages below where the next window starts: strides are never negative, so no
+        later window reads them again."""
+        if self._flat is None:
+            try:
+                self._map = mmap.mmap(self.fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError) as exc:
+                raise InputMissingError(f"{self.path}: cannot map ({exc})") from None
+            self._flat = np.frombuffer(self._map, self.np_dtype, self.elements, self.start)
+            self._released = self.start // mmap.PAGESIZE * mmap.PAGESIZE
+        strides = tuple(step * self.itemsize for step in self.stride)
+        view = np.lib.stride_tricks.as_strided(self._flat[first:], shape, strides, writeable=False)
+        try:
+            window = np.array(view, order="C")
+        except (OSError, BufferError) as exc:
+            raise InputMissingError(f"{self.path}: cannot read ({exc})") from None
+        del view
+        end = self.start + (self.elements if following is None else following) * self.itemsize
+        self._release(end if following is None else end // mmap.PAGESIZE * mmap.PAGESIZE)
+        return window
+
+    def _release(self, end: int) -> None:
+        if self._map is not None and end > self._released:
+            try:
+                self._map.madvise(mmap.MADV_DONTNEED, self._released, end - self._released)
+            except (OSError, ValueError, AttributeError):
+                return  # releasing is an optimisation; the data is already copied
+            self._released = end
+
+    def close(self) -> None:
+        self._flat = None
+        if self._map is not None:
+            with contextlib.suppress(BufferError):  # a view still exists: it goes with it
+                self._map.close()
+            self._map = None
+        self.fh.close()
+
+
+def open_frames(fh: IO[bytes], path: str, key: str | None) -> PtFrames | None:
+    """The fast reader for ``fh`` (which it owns from here on), or ``None`` when the
+    file needs torch's loader; selection and refusal errors propagate."""
+    try:
+        return PtFrames(fh, path, key)
+    except NeedsTorch:
+        fh.close()
+        return None
+    except BaseException:
+        fh.close()
+        raise
