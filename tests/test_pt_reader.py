@@ -243,6 +243,11 @@ def test_compressed_storages_and_negative_views_go_to_torch(tmp_path: Path) -> N
     for path in (deflated, negated):
         with pytest.raises(NeedsTorch):
             PtFrames(open(path, "rb"), path, None)  # noqa: SIM115 - the reader closes it
+    # and the torch loader then yields the real frames: inflated, and the negation applied
+    got, fast = encoded_windows(deflated)
+    assert not fast and np.array_equal(got, clip().numpy())
+    got, fast = encoded_windows(negated)
+    assert not fast and np.array_equal(got, clip().numpy())
 
 
 def test_bytes_and_sets_beside_frames_go_to_torch(tmp_path: Path) -> None:

@@ -241,6 +241,7 @@ class TorchSource(ArraySource):
         import torch
 
         window = self.tensor if self.layout.single else self.tensor[index : index + count]
+        window = window.resolve_neg().resolve_conj()  # lazy negated/conjugated views
         if window.dtype == torch.bfloat16:
             raw = _widen_bfloat16(window.view(torch.int16).numpy().view(np.uint16))
         else:
@@ -304,6 +305,9 @@ def _torch_load(path: str) -> tuple[Any, bool]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
+                if _has_compressed_member(path):
+                    # torch's mmap path would hand out the deflated bytes as the tensor.
+                    return torch.load(path, map_location="cpu", weights_only=True), False
                 return torch.load(path, map_location="cpu", weights_only=True, mmap=True), True
             except RuntimeError as exc:
                 if "mmap" not in str(exc) and "zip" not in str(exc).lower():
@@ -317,6 +321,15 @@ def _torch_load(path: str) -> tuple[Any, bool]:
         ) from None
     except Exception as exc:  # torch.load parses untrusted bytes: any failure means corrupt
         raise InputDataError(f"{path}: not a readable torch file ({brief(exc)})") from None
+
+
+def _has_compressed_member(path: str) -> bool:
+    """A zip .pt re-packed with compression cannot be mapped: its storages are deflated."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(m.compress_type != zipfile.ZIP_STORED for m in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False  # legacy or damaged: torch.load reports it
 
 
 def _unpickle_reason(exc: BaseException) -> str:
