@@ -345,25 +345,9 @@ def _unpickle_reason(exc: BaseException) -> str:
 def _pick_tensor(obj: Any, key: str | None, path: str) -> Any:
     import torch
 
-    if isinstance(obj, torch.Tensor):
-        if key is not None:
-            raise UsageError(f"{path} holds a single tensor: drop --key {key}")
-        return obj
-    if isinstance(obj, dict):
-        found = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    elif isinstance(obj, (list, tuple)):
-        found = {str(i): v for i, v in enumerate(obj) if isinstance(v, torch.Tensor)}
-    else:
-        found = {}
-    if not found:
-        raise InputDataError(f"{path}: holds no tensor (found {type(obj).__name__})")
-    if key is not None:
-        if key not in found:
-            raise InputDataError(f"{path}: no tensor under {key!r}; it has {', '.join(sorted(found))}")
-        return found[key]
-    if len(found) > 1:
-        raise UsageError(f"{path} holds several tensors ({', '.join(sorted(found))}): use --key")
-    return next(iter(found.values()))
+    from nvenc_cli.sources.ptfile import choose_tensor
+
+    return choose_tensor(obj, key, path, lambda value: isinstance(value, torch.Tensor))
 
 
 def _release(window: Any) -> None:

@@ -263,18 +263,23 @@ def load_description(archive: zipfile.ZipFile, path: str) -> tuple[Any, str]:
 
 
 def pick_tensor(obj: Any, key: str | None, path: str) -> TensorRef:
-    """Choose the tensor ``--key`` names, with the same rules and messages as the torch
-    loader path: a lone tensor, or one among the tensors of a dict, list or tuple."""
-    if isinstance(obj, TensorRef):
+    """Choose the tensor ``--key`` names among what the fast unpickler recorded."""
+    if isinstance(obj, _StorageKind | _DType | StorageRef):
+        raise NeedsTorch("a bare storage or dtype")  # torch names these types its own way
+    return choose_tensor(obj, key, path, lambda value: isinstance(value, TensorRef))
+
+
+def choose_tensor(obj: Any, key: str | None, path: str, is_tensor: Callable[[Any], bool]) -> Any:
+    """The selection rules shared by both .pt readers, so they agree on every message: a
+    lone tensor, or the one ``--key`` names among the tensors of a dict, list or tuple."""
+    if is_tensor(obj):
         if key is not None:
             raise UsageError(f"{path} holds a single tensor: drop --key {key}")
         return obj
-    if isinstance(obj, _StorageKind | _DType | StorageRef):
-        raise NeedsTorch("a bare storage or dtype")  # torch names these types its own way
     if isinstance(obj, dict):
-        found = {str(k): v for k, v in obj.items() if isinstance(v, TensorRef)}
+        found = {str(k): v for k, v in obj.items() if is_tensor(v)}
     elif isinstance(obj, list | tuple):
-        found = {str(i): v for i, v in enumerate(obj) if isinstance(v, TensorRef)}
+        found = {str(i): v for i, v in enumerate(obj) if is_tensor(v)}
     else:
         found = {}
     if not found:
