@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -85,6 +86,26 @@ def ffprobe(path: str | Path) -> dict[str, Any]:
     )
     data = json.loads(out.stdout)
     return {"stream": data["streams"][0], "format": data["format"]}
+
+
+class PipeSink(io.RawIOBase):
+    """A write-only sink that cannot seek, as a pipe or socket is; keeps what it got."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.data += bytes(b)
+        return len(b)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        raise OSError("not seekable")
+
+    def seekable(self) -> bool:
+        return False
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:

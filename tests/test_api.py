@@ -19,7 +19,7 @@ import nvenc_cli
 from nvenc_cli import VideoEncoder, testsrc
 from nvenc_cli.backends import probe_nvenc
 from nvenc_cli.sources.memory import describe
-from tests.conftest import ROOT, decode, psnr, run_cli
+from tests.conftest import ROOT, PipeSink, decode, psnr, run_cli
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device (torch.cuda.is_available() is False)")
@@ -172,24 +172,8 @@ def test_to_file_overwrites_like_torchcodec_unless_told_not_to(tmp_path: Path, n
 
 
 def test_non_seekable_file_like_gets_fragmented_mp4(nchw: torch.Tensor, tmp_path: Path) -> None:
-    class Pipe(io.RawIOBase):
-        def __init__(self) -> None:
-            self.data = bytearray()
 
-        def writable(self) -> bool:
-            return True
-
-        def write(self, b: Any) -> int:
-            self.data += bytes(b)
-            return len(b)
-
-        def seek(self, offset: int, whence: int = 0) -> int:
-            raise OSError("not seekable")
-
-        def seekable(self) -> bool:
-            return False
-
-    pipe = Pipe()
+    pipe = PipeSink()
     VideoEncoder(nchw, frame_rate=30).to_file_like(pipe, "mp4")
     (tmp_path / "piped.mp4").write_bytes(bytes(pipe.data))
     assert b"moof" in pipe.data

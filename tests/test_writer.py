@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nvenc_cli import VideoEncoder, VideoWriter, open_writer, testsrc
-from tests.conftest import decode
+from tests.conftest import PipeSink, decode
 
 
 @pytest.fixture(scope="module")
@@ -154,21 +154,7 @@ def test_file_like_and_non_seekable_destinations(nhwc: np.ndarray, tmp_path: Pat
     (tmp_path / "sink.mp4").write_bytes(sink.getvalue())
     assert decode(tmp_path / "sink.mp4")[0].shape[0] == len(nhwc)
 
-    class Pipe(io.RawIOBase):
-        def __init__(self) -> None:
-            self.data = bytearray()
-
-        def writable(self) -> bool:
-            return True
-
-        def write(self, b: Any) -> int:
-            self.data += bytes(b)
-            return len(b)
-
-        def seekable(self) -> bool:
-            return False
-
-    pipe = Pipe()
+    pipe = PipeSink()
     with open_writer(pipe, frame_rate=30, format="mp4") as writer:
         writer.write(nhwc)
     (tmp_path / "pipe.mp4").write_bytes(bytes(pipe.data))
