@@ -74,8 +74,9 @@ def encoder_threads(encoder: str) -> int:
 
     Their automatic count (1.5 x cores) leaves a 2-core machine partly idle at the slower
     presets, where frame threads wait on each other and on the lookahead; 2 x cores
-    (capped, since each frame thread costs a frame of memory and latency) measured
-    ~20 % faster at 1080p medium here.
+    (capped, since each frame thread costs a frame of memory and latency) averaged ~7 %
+    faster at 1080p medium over ten interleaved runs on a 2-core machine (3 x cores was
+    ~11 % faster for ~40 MB more).
     """
     if encoder not in ("libx264", "libx264rgb", "libx265"):
         return 0
