@@ -255,7 +255,7 @@ def info(
 def testsrc(
     output: Annotated[str, typer.Argument(help="Where to write: .npy, .npz, .pt, or a folder for PNGs.")],
     size: Annotated[str, typer.Option("-s", "--size", help="WIDTHxHEIGHT.")] = "1280x720",
-    frames: Annotated[int, typer.Option("-n", "--frames", help="Number of frames.", min=1)] = 60,
+    frames: Annotated[int, typer.Option("--frames", help="Number of frames.", min=1)] = 60,
     pattern: Annotated[
         str, typer.Option("--pattern", help="FFmpeg lavfi pattern: testsrc2, testsrc, smptebars, mandelbrot.")
     ] = "testsrc2",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -87,7 +88,10 @@ def _load(path: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        # Pillow warns (on stderr) from 89 Mpx and refuses from 179 Mpx; the refusal is
+        # reported below as one error line, the warning about a frame we accept is noise.
+        with warnings.catch_warnings(), Image.open(path) as img:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img.load()
             mode = img.mode
             if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
