@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from nvenc_cli.encode import check_output
 from nvenc_cli.errors import (
     EncoderError,
     InputDataError,
@@ -31,8 +32,8 @@ from nvenc_cli.errors import (
     UsageError,
     WriteError,
 )
-from nvenc_cli.mux import Destination, check_destination, is_stdout
-from nvenc_cli.options import EncodeOptions, container_for, parse_extra, parse_fps
+from nvenc_cli.mux import Destination, is_stdout
+from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
 from nvenc_cli.sources.memory import (
     MemoryFrames,
     MemorySource,
@@ -330,23 +331,16 @@ class VideoEncoder:
 
     def _encode(self, dest: Destination, fmt: str | None, settings: _Settings, overwrite: bool) -> None:
         """Plan and run exactly as ``encode.encode_path`` does for a file input."""
-        from nvenc_cli.pipeline import run
+        from nvenc_cli.encode import adopt_plan, check_output, run_source
 
         with _api_errors():
             options = settings.options(self._frame_rate, self._device, fmt, overwrite)
-            container = container_for(dest if isinstance(dest, str) else None, options.format)
-            check_destination(dest, options.overwrite)
+            container = check_output(dest, options)
             source = MemorySource(self._frames, self._described)
             plan = _plan(options, source, container, self._described.device.startswith("cuda"))
-            source.float_depth = 16 if plan.out_depth > 8 else 8
+            adopt_plan(source, plan)
             source.backend = plan.backend
-            run(
-                source.batches(options.batch_size),
-                plan,
-                dest,
-                overwrite=options.overwrite,
-                total=source.frame_count,
-            )
+            run_source(source, plan, dest, options)
 
 
 class VideoWriter:
@@ -540,8 +534,7 @@ def open_writer(
         options = replace(
             settings.options(_frame_rate(frame_rate), "auto", format, overwrite), batch_size=batch_size
         )
-        container = container_for(path, options.format)
-        check_destination(dest if path is None else path, overwrite)
+        container = check_output(dest if path is None else path, options)
         if device is not None:
             _precheck(options, container, _device("cpu", device))
     return VideoWriter(dest if path is None else path, options, container, device, layout)

@@ -27,8 +27,7 @@ def prepare(
     spec: str, dest: Destination, options: EncodeOptions, inputs: InputOptions
 ) -> tuple[Source, EncodePlan]:
     """Open the input and resolve the plan; everything that can be refused is refused here."""
-    container = container_for(dest if isinstance(dest, str) else None, options.format)
-    check_destination(dest, options.overwrite, inputs=(spec,))
+    container = check_output(dest, options, inputs=(spec,))
     source = open_source(
         spec,
         layout=inputs.layout,
@@ -42,8 +41,42 @@ def prepare(
     except BaseException:
         source.close()
         raise
-    source.float_depth = 16 if plan.out_depth > 8 else 8
+    adopt_plan(source, plan)
     return source, plan
+
+
+def check_output(dest: Destination, options: EncodeOptions, inputs: tuple[str, ...] = ()) -> str:
+    """The container for ``dest``, once it is known that the output can be written: the
+    cheap refusals (unknown extension, existing file, missing folder) come before any input
+    is opened, for the CLI and the Python API alike."""
+    path = dest if isinstance(dest, str) else None
+    container = container_for(path, options.format)
+    check_destination(dest, options.overwrite, inputs=inputs)
+    return container
+
+
+def adopt_plan(source: Source, plan: EncodePlan) -> None:
+    """Tell the source what the plan needs of it: float input is scaled to 16 bits when
+    the output keeps more than 8."""
+    source.float_depth = 16 if plan.out_depth > 8 else 8
+
+
+def run_source(
+    source: Source,
+    plan: EncodePlan,
+    dest: Destination,
+    options: EncodeOptions,
+    progress: Progress | None = None,
+) -> Result:
+    """Encode every frame ``source`` yields, in windows of ``--batch-size``."""
+    return run(
+        source.batches(options.batch_size),
+        plan,
+        dest,
+        overwrite=options.overwrite,
+        total=source.frame_count,
+        progress=progress,
+    )
 
 
 def encode_path(
@@ -63,11 +96,4 @@ def encode_path(
     with source:
         if on_plan is not None:
             on_plan(plan)
-        return run(
-            source.batches(options.batch_size),
-            plan,
-            dest,
-            overwrite=options.overwrite,
-            total=source.frame_count,
-            progress=progress,
-        )
+        return run_source(source, plan, dest, options, progress)
