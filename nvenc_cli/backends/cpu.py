@@ -203,19 +203,15 @@ def _repair_dts(packet: av.Packet, last: int | None) -> int | None:
 
 
 def _convert(av: Any, image: Any, fmt: str, args: dict[str, Any]) -> Any:
-    """Convert one HWC frame, reading the window's memory in place where PyAV allows.
+    """Convert one HWC frame from a copy in an FFmpeg-allocated (64-byte aligned) frame.
 
-    When swscale has nothing to do it hands back the input frame itself; that one is
-    copied, so no encoder ever holds a reference into a window the reader reuses.
+    Not zero-copy on purpose: FFmpeg 8's swscale picks different code paths for
+    differently aligned input, and a frame wrapped around numpy's memory
+    (``from_numpy_buffer``) gave conversions that differed by a code value here and there
+    from run to run (a frame in a few encoded the same input to different bytes). The copy
+    costs ~1 ms per 1080p frame and makes the output a pure function of the input.
     """
-    try:
-        frame = av.VideoFrame.from_numpy_buffer(image, format=fmt)
-    except (ValueError, TypeError):
-        return av.VideoFrame.from_ndarray(image, format=fmt).reformat(**args)
-    out = frame.reformat(**args)
-    if out is frame:
-        out = av.VideoFrame.from_ndarray(image, format=fmt)
-    return out
+    return av.VideoFrame.from_ndarray(image, format=fmt).reformat(**args)
 
 
 def _reformat_args(plan: EncodePlan) -> dict[str, Any]:
