@@ -14,10 +14,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from nvenc_cli.backends import get_backend
 from nvenc_cli.frames import FrameBatch
 from nvenc_cli.mux import Destination, Muxer
 from nvenc_cli.plan import EncodePlan
+from nvenc_cli.sources.memory import is_torch
 
 Progress = Callable[[int, int | None], None]
 _QUEUE_DEPTH = 2
@@ -41,29 +44,16 @@ def fit_geometry(data: Any, plan: EncodePlan) -> Any:
         return data
     extra_h, extra_w = plan.height - data.shape[1], plan.width - data.shape[2]
     if plan.geometry == "crop":
-        return (
-            data[:, : plan.height, : plan.width].contiguous()
-            if _is_torch(data)
-            else (_np().ascontiguousarray(data[:, : plan.height, : plan.width]))
-        )
-    if _is_torch(data):
+        cropped = data[:, : plan.height, : plan.width]
+        return cropped.contiguous() if is_torch(data) else np.ascontiguousarray(cropped)
+    if is_torch(data):
         import torch
 
         last_row = data[:, -1:].expand(-1, extra_h, -1, -1)
         data = torch.cat([data, last_row], dim=1)
         last_col = data[:, :, -1:].expand(-1, -1, extra_w, -1)
         return torch.cat([data, last_col], dim=2).contiguous()
-    return _np().pad(data, ((0, 0), (0, extra_h), (0, extra_w), (0, 0)), mode="edge")
-
-
-def _np() -> Any:
-    import numpy
-
-    return numpy
-
-
-def _is_torch(data: Any) -> bool:
-    return type(data).__module__.startswith("torch")
+    return np.pad(data, ((0, 0), (0, extra_h), (0, extra_w), (0, 0)), mode="edge")
 
 
 class Job:
