@@ -304,6 +304,7 @@ def run() -> None:
     """
     # nvenc does no linear algebra; OpenBLAS's thread pool only slows numpy's import.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    _keep_freed_memory()
     _fill_closed_std_fds()
     _apply_color_rules(sys.argv[1:])
     click_error, abort = _click_exceptions()
@@ -316,6 +317,30 @@ def run() -> None:
     # The outcome is decided: a late Ctrl-C must not turn it into a traceback at shutdown.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _keep_freed_memory() -> None:
+    """Have glibc reuse freed frame buffers instead of handing them back to the kernel.
+
+    Every window, input frame and converted frame is a few MB. By default glibc returns
+    such blocks to the kernel on free (munmap, or trimming the heap top), so the next
+    one is page-faulted and zeroed again: on a kernel with transparent huge pages that
+    zeroing was ~12 % of all CPU time in a 1080p ultrafast encode, and ~3 % with these
+    settings. Peak RSS is unchanged (the same few buffers are live at any time); memory
+    is simply kept until the process exits, which the CLI does right after the encode.
+    The library never does this: its host process owns the allocator.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest: allocations up to it reuse heap
+    mallopt(m_trim_threshold, 1 << 30)
 
 
 def _fill_closed_std_fds() -> None:

@@ -194,7 +194,8 @@ def _value_type(param: Any) -> str:
     annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
     if isinstance(annotation, type):
         return annotation.__name__
-    return str(getattr(getattr(param, "type", None), "name", "")).lower()
+    name = str(getattr(getattr(param, "type", None), "name", "")).lower()
+    return name.removesuffix(" range")  # Click's IntRange/FloatRange (``min=``) count too
 
 
 def option_tag(param: Any) -> str:
