@@ -355,6 +355,14 @@ def _split_extra(
 _CHROMALOC_PARAMS = {"libx264": "x264-params", "libx265": "x265-params"}
 
 
+def _add_param(opts: dict[str, str], key: str, name: str, value: str) -> None:
+    """Append ``name=value`` to a ``key=a=1:b=2`` list unless the user already set ``name``."""
+    params = opts.get(key, "")
+    names = {item.split("=", 1)[0].strip().replace("_", "-") for item in params.split(":")}
+    if name not in names:
+        opts[key] = f"{params}:{name}={value}" if params else f"{name}={value}"
+
+
 def _with_codec_defaults(plan: EncodePlan) -> EncodePlan:
     """Defaults that make each CPU encoder do what people expect without -x lore.
 
@@ -370,10 +378,11 @@ def _with_codec_defaults(plan: EncodePlan) -> EncodePlan:
     if plan.encoder in _CHROMALOC_PARAMS and chroma_factors(plan.pixel_format) == (2, 2):
         # Our 4:2:0 chroma is the mean of each 2x2 block, i.e. sited at its centre;
         # say so in the VUI (H.264/HEVC otherwise imply left siting).
-        key = _CHROMALOC_PARAMS[plan.encoder]
-        params = opts.get(key, "")
-        if "chromaloc" not in params:
-            opts[key] = f"{params}:chromaloc=1" if params else "chromaloc=1"
+        _add_param(opts, _CHROMALOC_PARAMS[plan.encoder], "chromaloc", "1")
+    if plan.encoder in ("libx264", "libx264rgb") and "threads" not in opts:
+        from nvenc_cli.backends.cpu import lookahead_threads
+
+        _add_param(opts, "x264-params", "lookahead-threads", str(lookahead_threads()))
     if plan.encoder in ("libvpx-vp9", "libvpx"):
         # libvpx's defaults are a low fixed bitrate and a very slow mode; constant
         # quality with row threading is what "encode this to webm" means.

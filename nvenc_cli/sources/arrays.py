@@ -23,6 +23,7 @@ import numpy as np
 
 from nvenc_cli.errors import InputDataError, InputMissingError, UsageError, brief
 from nvenc_cli.sources.base import Source
+from nvenc_cli.sources.buffers import WindowBuffers
 from nvenc_cli.sources.layout import Layout, detect_layout, dtype_depth, frame_info, to_nhwc
 
 _MADV_DONTNEED = 4
@@ -103,6 +104,7 @@ class _NpyStream:
             )
         self.shape, self.dtype = tuple(shape), dtype
         self.offset = fh.tell()
+        self._buffers = WindowBuffers()
         count = int(np.prod(shape, dtype=object)) if shape else 1
         need = count * dtype.itemsize
         if size - self.offset < need:
@@ -117,7 +119,7 @@ class _NpyStream:
 
     def read(self, index: int, count: int, single: bool) -> np.ndarray:
         shape = self.frame_shape if single else (count, *self.frame_shape)
-        out = np.empty(shape, dtype=self.dtype)
+        out = self._buffers.empty(shape, self.dtype)
         view = memoryview(out.reshape(-1).view(np.uint8))
         got = 0
         try:

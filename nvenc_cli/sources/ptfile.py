@@ -31,6 +31,7 @@ from typing import IO, Any
 import numpy as np
 
 from nvenc_cli.errors import InputDataError, InputMissingError, UsageError
+from nvenc_cli.sources.buffers import WindowBuffers
 
 # The dtypes frames can come in, by torch's name: numpy type and bytes per element.
 # bfloat16 has no numpy type: its raw bits are read as uint16 and widened to float32.
@@ -326,8 +327,8 @@ def _widen_bfloat16(bits: np.ndarray) -> np.ndarray:
 class PtFrames:
     """Windows of one tensor of a zip-format ``.pt``, read straight from the file.
 
-    Frames laid out densely are read with positioned reads into a fresh array (nothing
-    mapped); other strides go through a read-only map and ``as_strided``, and the pages
+    Frames laid out densely are read with positioned reads into reused window memory
+    (nothing mapped); other strides go through a read-only map and ``as_strided``, and the pages
     no later window needs are handed back after each copy so RSS stays flat.
     """
 
@@ -336,6 +337,7 @@ class PtFrames:
         self._map: mmap.mmap | None = None
         self._flat: np.ndarray | None = None
         self._released = 0
+        self._buffers = WindowBuffers()
         try:
             archive = zipfile.ZipFile(fh)
         except Exception as exc:  # legacy (non-zip) files and damaged ones: torch decides
@@ -391,7 +393,7 @@ class PtFrames:
         return _widen_bfloat16(raw) if self.dtype_name == "bfloat16" else raw
 
     def _pread(self, first: int, shape: tuple[int, ...]) -> np.ndarray:
-        out = np.empty(shape, dtype=self.np_dtype)
+        out = self._buffers.empty(shape, self.np_dtype)
         view = memoryview(out.reshape(-1).view(np.uint8))
         position, got = self.start + first * self.itemsize, 0
         try:
