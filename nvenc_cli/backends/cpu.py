@@ -222,10 +222,10 @@ def _convert(av: Any, reformatter: Any, image: Any, fmt: str, args: dict[str, An
 
     Wrapping the window (``from_numpy_buffer``) saves a copy into a fresh FFmpeg frame:
     1-1.5 ms per 1080p frame, and ~9 ms where each fresh frame is page-faulted in. The
-    frame holds a reference to the window, so a reused buffer is never overwritten while
-    an encoder still reads it (when swscale has nothing to do, the frame itself goes on).
-    The visible output is the same bytes either way, at any alignment (checked on 504
-    format/size/offset combinations); only padding bytes beyond the width differ.
+    frame holds a reference to the window, so reused window memory is never overwritten
+    while an encoder still reads it (when swscale has nothing to do, the frame itself goes
+    on). swscale's output does not depend on where the rows lie: frames at any alignment,
+    amid any bytes, encode to the same file (tests/test_determinism.py).
     """
     try:
         frame = av.VideoFrame.from_numpy_buffer(image, format=fmt)
