@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,26 +23,29 @@ class WindowBuffers:
 
     def __init__(self, keep: int = 6) -> None:
         self._keep = keep
-        self._blocks: list[tuple[np.ndarray, weakref.ref[np.ndarray] | None]] = []
+        self._blocks: list[tuple[np.ndarray, Callable[[], np.ndarray | None]]] = []
 
     def empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """An uninitialised, writable, C-contiguous array of ``shape`` and ``dtype``."""
         dtype = np.dtype(dtype)
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         for index, (block, lease) in enumerate(self._blocks):
-            if block.nbytes >= nbytes and (lease is None or lease() is None):
-                return self._lend(index, block, nbytes, shape, dtype)
-        block = np.empty(max(nbytes, 1), dtype=np.uint8)
-        if len(self._blocks) < self._keep:
-            self._blocks.append((block, None))
-            return self._lend(len(self._blocks) - 1, block, nbytes, shape, dtype)
-        return block[:nbytes].view(dtype).reshape(shape)  # all blocks busy: a plain array
+            if block.nbytes >= nbytes and lease() is None:
+                return self._lend(index, nbytes, shape, dtype)
+        if len(self._blocks) == self._keep:  # every block is busy: a plain array
+            return np.empty(shape, dtype=dtype)
+        self._blocks.append((np.empty(max(nbytes, 1), dtype=np.uint8), _never_lent))
+        return self._lend(len(self._blocks) - 1, nbytes, shape, dtype)
 
-    def _lend(
-        self, index: int, block: np.ndarray, nbytes: int, shape: tuple[int, ...], dtype: Any
-    ) -> np.ndarray:
-        # Through a memoryview, so the root's base is not ``block`` itself: views of the
+    def _lend(self, index: int, nbytes: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        # Through a memoryview, so the root's base is not the block itself: views of the
         # root then stop at the root, and the root's lifetime is the window's.
+        block = self._blocks[index][0]
         root = np.frombuffer(memoryview(block)[:nbytes], dtype=dtype)
         self._blocks[index] = (block, weakref.ref(root))
         return root.reshape(shape)
+
+
+def _never_lent() -> None:
+    """The lease of a block not lent yet: nothing holds it."""
+    return None
