@@ -21,7 +21,7 @@ import nvenc_cli
 from nvenc_cli import VideoEncoder, testsrc
 from nvenc_cli.backends import probe_nvenc
 from nvenc_cli.sources.memory import describe
-from tests.conftest import ROOT, PipeSink, decode, psnr, run_cli
+from tests.conftest import ROOT, SERIAL, PipeSink, decode, psnr, run_cli
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device (torch.cuda.is_available() is False)")
@@ -37,12 +37,6 @@ def nhwc() -> np.ndarray:
 def nchw(nhwc: np.ndarray) -> torch.Tensor:
     """The same frames as torchcodec wants them: a contiguous (N, 3, H, W) uint8 tensor."""
     return torch.from_numpy(nhwc).permute(0, 3, 1, 2).contiguous()
-
-
-# Byte-identity checks run x264 on one thread: with frame threads it has, in a few
-# full-suite runs on a fresh machine, encoded identical frames to streams 16 bytes apart,
-# and these tests are about nvenc's own determinism, not the encoder's scheduling.
-SERIAL = {"threads": 1}
 
 
 def _bytes(path: Path) -> bytes:

@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 
 from nvenc_cli import VideoEncoder, testsrc
-from tests.conftest import run_cli
-
-SERIAL = {"threads": 1}  # x264's frame threads are not what these tests are about
+from tests.conftest import SERIAL, run_cli
 
 
 def _placed(frames: np.ndarray, offset: int, fill: int) -> np.ndarray:

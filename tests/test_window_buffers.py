@@ -25,7 +25,6 @@ def test_a_released_block_is_lent_again_and_a_held_one_is_not() -> None:
     assert other.ctypes.data != address  # `again` is alive: never the same memory
     extra = pool.empty((4, 8, 3), np.uint8)  # both blocks busy: a plain array
     assert len({again.ctypes.data, other.ctypes.data, extra.ctypes.data}) == 3
-    smaller = None
     del other
     smaller = pool.empty((2, 8, 3), np.uint16)  # a freed block big enough serves any dtype
     assert smaller.shape == (2, 8, 3) and smaller.dtype == np.uint16 and smaller.flags.writeable

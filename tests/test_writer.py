@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nvenc_cli import VideoEncoder, VideoWriter, open_writer, testsrc
-from tests.conftest import PipeSink, decode
+from tests.conftest import SERIAL, PipeSink, decode
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +29,9 @@ def _files(folder: Path) -> list[str]:
 def test_frames_one_by_one_or_in_batches_give_the_video_encoders_bytes(
     tmp_path: Path, nhwc: np.ndarray
 ) -> None:
-    serial = {"threads": 1}  # x264 on one thread: see SERIAL in test_api.py
-    VideoEncoder(nhwc, frame_rate=24).to_file(tmp_path / "whole.mp4", extra_options=serial)
+    VideoEncoder(nhwc, frame_rate=24).to_file(tmp_path / "whole.mp4", extra_options=SERIAL)
     chw = torch.from_numpy(nhwc).permute(0, 3, 1, 2)
-    with open_writer(tmp_path / "streamed.mp4", frame_rate=24, extra_options=serial) as writer:
+    with open_writer(tmp_path / "streamed.mp4", frame_rate=24, extra_options=SERIAL) as writer:
         writer.write(chw[0])  # one (3, H, W) frame
         writer.write(chw[1:5])  # a batch
         for frame in chw[5:]:
