@@ -1,0 +1,12 @@
+"""The Python API, one module per class family, all thin over plan/pipeline.
+
+``video``: torchcodec's ``VideoEncoder`` and nvenc's streaming ``VideoWriter``/``open_writer``.
+New classes (torchcodec's multi-stream ``Encoder``, ``AudioEncoder``) get modules of their own
+and are re-exported here, so ``nvenc_cli.api`` stays the one import path.
+"""
+
+from __future__ import annotations
+
+from nvenc_cli.api.video import VideoEncoder, VideoWriter, open_writer, python_spelling
+
+__all__ = ["VideoEncoder", "VideoWriter", "open_writer", "python_spelling"]
