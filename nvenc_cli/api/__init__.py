@@ -2,11 +2,22 @@
 
 ``video``: torchcodec's ``VideoEncoder`` and nvenc's streaming ``VideoWriter``/``open_writer``.
 New classes (torchcodec's multi-stream ``Encoder``, ``AudioEncoder``) get modules of their own
-and are re-exported here, so ``nvenc_cli.api`` stays the one import path.
+and are re-exported here (as is ``encode_many``, from ``nvenc_cli.batch``), so
+``nvenc_cli.api`` stays the one import path.
 """
 
 from __future__ import annotations
 
 from nvenc_cli.api.video import VideoEncoder, VideoWriter, open_writer, python_spelling
+from nvenc_cli.batch import JobResult, JobSpec, encode_many, iter_encode_many
 
-__all__ = ["VideoEncoder", "VideoWriter", "open_writer", "python_spelling"]
+__all__ = [
+    "JobResult",
+    "JobSpec",
+    "VideoEncoder",
+    "VideoWriter",
+    "encode_many",
+    "iter_encode_many",
+    "open_writer",
+    "python_spelling",
+]
