@@ -14,7 +14,13 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from nvenc_cli import __version__, signals
-from nvenc_cli.completion import complete_codec, complete_format, complete_pixel_format, complete_preset
+from nvenc_cli.completion import (
+    complete_codec,
+    complete_format,
+    complete_pixel_format,
+    complete_preset,
+    complete_raw_format,
+)
 from nvenc_cli.errors import Interrupted, NvencError
 
 app = typer.Typer(
@@ -70,7 +76,8 @@ def encode(
         str,
         typer.Argument(
             help="Frames: .npy/.npz/.pt file, image folder, quoted glob, printf pattern "
-            "(frame_%05d.png) or a video file.",
+            "(frame_%05d.png), a video file, or - for standard input (raw frames with "
+            "--input-size, a .npy stream, or y4m/nut/mkv/ts).",
             show_default=False,
             metavar="INPUT",
         ),
@@ -187,6 +194,30 @@ def encode(
         ),
     ] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours (also NO_COLOR=1).")] = False,
+    value_range: Annotated[
+        str | None,
+        typer.Option(
+            "--value-range",
+            help="Range MIN,MAX of float frames, mapped to black…white: -1,1 or 0,255. Default: 0,1.",
+            metavar="MIN,MAX",
+        ),
+    ] = None,
+    input_size: Annotated[
+        str | None,
+        typer.Option(
+            "--input-size",
+            help="Raw frames (INPUT - or a FIFO/file): WIDTHxHEIGHT of each frame, as ffmpeg's -s.",
+            metavar="WxH",
+        ),
+    ] = None,
+    input_pixel_format: Annotated[
+        str | None,
+        typer.Option(
+            "--input-pixel-format",
+            help="Raw frames' layout: rgb24 (default), bgr24, rgba, bgra, gray, gray16le, rgb48le, rgbf32le…",
+            autocompletion=complete_raw_format,
+        ),
+    ] = None,
 ) -> None:
     """Encode frames into a video file."""
     from nvenc_cli import report
@@ -212,6 +243,8 @@ def encode(
     try:
         from nvenc_cli.encode import InputOptions, encode_path
         from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
+        from nvenc_cli.sources.layout import parse_value_range
+        from nvenc_cli.sources.pipe import parse_size
 
         options = EncodeOptions(
             fps=parse_fps(fps) if fps is not None else None,
@@ -235,6 +268,9 @@ def encode(
             start_number=start_number,
             start=start,
             frames=frames,
+            value_range=parse_value_range(value_range),
+            input_size=parse_size(input_size) if input_size is not None else None,
+            input_pixel_format=input_pixel_format,
         )
         out.ffmpeg_logging()
         result = encode_path(input, output, options, inputs, progress=out.progress, on_plan=out.planned)
@@ -278,6 +314,8 @@ def testsrc(
         _die(f"invalid --size {size!r}: width and height must be ≥ 1", 2)
     try:
         samples.write(output, width, height, frames, pattern)
+    except NvencError as exc:
+        _die(str(exc), exc.exit_code)
     except OSError as exc:
         _die(f"{output}: cannot write ({exc.strerror or exc})", 73)
     except Exception as exc:

@@ -21,6 +21,9 @@ class InputOptions:
     start_number: int | None = None
     start: int = 0
     frames: int | None = None
+    value_range: tuple[float, float] | None = None
+    input_size: tuple[int, int] | None = None
+    input_pixel_format: str | None = None
 
 
 def prepare(
@@ -35,8 +38,11 @@ def prepare(
         start_number=inputs.start_number,
         start=inputs.start,
         frames=inputs.frames,
+        input_size=inputs.input_size,
+        input_pixel_format=inputs.input_pixel_format,
     )
     try:
+        source.set_value_range(inputs.value_range)
         plan = make_plan(options, source.info, container, source.fps_hint)
     except BaseException:
         source.close()
