@@ -7,15 +7,20 @@ commands so ``nvenc --help`` stays instant.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from enum import Enum
 from typing import Annotated, Any, NoReturn
 
 import typer
 
-from nvenc_cli import __version__
-from nvenc_cli.completion import complete_codec, complete_format, complete_pixel_format, complete_preset
+from nvenc_cli import __version__, signals
+from nvenc_cli.completion import (
+    complete_codec,
+    complete_format,
+    complete_pixel_format,
+    complete_preset,
+    complete_raw_format,
+)
 from nvenc_cli.errors import Interrupted, NvencError, UsageError
 
 app = typer.Typer(
@@ -77,7 +82,8 @@ def encode(
         list[str],
         typer.Argument(
             help="Frames: .npy/.npz/.pt file, image folder, quoted glob, printf pattern "
-            "(frame_%05d.png) or a video file. Several inputs make one video each (see -o).",
+            "(frame_%05d.png), a video file, or - for standard input (raw frames with "
+            "--input-size, a .npy stream, or y4m/nut/mkv/ts). Several inputs make one video each (see -o).",
             show_default=False,
             metavar="INPUT...",
         ),
@@ -200,6 +206,30 @@ def encode(
         ),
     ] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours (also NO_COLOR=1).")] = False,
+    value_range: Annotated[
+        str | None,
+        typer.Option(
+            "--value-range",
+            help="Range MIN,MAX of float frames, mapped to black…white: -1,1 or 0,255. Default: 0,1.",
+            metavar="MIN,MAX",
+        ),
+    ] = None,
+    input_size: Annotated[
+        str | None,
+        typer.Option(
+            "--input-size",
+            help="Raw frames (INPUT - or a FIFO/file): WIDTHxHEIGHT of each frame, as ffmpeg's -s.",
+            metavar="WxH",
+        ),
+    ] = None,
+    input_pixel_format: Annotated[
+        str | None,
+        typer.Option(
+            "--input-pixel-format",
+            help="Raw frames' layout: rgb24 (default), bgr24, rgba, bgra, gray, gray16le, rgb48le, rgbf32le…",
+            autocompletion=complete_raw_format,
+        ),
+    ] = None,
     jobs: Annotated[
         int | None,
         typer.Option(
@@ -227,7 +257,6 @@ def encode(
     from nvenc_cli import report
 
     out = report.Reporter(quiet=quiet, verbose=verbose, no_color=no_color, progress_path=progress)
-    _install_signals()
     _keep_freed_memory()
     if overwrite and no_overwrite:
         out.fail(NvencError("-y and -n exclude each other"), code=2)
@@ -242,19 +271,27 @@ def encode(
     many = manifest or len(input) > 1 or bool(jobs or shard or skip_existing or ray_address)
     if many or executor is not Executor.local:
         _encode_many(ctx, out, input, output, manifest)
+    assert output is not None
     try:
         from nvenc_cli.batch.jobs import expand_output, has_placeholder, is_dir_template
-        from nvenc_cli.encode import encode_path
+        from nvenc_cli.sources import input_files
 
-        assert output is not None
         if has_placeholder(output) or is_dir_template(output):
             output = expand_output(output, input[0], 0)
+        stdout_data = output == "-" or json_report
+        report.check_progress_path(progress, output, input_files(input[0]), stdout_data)
+    except NvencError as exc:
+        out.progress_file = None  # refused: it must not be opened, not even for the last block
+        out.fail(exc)
+    try:
+        from nvenc_cli.encode import encode_path
+
         options, inputs = _options(ctx.params)
         out.ffmpeg_logging()
         result = encode_path(input[0], output, options, inputs, progress=out.progress, on_plan=out.planned)
-    except NvencError as exc:
+    except (NvencError, Interrupted) as exc:
         out.fail(exc)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # SIGINT's default handler, where a host kept it
         out.fail(Interrupted("interrupted"))
     except Exception as exc:
         out.fail(exc, code=70)
@@ -270,6 +307,8 @@ def _options(params: dict[str, Any]) -> tuple[Any, Any]:
     command line's, or a manifest row's laid over them."""
     from nvenc_cli.encode import InputOptions
     from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
+    from nvenc_cli.sources.layout import parse_value_range
+    from nvenc_cli.sources.pipe import parse_size
 
     p = {name: _plain(value) for name, value in params.items()}
     options = EncodeOptions(
@@ -294,6 +333,9 @@ def _options(params: dict[str, Any]) -> tuple[Any, Any]:
         start_number=p["start_number"],
         start=p["start"],
         frames=p["frames"],
+        value_range=parse_value_range(p["value_range"]),
+        input_size=parse_size(p["input_size"]) if p["input_size"] is not None else None,
+        input_pixel_format=p["input_pixel_format"],
     )
     return options, inputs
 
@@ -377,6 +419,15 @@ def _manifest_jobs(ctx: typer.Context, inputs: list[str], template: str | None) 
     return specs
 
 
+def _check_progress_file(progress: str | None, jobs: list[Any], as_json: bool) -> None:
+    """The --progress file may be no job's output or input (opening it truncates it)."""
+    from nvenc_cli.report import check_progress_path
+    from nvenc_cli.sources import input_files
+
+    for job in jobs:
+        check_progress_path(progress, job.output, input_files(job.input), as_json)
+
+
 def _encode_many(
     ctx: typer.Context, out: Any, inputs: list[str], output: str | None, manifest: bool
 ) -> NoReturn:
@@ -386,6 +437,7 @@ def _encode_many(
     from nvenc_cli.batch.run import ExecutorOptions, combined_exit_code, iter_encode_many, plan_jobs
 
     p = ctx.params
+    out.progress_file = None  # the run's reporter writes --progress, for the whole run
     try:
         if manifest:
             specs = _manifest_jobs(ctx, inputs, output)
@@ -396,7 +448,9 @@ def _encode_many(
         shard = parse_shard(p["shard"]) if p["shard"] else None
         planned = plan_jobs(specs)
         executor = ExecutorOptions(_plain(p["executor"]), p["jobs"], p["ray_address"], p["verbose"])
+        _check_progress_file(p["progress"], planned, p["json_report"])
     except NvencError as exc:
+        out.progress_file = None  # refused or not yet needed: the run's reporter opens it
         out.fail(exc)
     mine = select_shard(planned, shard)
     if executor.executor == "ray":
@@ -415,16 +469,18 @@ def _encode_many(
         as_json=p["json_report"],
         workers=where,
     )
+    runs = iter_encode_many(
+        planned, executor=executor, skip_existing=p["skip_existing"], shard=shard, on_event=reporter.event
+    )
     try:
-        reporter.start()
-        for result in iter_encode_many(
-            planned,
-            executor=executor,
-            skip_existing=p["skip_existing"],
-            shard=shard,
-            on_event=reporter.event,
-        ):
-            reporter.result(result)
+        try:
+            reporter.start()
+            for result in runs:
+                reporter.result(result)
+        finally:
+            runs.close()  # any way out stops the workers and removes their temporary files
+        code = combined_exit_code(reporter.results)
+        reporter.finish(code)
     except KeyboardInterrupt:
         reporter.finish(130, interrupted="interrupted")
         raise typer.Exit(130) from None
@@ -437,8 +493,6 @@ def _encode_many(
     except Exception as exc:
         reporter.stop()
         out.fail(exc, code=70)
-    code = combined_exit_code(reporter.results)
-    reporter.finish(code)
     raise typer.Exit(code)
 
 
@@ -492,6 +546,8 @@ def testsrc(
         _die(f"invalid --size {size!r}: width and height must be ≥ 1", 2)
     try:
         samples.write(output, width, height, frames, pattern)
+    except NvencError as exc:
+        _die(str(exc), exc.exit_code)
     except OSError as exc:
         _die(f"{output}: cannot write ({exc.strerror or exc})", 73)
     except Exception as exc:
@@ -504,19 +560,6 @@ def _die(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _install_signals() -> None:
-    """SIGTERM becomes an exception (exit 143) so cleanup runs; ignore SIGXFSZ so a file
-    size limit surfaces as a write error (exit 74) instead of killing the process."""
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise Interrupted("terminated", exit_code=143)
-
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, on_term)
-    if hasattr(signal, "SIGXFSZ"):
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-
-
 def run() -> None:
     """Console-script entry point: Typer's parsing, nvenc's colour rules and error format.
 
@@ -525,18 +568,29 @@ def run() -> None:
     """
     # nvenc does no linear algebra; OpenBLAS's thread pool only slows numpy's import.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    _fill_closed_std_fds()
-    _apply_color_rules(sys.argv[1:])
-    click_error, abort = _click_exceptions()
+    signals.install()  # again, for callers that enter here directly
     try:
-        code = app(standalone_mode=False, prog_name="nvenc")  # same name under python -m
-    except click_error as exc:
-        _usage_error(exc)
-    except (abort, KeyboardInterrupt):  # Ctrl-C outside an encode (parsing, shutting down)
-        code = 130
-    # The outcome is decided: a late Ctrl-C must not turn it into a traceback at shutdown.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _fill_closed_std_fds()
+        _apply_color_rules(sys.argv[1:])
+        click_error, abort = _click_exceptions()
+        try:
+            code = app(standalone_mode=False, prog_name="nvenc")  # same name under python -m
+        except click_error as exc:
+            _usage_error(exc)
+        except (abort, KeyboardInterrupt):  # Ctrl-C outside an encode (parsing, shutting down)
+            code = 130
+    except Interrupted as exc:  # a signal outside an encode: parsing, start-up, the usage line
+        signals.settle()
+        _stop_line(exc)
+    # The outcome is decided: a late signal must not turn it into a traceback at shutdown.
+    signals.settle()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _stop_line(exc: Interrupted) -> NoReturn:
+    sys.stderr.write(f"nvenc: error: {exc}\n")
+    sys.stderr.flush()
+    sys.exit(exc.exit_code)
 
 
 def _keep_freed_memory() -> None:

@@ -63,8 +63,11 @@ class LocalExecutor:
         self.workers = workers
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["nvenc_cli.batch.worker", "nvenc_cli.encode", "nvenc_cli.report"])
-        self._events = context.SimpleQueue()
-        self._stop = context.Event()
+        # No cross-process lock anywhere: a worker killed while holding one (SIGKILL, the
+        # OOM killer) would block every other process for good. Events are small pickles
+        # written to one pipe (a write under PIPE_BUF is atomic), the stop flag a raw int.
+        self._events, self._writer = context.Pipe(duplex=False)
+        self._stop = context.RawValue("i", 0)
         self._on_event = on_event
         self._pids: set[int] = set()
         self._lock = threading.Lock()
@@ -72,7 +75,7 @@ class LocalExecutor:
             max_workers=workers,
             mp_context=context,
             initializer=worker.init_pool_worker,
-            initargs=(self._events, self._stop, cores_per_worker(workers), verbose),
+            initargs=(self._writer, self._stop, cores_per_worker(workers), verbose),
         )
         self._reader = threading.Thread(target=self._read_events, daemon=True, name="nvenc-batch-events")
         self._reader.start()
@@ -85,7 +88,7 @@ class LocalExecutor:
     def _read_events(self) -> None:
         while True:
             try:
-                message = self._events.get()
+                message = self._events.recv()
             except (EOFError, OSError):
                 return
             if message is None:
@@ -101,9 +104,9 @@ class LocalExecutor:
     def interrupt(self) -> None:
         """Stop every worker: queued jobs are not started, running ones unwind (their
         temporary files removed) on SIGTERM, idle workers exit at once."""
-        self._stop.set()
+        self._stop.value = 1
         deadline = time.monotonic() + 1.0
-        while not self._events.empty() and time.monotonic() < deadline:
+        while self._events.poll() and time.monotonic() < deadline:
             time.sleep(0.01)  # every worker that could be running said hello before it ran
         with self._lock:
             pids = list(self._pids)
@@ -114,8 +117,10 @@ class LocalExecutor:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._events.put(None)
+        with contextlib.suppress(OSError):
+            self._writer.send(None)
         self._reader.join(timeout=2)
+        self._writer.close()
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -175,7 +180,7 @@ class RayExecutor:
                     address=address,
                     num_cpus=local_cpus if address is None else None,
                     include_dashboard=False,
-                    logging_level=logging.WARNING,
+                    logging_level=logging.ERROR,  # nvenc reports; Ray's notices stay in its logs
                     log_to_driver=False,
                 )
             except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -184,7 +189,8 @@ class RayExecutor:
         self._cpus = cpus_per_job
         self._gpu_share = gpu_share
         self._has_gpus = float(ray.cluster_resources().get("GPU", 0)) > 0
-        self._task = ray.remote(_ray_task).options(name="nvenc-job", max_retries=max_retries)
+        self._task = ray.remote(_ray_task)
+        self._retries = max_retries
         self._refs: list[Any] = []
 
     def wants_gpu(self, job: JobSpec) -> bool:
@@ -199,7 +205,10 @@ class RayExecutor:
 
     def submit(self, job: JobSpec) -> Future[JobResult]:
         gpus = self._gpu_share if self.wants_gpu(job) else 0
-        ref = self._task.options(num_cpus=self._cpus, num_gpus=gpus).remote(job, self._cpus)
+        task = self._task.options(
+            name="nvenc-job", max_retries=self._retries, num_cpus=self._cpus, num_gpus=gpus
+        )
+        ref = task.remote(job, self._cpus)
         self._refs.append(ref)
         return ref.future()
 

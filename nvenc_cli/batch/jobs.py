@@ -132,6 +132,8 @@ def _key(path: str) -> str:
 def check_collisions(jobs: Iterable[JobSpec]) -> None:
     """Refuse, before any work, two jobs writing one file or a job writing over an input."""
     jobs = list(jobs)
+    if len(jobs) > 1 and any(job.input == "-" for job in jobs):
+        raise UsageError("standard input (-) can feed one encode, not one of several jobs")
     outputs: dict[str, JobSpec] = {}
     for job in jobs:
         if job.output == "-":

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from nvenc_cli.batch.worker import JobResult
+from nvenc_cli.errors import NvencError
 from nvenc_cli.report import ProgressFile, color_enabled, is_terminal, progress_block, write_prefixed
 
 
@@ -50,6 +51,7 @@ class BatchReporter:
         self._console: Any = None
         self._bar: Any = None
         self._task: Any = None
+        self.failure: NvencError | None = None
 
     # -- live state ----------------------------------------------------------------------
     def start(self) -> None:
@@ -68,9 +70,15 @@ class BatchReporter:
                 index, done, total = values
                 self._running[index] = done
                 self._totals[index] = total
-        self._refresh()
+        try:
+            self._refresh()
+        except NvencError as exc:  # on the event thread: the main thread raises it
+            self.failure = exc
 
     def result(self, result: JobResult) -> None:
+        """One finished job: counted, reported; a failed --progress write stops the run (74)."""
+        if self.failure is not None:
+            raise self.failure
         with self._lock:
             self._running.pop(result.index, None)
             self._totals.pop(result.index, None)
@@ -163,8 +171,13 @@ class BatchReporter:
         self.stop()
         seconds = time.monotonic() - self._started
         if self.progress_file is not None:
-            self.progress_file.write(self._block("end"), force=True)
-            self.progress_file.close()
+            try:
+                self.progress_file.write(self._block("end"), force=True)
+                self.progress_file.close()
+            except NvencError:
+                if interrupted is None and exit_code == 0:
+                    raise
+                # otherwise the run already failed, for the reasons printed
         summary = self.summary(seconds, exit_code)
         if self.as_json:
             sys.stdout.write(json.dumps({"type": "summary", **summary}) + "\n")

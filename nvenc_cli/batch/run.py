@@ -220,8 +220,9 @@ def _run_ray(todo: list[JobSpec], opts: ExecutorOptions) -> Iterator[JobResult]:
                     result = future.result()
                 except Exception as exc:
                     result = failed(job, 70, f"the Ray task failed: {type(exc).__name__}: {exc}")
-                source, dest = names[job.index]
-                yield replace(result, input=source, output=dest)
+                source, dest = names[job.index]  # reported as the user named them
+                report = {**result.report, "input": source, "output": dest} if result.report else {}
+                yield replace(result, input=source, output=dest, report=report)
     except BaseException:
         executor.interrupt()
         _wait_quietly(list(futures), timeout=10)

@@ -129,13 +129,15 @@ def init_pool_worker(events: Any, stop: Any, cores: int | None, verbose: bool) -
     """Runs once per worker process: the imports, the signal rules, the logging.
 
     The parent coordinates Ctrl-C: workers ignore SIGINT (a terminal sends it to the whole
-    process group) and stop on the SIGTERM the parent sends them, which unwinds a running
+    process group, and SIGHUP too) and stop on the SIGTERM the parent sends them, which unwinds a running
     encode (removing its temporary file) exactly as it does for ``nvenc encode``.
     """
     global _events, _stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _on_term)
-    if hasattr(signal, "SIGXFSZ"):
+    for name in ("SIGTERM", "SIGHUP", "SIGXCPU"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _on_term)
+    if hasattr(signal, "SIGXFSZ"):  # a file size limit is a write error (74), as for one encode
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     _events, _stop = events, stop
     set_cores(cores)
@@ -144,7 +146,7 @@ def init_pool_worker(events: Any, stop: Any, cores: int | None, verbose: bool) -
 
     _keep_freed_memory()
     quiet_libraries(verbose)
-    events.put(("hello", os.getpid()))
+    events.send(("hello", os.getpid()))
 
 
 def _on_term(signum: int, frame: Any) -> None:
@@ -156,11 +158,11 @@ def _on_term(signum: int, frame: Any) -> None:
 def pool_job(job: JobSpec) -> JobResult:
     """The function the pool runs per job: progress messages out, the result back."""
     global _busy
-    if _stop is not None and _stop.is_set():
+    if _stop is not None and _stop.value:
         return failed(job, 130, "cancelled", status="cancelled")
     _busy = True
     try:
-        _events.put(("start", job.index, os.getpid()))
+        _events.send(("start", job.index, os.getpid()))
         return run_job(job, _progress_sender(job.index))
     except Interrupted:
         # encode_path has removed its temporary file while unwinding; the run is over.
@@ -176,6 +178,6 @@ def _progress_sender(index: int) -> Callable[[int, int | None], None]:
         now = time.monotonic()
         if now - last[0] >= PROGRESS_PERIOD or (total is not None and done >= total):
             last[0] = now
-            _events.put(("progress", index, done, total))
+            _events.send(("progress", index, done, total))
 
     return send
