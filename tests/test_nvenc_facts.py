@@ -14,7 +14,7 @@ import numpy as np
 import nvenc_double
 import pytest
 import torch
-from test_nvenc_session import clip, decode, encode, expected_planes, planes
+from test_nvenc_session import cli, clip, decode, encode, expected_planes, planes
 
 from nvenc_cli.backends import nvenc
 from nvenc_cli.backends.annexb import AccessUnit, Timestamper
@@ -229,10 +229,6 @@ def test_open_failures_are_unavailable_not_a_session_limit(lib, tmp_path):
 
 
 def test_a_codec_the_gpu_lacks_is_unavailable(monkeypatch, tmp_path):
-    from typer.testing import CliRunner
-
-    from nvenc_cli.cli import app
-
     lib = nvenc_double.install(monkeypatch, nvenc_double.GPUS["T4"])
     monkeypatch.setattr(nvenc, "probe_details", lambda: nvenc.ProbeResult(True, "ok", "emulated T4"))
     monkeypatch.setattr(nvenc, "_compute_device", lambda gpu_id: torch.device("cpu"))
@@ -240,10 +236,10 @@ def test_a_codec_the_gpu_lacks_is_unavailable(monkeypatch, tmp_path):
     source = tmp_path / "in.npy"
     np.save(source, clip(4, 64, 48))
     out = tmp_path / "out.mkv"
-    result = CliRunner().invoke(app, ["encode", str(source), "-o", str(out), "-c", "av1_nvenc"])
+    result = cli("encode", str(source), "-o", str(out), "-c", "av1_nvenc")
     assert result.exit_code == 69 and "cannot encode av1" in result.output
     assert not out.exists() and lib.created == []
-    ok = CliRunner().invoke(app, ["encode", str(source), "-o", str(out), "-c", "hevc_nvenc"])
+    ok = cli("encode", str(source), "-o", str(out), "-c", "hevc_nvenc")
     assert ok.exit_code == 0, ok.output
 
 
@@ -291,15 +287,9 @@ def test_crf_zero_says_what_it_keeps_and_needs_lossless_support(lib, tmp_path):
 
 
 def test_json_names_the_route(lib, tmp_path):
-    from typer.testing import CliRunner
-
-    from nvenc_cli.cli import app
-
     source = tmp_path / "in.npy"
     np.save(source, clip(4, 64, 48))
-    result = CliRunner().invoke(
-        app, ["encode", str(source), "-o", str(tmp_path / "o.mp4"), "--device", "cuda", "--json"]
-    )
+    result = cli("encode", str(source), "-o", str(tmp_path / "o.mp4"), "--device", "cuda", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["backend"] == "nvenc"
 

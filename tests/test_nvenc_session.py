@@ -10,6 +10,7 @@ timestamps, pitch skew or wrong tags.
 from __future__ import annotations
 
 import json
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -36,6 +37,22 @@ def double(monkeypatch):
     monkeypatch.setattr(nvenc, "_compute_device", lambda gpu_id: torch.device("cpu"))
     monkeypatch.setattr(nvenc, "_cuda_handles", lambda gpu_id, device, stream: lib.cuda.handles(gpu_id))
     return lib
+
+
+# The CLI sets these for its own process (report.py); restore them after each in-process run
+# so later subprocess tests see the environment they were started with.
+CLI_ENV = {
+    "SVT_LOG": os.environ.get("SVT_LOG"),
+    "AV_LOG_FORCE_NOCOLOR": os.environ.get("AV_LOG_FORCE_NOCOLOR"),
+}
+
+
+def cli(*args: str):
+    from typer.testing import CliRunner
+
+    from nvenc_cli.cli import app
+
+    return CliRunner().invoke(app, list(args), env=CLI_ENV)
 
 
 def clip(count: int, width: int, height: int) -> np.ndarray:
@@ -262,16 +279,12 @@ def test_create_encoder_keywords(double, tmp_path):
 
 
 def test_cli_end_to_end_with_the_double(double, tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from nvenc_cli.cli import app
-
     frames = clip(10, 96, 64)
     source = tmp_path / "in.npy"
     np.save(source, frames)
     out = tmp_path / "out.mp4"
-    result = CliRunner().invoke(
-        app, ["encode", str(source), "-o", str(out), "--device", "cuda", "--json", "-x", "bf=1", "-x", "g=4"]
+    result = cli(
+        "encode", str(source), "-o", str(out), "--device", "cuda", "--json", "-x", "bf=1", "-x", "g=4"
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -281,7 +294,5 @@ def test_cli_end_to_end_with_the_double(double, tmp_path, monkeypatch):
     decoded, stream = decode(out)
     assert len(decoded) == 10 and stream.average_rate == Fraction(30)
     assert [f.key_frame for f in decoded] == [i % 4 == 0 for i in range(10)]
-    bad = CliRunner().invoke(
-        app, ["encode", str(source), "-o", str(tmp_path / "x.mp4"), "--device", "cuda", "-x", "nope=1"]
-    )
+    bad = cli("encode", str(source), "-o", str(tmp_path / "x.mp4"), "--device", "cuda", "-x", "nope=1")
     assert bad.exit_code == 2 and not (tmp_path / "x.mp4").exists()
