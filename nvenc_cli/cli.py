@@ -188,6 +188,35 @@ def encode(
         ),
     ] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours (also NO_COLOR=1).")] = False,
+    no_audio: Annotated[
+        bool,
+        typer.Option("--no-audio", "-an", help="Drop the sound (a video input's audio is kept by default)."),
+    ] = False,
+    audio: Annotated[
+        str | None,
+        typer.Option(
+            "--audio", help="Add the sound of FILE (wav, flac, mp3, m4a, a video, or .npz/.pt samples)."
+        ),
+    ] = None,
+    audio_codec: Annotated[
+        str | None,
+        typer.Option(
+            "--audio-codec",
+            help="Audio encoder (aac, libopus, flac, libmp3lame…) or copy. Default: copy if the container takes it.",
+        ),
+    ] = None,
+    audio_bitrate: Annotated[
+        str | None,
+        typer.Option("--audio-bitrate", help="Audio bit rate, e.g. 128k (default: the encoder's)."),
+    ] = None,
+    audio_key: Annotated[
+        str | None,
+        typer.Option("--audio-key", help="Entry of an .npz/.pt holding audio samples (C, S) or (S,)."),
+    ] = None,
+    audio_rate: Annotated[
+        int | None,
+        typer.Option("--audio-rate", help="Sample rate of array samples when the file does not store one."),
+    ] = None,
 ) -> None:
     """Encode frames into a video file."""
     from nvenc_cli import report
@@ -204,9 +233,18 @@ def encode(
             NvencError("refusing to write video to a terminal: pipe or redirect -o - (… | ffplay -)"), code=2
         )
     try:
+        from nvenc_cli.audio import AudioOptions, parse_bitrate
         from nvenc_cli.encode import InputOptions, encode_path
         from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
 
+        sound = AudioOptions(
+            enabled=not no_audio,
+            codec=audio_codec,
+            bitrate=parse_bitrate(audio_bitrate),
+            file=audio,
+            key=audio_key,
+            rate=audio_rate,
+        )
         options = EncodeOptions(
             fps=parse_fps(fps) if fps is not None else None,
             codec=codec,
@@ -222,6 +260,7 @@ def encode(
             format=format,
             batch_size=batch_size,
             overwrite=overwrite,
+            audio=sound,
         )
         inputs = InputOptions(
             key=key,

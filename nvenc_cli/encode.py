@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from nvenc_cli.mux import Destination, check_destination
 from nvenc_cli.options import EncodeOptions, container_for
 from nvenc_cli.pipeline import Progress, Result, run
 from nvenc_cli.plan import EncodePlan, make_plan
 from nvenc_cli.sources import Source, open_source
+
+if TYPE_CHECKING:
+    from nvenc_cli.audio import AudioTrack
 
 
 @dataclass(frozen=True)
@@ -61,12 +66,34 @@ def adopt_plan(source: Source, plan: EncodePlan) -> None:
     source.float_depth = 16 if plan.out_depth > 8 else 8
 
 
+def prepare_audio_track(
+    spec: str | None, source: Source, plan: EncodePlan, options: EncodeOptions, inputs: InputOptions
+) -> tuple[AudioTrack | None, EncodePlan]:
+    """The sound for this encode, decided (and refused) before the output exists; the
+    plan comes back with the audio notices added."""
+    from nvenc_cli.audio import prepare_audio
+    from nvenc_cli.sources.video import VideoSource
+
+    rate = source.fps_hint or plan.fps
+    track, notices = prepare_audio(
+        options.audio,
+        plan.container,
+        spec,
+        video_is_media=isinstance(source, VideoSource),
+        trim_start=Fraction(inputs.start) / rate,
+    )
+    if notices:
+        plan = replace(plan, notices=(*plan.notices, *notices))
+    return track, plan
+
+
 def run_source(
     source: Source,
     plan: EncodePlan,
     dest: Destination,
     options: EncodeOptions,
     progress: Progress | None = None,
+    audio: AudioTrack | None = None,
 ) -> Result:
     """Encode every frame ``source`` yields, in windows of ``--batch-size``."""
     return run(
@@ -76,6 +103,7 @@ def run_source(
         overwrite=options.overwrite,
         total=source.frame_count,
         progress=progress,
+        audio=audio,
     )
 
 
@@ -92,8 +120,10 @@ def encode_path(
     ``on_plan`` sees the resolved plan before the first frame is encoded (the CLI starts
     its clock and opens its --progress file there).
     """
-    source, plan = prepare(spec, dest, options, inputs or InputOptions())
+    inputs = inputs or InputOptions()
+    source, plan = prepare(spec, dest, options, inputs)
     with source:
+        track, plan = prepare_audio_track(spec, source, plan, options, inputs)
         if on_plan is not None:
             on_plan(plan)
-        return run_source(source, plan, dest, options, progress)
+        return run_source(source, plan, dest, options, progress, audio=track)
