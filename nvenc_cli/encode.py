@@ -26,6 +26,9 @@ class InputOptions:
     start_number: int | None = None
     start: int = 0
     frames: int | None = None
+    value_range: tuple[float, float] | None = None
+    input_size: tuple[int, int] | None = None
+    input_pixel_format: str | None = None
 
 
 def prepare(
@@ -40,8 +43,11 @@ def prepare(
         start_number=inputs.start_number,
         start=inputs.start,
         frames=inputs.frames,
+        input_size=inputs.input_size,
+        input_pixel_format=inputs.input_pixel_format,
     )
     try:
+        source.set_value_range(inputs.value_range)
         plan = make_plan(options, source.info, container, source.fps_hint)
     except BaseException:
         source.close()
@@ -71,20 +77,33 @@ def prepare_audio_track(
 ) -> tuple[AudioTrack | None, EncodePlan]:
     """The sound for this encode, decided (and refused) before the output exists; the
     plan comes back with the audio notices added."""
+    import os
+
     from nvenc_cli.audio import prepare_audio
     from nvenc_cli.sources.video import VideoSource
 
     rate = source.fps_hint or plan.fps
+    media = isinstance(source, VideoSource)
+    # The sound is read by a second reader of the same file; a pipe cannot be read twice.
+    readable = media and spec is not None and os.path.isfile(spec)
     track, notices = prepare_audio(
         options.audio,
         plan.container,
         spec,
-        video_is_media=isinstance(source, VideoSource),
+        video_is_media=readable,
         trim_start=Fraction(inputs.start) / rate,
     )
+    enabled = options.audio is None or options.audio.enabled
+    if media and not readable and enabled and track is None and _has_audio(source):
+        notices = (*notices, "audio dropped: the sound of a piped input cannot be kept; pass it with --audio")
     if notices:
         plan = replace(plan, notices=(*plan.notices, *notices))
     return track, plan
+
+
+def _has_audio(source: Source) -> bool:
+    container = getattr(source, "_container", None)
+    return bool(container is not None and container.streams.audio)
 
 
 def run_source(
@@ -95,8 +114,9 @@ def run_source(
     progress: Progress | None = None,
     audio: AudioTrack | None = None,
 ) -> Result:
-    """Encode every frame ``source`` yields, in windows of ``--batch-size``."""
-    return run(
+    """Encode every frame ``source`` yields, in windows of ``--batch-size``; the result's
+    plan carries the source's notices too, those found while reading included."""
+    result = run(
         source.batches(options.batch_size),
         plan,
         dest,
@@ -105,6 +125,15 @@ def run_source(
         progress=progress,
         audio=audio,
     )
+    return with_source_notices(result, source)
+
+
+def with_source_notices(result: Result, source: Source) -> Result:
+    """Put what the reader noticed before the plan's own notices, once each."""
+    extra = tuple(n for n in source.notices if n not in result.plan.notices)
+    if not extra:
+        return result
+    return replace(result, plan=replace(result.plan, notices=(*extra, *result.plan.notices)))
 
 
 def encode_path(
