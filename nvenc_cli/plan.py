@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from nvenc_cli import ffopts
-from nvenc_cli.errors import InputDataError, UnavailableError, UsageError
+from nvenc_cli.errors import InputDataError, NvencError, UnavailableError, UsageError
 from nvenc_cli.frames import FrameInfo
 from nvenc_cli.options import (
     CONTAINER_CODECS,
@@ -53,6 +53,9 @@ class EncodePlan:
     keep_alpha: bool = False
     notices: tuple[str, ...] = ()
     fallback_reason: str | None = None
+    # The same encode on the CPU, when --device auto chose NVENC: run instead if NVENC
+    # fails before its first packet (pipeline.Job).
+    fallback: EncodePlan | None = field(default=None, repr=False, compare=False)
 
     @property
     def time_base(self) -> Fraction:
@@ -129,7 +132,21 @@ def make_plan(
         notices=tuple(notices),
         fallback_reason=choice.fallback_reason,
     )
-    return _with_codec_defaults(plan)
+    plan = _with_codec_defaults(plan)
+    if choice.may_fall_back:
+        plan = replace(plan, fallback=_cpu_plan(options, info, container, fps_hint))
+    return plan
+
+
+def _cpu_plan(
+    options: EncodeOptions, info: FrameInfo, container: str, fps_hint: Fraction | None
+) -> EncodePlan | None:
+    """The plan ``--device cpu`` would make, or None when the CPU cannot take these options
+    (an NVENC-only preset or -x key): then an NVENC failure stays a failure."""
+    try:
+        return make_plan(replace(options, device="cpu"), info, container, fps_hint)
+    except NvencError:
+        return None
 
 
 def _family(encoder: str) -> str:

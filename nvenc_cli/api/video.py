@@ -47,7 +47,7 @@ from nvenc_cli.sources.memory import (
 if TYPE_CHECKING:
     import torch
 
-    from nvenc_cli.pipeline import Job
+    from nvenc_cli.pipeline import Job, Result
     from nvenc_cli.plan import EncodePlan
 
 __all__ = ["VideoEncoder", "VideoWriter", "open_writer"]
@@ -154,6 +154,14 @@ def _value_range(value: Any, described: MemoryFrames | None) -> tuple[float, flo
             "(uint8 is 0–255, uint16 0–65535)"
         )
     return pair
+
+
+def _warn_if_fell_back(result: Result) -> None:
+    """NVENC failed at its start and the CPU encoded instead: say why, as the CLI does."""
+    if result.fell_back:
+        warnings.warn(
+            result.plan.fallback_reason or "NVENC failed; encoded on the CPU", RuntimeWarning, stacklevel=3
+        )
 
 
 def _device(frames_device: str, override: str | None) -> str:
@@ -360,7 +368,7 @@ class VideoEncoder:
             plan = _plan(options, source, container, self._described.device.startswith("cuda"))
             adopt_plan(source, plan)
             source.backend = plan.backend
-            run_source(source, plan, dest, options)
+            _warn_if_fell_back(run_source(source, plan, dest, options))
 
 
 class VideoWriter:
@@ -482,7 +490,7 @@ class VideoWriter:
             raise UsageError("no frames were written: nothing to encode")
         job, self._job = self._job, None
         with _api_errors():
-            job.finish()
+            _warn_if_fell_back(job.finish())
 
     def abort(self) -> None:
         """Stop without completing: a path output is removed; safe to call any time."""
