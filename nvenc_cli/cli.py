@@ -203,6 +203,14 @@ def encode(
             metavar="MIN,MAX",
         ),
     ] = None,
+    resize: Annotated[
+        str | None,
+        typer.Option(
+            "--resize",
+            help="Scale to WIDTHxHEIGHT; -1 keeps the aspect ratio, -2 keeps it and rounds to even (640x-2).",
+            metavar="WxH",
+        ),
+    ] = None,
     input_size: Annotated[
         str | None,
         typer.Option(
@@ -237,6 +245,7 @@ def encode(
     try:
         from nvenc_cli.encode import InputOptions, encode_path
         from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
+        from nvenc_cli.resize import parse_resize
         from nvenc_cli.sources.layout import parse_value_range
         from nvenc_cli.sources.pipe import parse_size
 
@@ -255,6 +264,7 @@ def encode(
             format=format,
             batch_size=batch_size,
             overwrite=overwrite,
+            resize=parse_resize(resize),
         )
         inputs = InputOptions(
             key=key,

@@ -175,6 +175,8 @@ class EncodeOptions:
     format: str | None = None
     batch_size: int = DEFAULT_BATCH
     overwrite: bool = False
+    #: ``--resize``: (width, height), either side -1 (keep the aspect) or -2 (and even).
+    resize: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

@@ -53,6 +53,8 @@ class EncodePlan:
     keep_alpha: bool = False
     notices: tuple[str, ...] = ()
     fallback_reason: str | None = None
+    #: ``--resize``: the size frames are scaled to (before --pad/--crop) and the filter.
+    resize: tuple[int, int, str] | None = None
 
     @property
     def time_base(self) -> Fraction:
@@ -86,7 +88,9 @@ def make_plan(
         )
     pixel_format = options.pixel_format or default_pixel_format(choice.encoder, family, info)
     _check_pixel_format(choice.encoder, pixel_format)
-    width, height, geometry = _geometry(info, pixel_format, options)
+    resize = _resize(options, info)
+    scaled = info if resize is None else replace(info, width=resize[0], height=resize[1])
+    width, height, geometry = _geometry(scaled, pixel_format, options)
     color = resolve_color(options.color_matrix, options.color_range, height, pixel_format)
     _check_gray_matrix(info, pixel_format, color)
     codec_opts, format_opts = _split_extra(choice.encoder, container, options, choice.backend)
@@ -101,9 +105,13 @@ def make_plan(
             f"alpha channel dropped: {choice.encoder} with {pixel_format} cannot carry it "
             f"(alpha needs {_ALPHA_HINT})"
         )
+    if resize is not None:
+        notices.append(
+            f"frames resized from {info.width}x{info.height} to {resize[0]}x{resize[1]} ({resize[2]})"
+        )
     if geometry:
         verb = "padded (edge replication)" if geometry == "pad" else "cropped"
-        notices.append(f"frame size {info.width}x{info.height} {verb} to {width}x{height}")
+        notices.append(f"frame size {scaled.width}x{scaled.height} {verb} to {width}x{height}")
     plan = EncodePlan(
         container=container,
         backend=choice.backend,
@@ -123,8 +131,21 @@ def make_plan(
         keep_alpha=keep_alpha,
         notices=tuple(notices),
         fallback_reason=choice.fallback_reason,
+        resize=resize,
     )
     return _with_codec_defaults(plan)
+
+
+def _resize(options: EncodeOptions, info: FrameInfo) -> tuple[int, int, str] | None:
+    """The size ``--resize`` asks for these frames, and the filter that gets there."""
+    if options.resize is None:
+        return None
+    from nvenc_cli.resize import filter_name, target_size
+
+    width, height = target_size(options.resize, info.width, info.height)
+    if (width, height) == (info.width, info.height):
+        return None
+    return width, height, filter_name((info.width, info.height), (width, height))
 
 
 def _family(encoder: str) -> str:
@@ -289,10 +310,11 @@ def _geometry(info: FrameInfo, pixel_format: str, options: EncodeOptions) -> tup
         if width == 0 or height == 0:
             raise InputDataError(f"frames are {info.width}x{info.height}: too small to crop")
         return width, height, "crop"
+    hint = " (or --resize with -2 for a side: even, keeping the aspect ratio)" if options.resize else ""
     raise InputDataError(
         f"frame size {info.width}x{info.height} does not fit {pixel_format}, which needs "
         f"width a multiple of {fw} and height a multiple of {fh}: use --pad (edge "
-        "replication) or --crop"
+        f"replication) or --crop{hint}"
     )
 
 

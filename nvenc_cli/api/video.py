@@ -34,6 +34,7 @@ from nvenc_cli.errors import (
 )
 from nvenc_cli.mux import Destination, is_stdout
 from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
+from nvenc_cli.resize import parse_resize
 from nvenc_cli.sources.layout import parse_value_range
 from nvenc_cli.sources.memory import (
     MemoryFrames,
@@ -68,6 +69,7 @@ class _Settings:
     color_range: str | None = None
     pad: bool = False
     crop: bool = False
+    resize: tuple[int, int] | str | None = None
 
     def options(self, fps: Fraction, device: str, fmt: str | None, overwrite: bool) -> EncodeOptions:
         """The ``EncodeOptions`` the CLI would build from the same values."""
@@ -85,6 +87,7 @@ class _Settings:
             crop=self.crop,
             format=fmt,
             overwrite=overwrite,
+            resize=parse_resize(self.resize),
         )
 
 
@@ -257,6 +260,7 @@ class VideoEncoder:
         color_range: str | None = None,
         pad: bool = False,
         crop: bool = False,
+        resize: tuple[int, int] | str | None = None,
         overwrite: bool = True,
     ) -> None:
         """Encode the frames into the file ``dest``; its extension picks the container.
@@ -278,6 +282,9 @@ class VideoEncoder:
             pad: grow a size the pixel format cannot hold (odd, for 4:2:0) by repeating
                 the last row/column; without ``pad`` or ``crop`` such sizes raise.
             crop: shrink such a size by dropping the last row/column instead.
+            resize: scale to ``(width, height)`` (or ``"640x360"``); a side of -1 keeps
+                the aspect ratio, -2 keeps it rounded to even. Area filter when shrinking,
+                Lanczos when growing; the colour rules follow the new size.
             overwrite: replace an existing ``dest`` (default, as torchcodec does); with
                 ``False`` an existing file raises ``OSError``.
 
@@ -286,7 +293,7 @@ class VideoEncoder:
         with _api_errors():
             _check_path(dest)
         settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
         )
         self._encode(os.fspath(dest), None, settings, overwrite)
 
@@ -304,6 +311,7 @@ class VideoEncoder:
         color_range: str | None = None,
         pad: bool = False,
         crop: bool = False,
+        resize: tuple[int, int] | str | None = None,
     ) -> None:
         """Encode the frames into a binary file-like object, e.g. ``io.BytesIO()``.
 
@@ -315,7 +323,7 @@ class VideoEncoder:
         with _api_errors():
             _check_file_like(file_like)
         settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
         )
         self._encode(file_like, format, settings, overwrite=False)
 
@@ -332,6 +340,7 @@ class VideoEncoder:
         color_range: str | None = None,
         pad: bool = False,
         crop: bool = False,
+        resize: tuple[int, int] | str | None = None,
     ) -> torch.Tensor:
         """Encode the frames and return the container's bytes as a 1-D uint8 CPU tensor.
 
@@ -343,7 +352,7 @@ class VideoEncoder:
         torch = require_torch("to_tensor (it returns a torch.Tensor; to_file_like needs no torch)")
         buffer = io.BytesIO()
         settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
         )
         self._encode(buffer, format, settings, overwrite=False)
         return torch.frombuffer(bytearray(buffer.getbuffer()), dtype=torch.uint8)
@@ -525,6 +534,7 @@ def open_writer(
     color_range: str | None = None,
     pad: bool = False,
     crop: bool = False,
+    resize: tuple[int, int] | str | None = None,
     layout: str | None = None,
     overwrite: bool = True,
     batch_size: int = 8,
@@ -555,7 +565,7 @@ def open_writer(
         if format is None and (path is None or is_stdout(path)):
             raise UsageError("format is required when dest is a file object or '-' (e.g. format='mp4')")
         settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
         )
         options = replace(
             settings.options(_frame_rate(frame_rate), "auto", format, overwrite), batch_size=batch_size
