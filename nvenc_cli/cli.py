@@ -7,14 +7,13 @@ commands so ``nvenc --help`` stays instant.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from enum import Enum
 from typing import Annotated, Any, NoReturn
 
 import typer
 
-from nvenc_cli import __version__
+from nvenc_cli import __version__, signals
 from nvenc_cli.completion import (
     complete_codec,
     complete_format,
@@ -232,7 +231,6 @@ def encode(
     from nvenc_cli import report
 
     out = report.Reporter(quiet=quiet, verbose=verbose, no_color=no_color, progress_path=progress)
-    _install_signals()
     _keep_freed_memory()
     if overwrite and no_overwrite:
         out.fail(NvencError("-y and -n exclude each other"), code=2)
@@ -242,6 +240,14 @@ def encode(
         out.fail(
             NvencError("refusing to write video to a terminal: pipe or redirect -o - (… | ffplay -)"), code=2
         )
+    try:
+        from nvenc_cli.sources import input_files
+
+        stdout_data = output == "-" or json_report
+        report.check_progress_path(progress, output, input_files(input), stdout_data)
+    except NvencError as exc:
+        out.progress_file = None  # refused: it must not be opened, not even for the last block
+        out.fail(exc)
     try:
         from nvenc_cli.encode import InputOptions, encode_path
         from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
@@ -278,9 +284,9 @@ def encode(
         )
         out.ffmpeg_logging()
         result = encode_path(input, output, options, inputs, progress=out.progress, on_plan=out.planned)
-    except NvencError as exc:
+    except (NvencError, Interrupted) as exc:
         out.fail(exc)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # SIGINT's default handler, where a host kept it
         out.fail(Interrupted("interrupted"))
     except Exception as exc:
         out.fail(exc, code=70)
@@ -332,19 +338,6 @@ def _die(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _install_signals() -> None:
-    """SIGTERM becomes an exception (exit 143) so cleanup runs; ignore SIGXFSZ so a file
-    size limit surfaces as a write error (exit 74) instead of killing the process."""
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise Interrupted("terminated", exit_code=143)
-
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, on_term)
-    if hasattr(signal, "SIGXFSZ"):
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-
-
 def run() -> None:
     """Console-script entry point: Typer's parsing, nvenc's colour rules and error format.
 
@@ -353,18 +346,29 @@ def run() -> None:
     """
     # nvenc does no linear algebra; OpenBLAS's thread pool only slows numpy's import.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    _fill_closed_std_fds()
-    _apply_color_rules(sys.argv[1:])
-    click_error, abort = _click_exceptions()
+    signals.install()  # again, for callers that enter here directly
     try:
-        code = app(standalone_mode=False, prog_name="nvenc")  # same name under python -m
-    except click_error as exc:
-        _usage_error(exc)
-    except (abort, KeyboardInterrupt):  # Ctrl-C outside an encode (parsing, shutting down)
-        code = 130
-    # The outcome is decided: a late Ctrl-C must not turn it into a traceback at shutdown.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _fill_closed_std_fds()
+        _apply_color_rules(sys.argv[1:])
+        click_error, abort = _click_exceptions()
+        try:
+            code = app(standalone_mode=False, prog_name="nvenc")  # same name under python -m
+        except click_error as exc:
+            _usage_error(exc)
+        except (abort, KeyboardInterrupt):  # Ctrl-C outside an encode (parsing, shutting down)
+            code = 130
+    except Interrupted as exc:  # a signal outside an encode: parsing, start-up, the usage line
+        signals.settle()
+        _stop_line(exc)
+    # The outcome is decided: a late signal must not turn it into a traceback at shutdown.
+    signals.settle()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _stop_line(exc: Interrupted) -> NoReturn:
+    sys.stderr.write(f"nvenc: error: {exc}\n")
+    sys.stderr.flush()
+    sys.exit(exc.exit_code)
 
 
 def _keep_freed_memory() -> None:

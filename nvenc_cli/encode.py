@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nvenc_cli.mux import Destination, check_destination
 from nvenc_cli.options import EncodeOptions, container_for
@@ -74,8 +74,9 @@ def run_source(
     options: EncodeOptions,
     progress: Progress | None = None,
 ) -> Result:
-    """Encode every frame ``source`` yields, in windows of ``--batch-size``."""
-    return run(
+    """Encode every frame ``source`` yields, in windows of ``--batch-size``; the result's
+    plan carries the source's notices too, those found while reading included."""
+    result = run(
         source.batches(options.batch_size),
         plan,
         dest,
@@ -83,6 +84,15 @@ def run_source(
         total=source.frame_count,
         progress=progress,
     )
+    return with_source_notices(result, source)
+
+
+def with_source_notices(result: Result, source: Source) -> Result:
+    """Put what the reader noticed before the plan's own notices, once each."""
+    extra = tuple(n for n in source.notices if n not in result.plan.notices)
+    if not extra:
+        return result
+    return replace(result, plan=replace(result.plan, notices=(*extra, *result.plan.notices)))
 
 
 def encode_path(

@@ -7,7 +7,21 @@ import os
 from nvenc_cli.errors import InputMissingError, UsageError
 from nvenc_cli.sources.base import Source
 
-__all__ = ["Source", "open_source"]
+__all__ = ["Source", "input_files", "open_source"]
+
+
+def input_files(spec: str) -> list[str]:
+    """The files an input names (a sequence's images, else the path itself), listed
+    without opening any: what nothing else the run writes may be."""
+    from nvenc_cli.errors import NvencError
+    from nvenc_cli.sources.images import is_image_spec, list_images
+
+    try:
+        if spec == "-" or not is_image_spec(spec):
+            return [spec]
+        return [spec, *list_images(spec)]
+    except NvencError:  # reported, worded, when the input itself is opened
+        return [spec]
 
 
 def open_source(

@@ -34,6 +34,10 @@ class Source(ABC):
         self.limit: int | None = None
         #: depth floats are scaled to (8 or 16); the plan sets it from the pixel format.
         self.float_depth = 8
+        #: What reading changes that nobody asked for (a dropped frame, a lost tag), in
+        #: words: the CLI prints each as a note and lists it in the --json "notices",
+        #: beside the plan's. A reader may add one while frames are read.
+        self.notices: list[str] = []
         #: the range float samples are in (``--value-range``); None means [0, 1].
         self.value_range: tuple[float, float] | None = None
 
