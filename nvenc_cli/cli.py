@@ -110,7 +110,7 @@ def encode(
         str | None,
         typer.Option(
             "--preset",
-            help="Encoder preset: ultrafast…veryslow (x264/x265), 0–13 (SVT-AV1), p1–p7 (NVENC).",
+            help="Encoder preset: ultrafast…placebo for every encoder (mapped to VP9 speed, SVT-AV1 and NVENC presets), or the encoder's own: 0–13 (SVT-AV1), p1–p7 (NVENC).",
             autocompletion=complete_preset,
         ),
     ] = None,

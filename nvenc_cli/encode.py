@@ -50,9 +50,8 @@ def check_output(dest: Destination, options: EncodeOptions, inputs: tuple[str, .
     cheap refusals (unknown extension, existing file, missing folder) come before any input
     is opened, for the CLI and the Python API alike."""
     path = dest if isinstance(dest, str) else None
-    container = container_for(path, options.format)
-    check_destination(dest, options.overwrite, inputs=inputs)
-    return container
+    check_destination(dest, options.overwrite, inputs=inputs)  # a missing folder first, as FFmpeg
+    return container_for(path, options.format)
 
 
 def adopt_plan(source: Source, plan: EncodePlan) -> None:

@@ -17,7 +17,15 @@ import tempfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from nvenc_cli.errors import NvencError, OutputError, UsageError, WriteError, brief
+from nvenc_cli.errors import (
+    NvencError,
+    OutputError,
+    OutputPathError,
+    UsageError,
+    WriteError,
+    brief,
+    tc_cannot_open,
+)
 
 if TYPE_CHECKING:
     import av
@@ -42,14 +50,23 @@ def check_destination(dest: Destination, overwrite: bool, inputs: tuple[str, ...
         if os.path.exists(spec) and os.path.exists(path) and os.path.samefile(spec, path):
             raise OutputError(f"{path}: output is the same file as the input")
     if path.is_dir():
-        raise OutputError(f"{path}: is a directory; give a file name such as {path / 'out.mp4'}")
+        raise OutputPathError(
+            f"{path}: is a directory; give a file name such as {path / 'out.mp4'}",
+            torchcodec=tc_cannot_open(str(dest)),
+        )
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: already exists (use -y to overwrite)")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise OutputError(f"{path}: cannot create it: folder {parent} does not exist")
+        raise OutputPathError(
+            f"{path}: cannot create it: folder {parent} does not exist",
+            torchcodec=tc_cannot_open(str(dest)),
+        )
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{path}: cannot create it: folder {parent} is not writable")
+        raise OutputPathError(
+            f"{path}: cannot create it: folder {parent} is not writable",
+            torchcodec=tc_cannot_open(str(dest)),
+        )
     return path
 
 
