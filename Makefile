@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-# The CPU wheel of torch (a plain `torch` requirement pulls a multi-GB CUDA build).
+# torch for the test suite's API tests (nvenc itself does not need it). pip picks the
+# wheel: from PyPI on Linux that is the multi-GB CUDA build; for the CPU build from any
+# machine, `make test TORCH_INDEX=https://download.pytorch.org/whl/cpu`.
 TORCH  ?= torch==2.13.0
+TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 
 .PHONY: all install bytecode demo test lint man bench bench-memory clean
@@ -14,7 +17,7 @@ all: test
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "$(TORCH)"
+	$(PIP) install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(PIP) install --quiet -e ".[test]"
 	touch $(STAMP)
 

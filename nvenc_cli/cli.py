@@ -7,15 +7,20 @@ commands so ``nvenc --help`` stays instant.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from enum import Enum
 from typing import Annotated, Any, NoReturn
 
 import typer
 
-from nvenc_cli import __version__
-from nvenc_cli.completion import complete_codec, complete_format, complete_pixel_format, complete_preset
+from nvenc_cli import __version__, signals
+from nvenc_cli.completion import (
+    complete_codec,
+    complete_format,
+    complete_pixel_format,
+    complete_preset,
+    complete_raw_format,
+)
 from nvenc_cli.errors import Interrupted, NvencError
 
 app = typer.Typer(
@@ -71,7 +76,8 @@ def encode(
         str,
         typer.Argument(
             help="Frames: .npy/.npz/.pt file, image folder, quoted glob, printf pattern "
-            "(frame_%05d.png) or a video file.",
+            "(frame_%05d.png), a video file, or - for standard input (raw frames with "
+            "--input-size, a .npy stream, or y4m/nut/mkv/ts).",
             show_default=False,
             metavar="INPUT",
         ),
@@ -188,12 +194,64 @@ def encode(
         ),
     ] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours (also NO_COLOR=1).")] = False,
+    no_audio: Annotated[
+        bool,
+        typer.Option("--no-audio", "-an", help="Drop the sound (a video input's audio is kept by default)."),
+    ] = False,
+    audio: Annotated[
+        str | None,
+        typer.Option(
+            "--audio", help="Add the sound of FILE (wav, flac, mp3, m4a, a video, or .npz/.pt samples)."
+        ),
+    ] = None,
+    audio_codec: Annotated[
+        str | None,
+        typer.Option(
+            "--audio-codec",
+            help="Audio encoder (aac, libopus, flac, libmp3lame…) or copy. Default: copy if the container takes it.",
+        ),
+    ] = None,
+    audio_bitrate: Annotated[
+        str | None,
+        typer.Option("--audio-bitrate", help="Audio bit rate, e.g. 128k (default: the encoder's)."),
+    ] = None,
+    audio_key: Annotated[
+        str | None,
+        typer.Option("--audio-key", help="Entry of an .npz/.pt holding audio samples (C, S) or (S,)."),
+    ] = None,
+    audio_rate: Annotated[
+        int | None,
+        typer.Option("--audio-rate", help="Sample rate of array samples when the file does not store one."),
+    ] = None,
+    value_range: Annotated[
+        str | None,
+        typer.Option(
+            "--value-range",
+            help="Range MIN,MAX of float frames, mapped to black…white: -1,1 or 0,255. Default: 0,1.",
+            metavar="MIN,MAX",
+        ),
+    ] = None,
+    input_size: Annotated[
+        str | None,
+        typer.Option(
+            "--input-size",
+            help="Raw frames (INPUT - or a FIFO/file): WIDTHxHEIGHT of each frame, as ffmpeg's -s.",
+            metavar="WxH",
+        ),
+    ] = None,
+    input_pixel_format: Annotated[
+        str | None,
+        typer.Option(
+            "--input-pixel-format",
+            help="Raw frames' layout: rgb24 (default), bgr24, rgba, bgra, gray, gray16le, rgb48le, rgbf32le…",
+            autocompletion=complete_raw_format,
+        ),
+    ] = None,
 ) -> None:
     """Encode frames into a video file."""
     from nvenc_cli import report
 
     out = report.Reporter(quiet=quiet, verbose=verbose, no_color=no_color, progress_path=progress)
-    _install_signals()
     _keep_freed_memory()
     if overwrite and no_overwrite:
         out.fail(NvencError("-y and -n exclude each other"), code=2)
@@ -204,9 +262,28 @@ def encode(
             NvencError("refusing to write video to a terminal: pipe or redirect -o - (… | ffplay -)"), code=2
         )
     try:
+        from nvenc_cli.sources import input_files
+
+        stdout_data = output == "-" or json_report
+        report.check_progress_path(progress, output, input_files(input), stdout_data)
+    except NvencError as exc:
+        out.progress_file = None  # refused: it must not be opened, not even for the last block
+        out.fail(exc)
+    try:
+        from nvenc_cli.audio import AudioOptions, parse_bitrate
         from nvenc_cli.encode import InputOptions, encode_path
         from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
+        from nvenc_cli.sources.layout import parse_value_range
+        from nvenc_cli.sources.pipe import parse_size
 
+        sound = AudioOptions(
+            enabled=not no_audio,
+            codec=audio_codec,
+            bitrate=parse_bitrate(audio_bitrate),
+            file=audio,
+            key=audio_key,
+            rate=audio_rate,
+        )
         options = EncodeOptions(
             fps=parse_fps(fps) if fps is not None else None,
             codec=codec,
@@ -222,6 +299,7 @@ def encode(
             format=format,
             batch_size=batch_size,
             overwrite=overwrite,
+            audio=sound,
         )
         inputs = InputOptions(
             key=key,
@@ -229,12 +307,15 @@ def encode(
             start_number=start_number,
             start=start,
             frames=frames,
+            value_range=parse_value_range(value_range),
+            input_size=parse_size(input_size) if input_size is not None else None,
+            input_pixel_format=input_pixel_format,
         )
         out.ffmpeg_logging()
         result = encode_path(input, output, options, inputs, progress=out.progress, on_plan=out.planned)
-    except NvencError as exc:
+    except (NvencError, Interrupted) as exc:
         out.fail(exc)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # SIGINT's default handler, where a host kept it
         out.fail(Interrupted("interrupted"))
     except Exception as exc:
         out.fail(exc, code=70)
@@ -272,6 +353,8 @@ def testsrc(
         _die(f"invalid --size {size!r}: width and height must be ≥ 1", 2)
     try:
         samples.write(output, width, height, frames, pattern)
+    except NvencError as exc:
+        _die(str(exc), exc.exit_code)
     except OSError as exc:
         _die(f"{output}: cannot write ({exc.strerror or exc})", 73)
     except Exception as exc:
@@ -284,19 +367,6 @@ def _die(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _install_signals() -> None:
-    """SIGTERM becomes an exception (exit 143) so cleanup runs; ignore SIGXFSZ so a file
-    size limit surfaces as a write error (exit 74) instead of killing the process."""
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise Interrupted("terminated", exit_code=143)
-
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, on_term)
-    if hasattr(signal, "SIGXFSZ"):
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-
-
 def run() -> None:
     """Console-script entry point: Typer's parsing, nvenc's colour rules and error format.
 
@@ -305,18 +375,29 @@ def run() -> None:
     """
     # nvenc does no linear algebra; OpenBLAS's thread pool only slows numpy's import.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    _fill_closed_std_fds()
-    _apply_color_rules(sys.argv[1:])
-    click_error, abort = _click_exceptions()
+    signals.install()  # again, for callers that enter here directly
     try:
-        code = app(standalone_mode=False, prog_name="nvenc")  # same name under python -m
-    except click_error as exc:
-        _usage_error(exc)
-    except (abort, KeyboardInterrupt):  # Ctrl-C outside an encode (parsing, shutting down)
-        code = 130
-    # The outcome is decided: a late Ctrl-C must not turn it into a traceback at shutdown.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _fill_closed_std_fds()
+        _apply_color_rules(sys.argv[1:])
+        click_error, abort = _click_exceptions()
+        try:
+            code = app(standalone_mode=False, prog_name="nvenc")  # same name under python -m
+        except click_error as exc:
+            _usage_error(exc)
+        except (abort, KeyboardInterrupt):  # Ctrl-C outside an encode (parsing, shutting down)
+            code = 130
+    except Interrupted as exc:  # a signal outside an encode: parsing, start-up, the usage line
+        signals.settle()
+        _stop_line(exc)
+    # The outcome is decided: a late signal must not turn it into a traceback at shutdown.
+    signals.settle()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _stop_line(exc: Interrupted) -> NoReturn:
+    sys.stderr.write(f"nvenc: error: {exc}\n")
+    sys.stderr.flush()
+    sys.exit(exc.exit_code)
 
 
 def _keep_freed_memory() -> None:

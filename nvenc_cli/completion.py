@@ -169,3 +169,12 @@ def complete_format(incomplete: str) -> list[Candidate]:
     names = {alias: f"{muxer} container" for alias, muxer in FORMAT_ALIASES.items()}
     names.update({ext: f"{muxer} container (.{ext})" for ext, muxer in CONTAINERS.items()})
     return _matching(sorted(names.items()), incomplete)
+
+
+def complete_raw_format(incomplete: str) -> list[Candidate]:
+    """``--input-pixel-format``: the packed layouts the raw-frame reader takes."""
+    from nvenc_cli.sources.pipe import RAW_FORMATS
+
+    return _matching(
+        [(name, f"{fmt.channels} channels, {fmt.dtype}") for name, fmt in RAW_FORMATS.items()], incomplete
+    )

@@ -93,8 +93,15 @@ class EncoderError(NvencError, RuntimeError):
     exit_code = 74
 
 
-class Interrupted(NvencError):
-    """The run was cancelled by SIGINT (130) or SIGTERM (143)."""
+class Interrupted(BaseException):
+    """The run was cancelled by a signal: SIGINT (130), SIGTERM (143), SIGHUP (129),
+    SIGXCPU (152) or SIGXFSZ (153), i.e. 128 + the signal's number.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: the ``except Exception`` that guards
+    a probe or a parser of untrusted bytes must never swallow a cancellation or turn it
+    into another error; only cleanup (``finally``, ``except BaseException: ...; raise``)
+    sees it on the way out.
+    """
 
     exit_code = 130
 

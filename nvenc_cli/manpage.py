@@ -436,6 +436,10 @@ EXIT_STATUS = [
     ),
     ("**130**", "Interrupted (Ctrl-C); the partial output was removed."),
     ("**143**", "Terminated (SIGTERM); the partial output was removed."),
+    (
+        "**129**, **152**, **153**",
+        "Ended by SIGHUP, SIGXCPU or SIGXFSZ (128 + the signal's number), with the same cleanup.",
+    ),
 ]
 
 ENVIRONMENT = [

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
-import sys
+import re
+import select
+import stat
 import tempfile
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from nvenc_cli import signals
 from nvenc_cli.errors import (
+    Interrupted,
     NvencError,
     OutputError,
     OutputPathError,
@@ -36,38 +43,228 @@ _FRAGMENTED = "frag_keyframe+delay_moov+default_base_moof"
 
 Destination = str | os.PathLike | IO[bytes]
 
+# Packets held back to interleave streams by time. Whatever order and batch sizes the
+# producers use, no more than this is held: past it the earliest packet is written anyway
+# (FFmpeg's own interleaver then still orders within its 10 s window).
+HOLD_PACKETS = 2048
+HOLD_BYTES = 32 << 20
+
+
+class Lane:
+    """One stream's queue in the interleaver. The video lane's stream comes from the
+    backend; other lanes (audio) make theirs when the header is due, after the video's,
+    so the video stays stream 0 even when NVENC describes it only at its first packet."""
+
+    def __init__(self, factory: Callable[[Any], Any] | None = None) -> None:
+        self.factory = factory
+        self.stream: Any = None
+        self.queue: deque[tuple[float, Any]] = deque()
+        self.done = False
+        self.packets = 0
+
 
 def is_stdout(dest: Destination) -> bool:
     return isinstance(dest, (str, os.PathLike)) and str(dest) == "-"
 
 
 def check_destination(dest: Destination, overwrite: bool, inputs: tuple[str, ...] = ()) -> Path | None:
-    """Fail early (exit 73) when a path output exists, equals an input, or has no folder."""
-    if not isinstance(dest, (str, os.PathLike)) or is_stdout(dest):
+    """Fail early (exit 73) when a path output exists, equals an input, or has no folder.
+
+    Returns the file to create, or None for a sink written through: standard output, a
+    file object, a descriptor (``/dev/stdout``, ``/proc/self/fd/N``) or a device.
+    """
+    if not isinstance(dest, (str, os.PathLike)) or is_stdout(dest) or descriptor_of(dest) is not None:
         return None
-    path = Path(dest)
+    path = _final_target(Path(dest))
     for spec in inputs:
-        if os.path.exists(spec) and os.path.exists(path) and os.path.samefile(spec, path):
-            raise OutputError(f"{path}: output is the same file as the input")
-    if path.is_dir():
+        if os.path.exists(spec) and _exists(path) and os.path.samefile(spec, path):
+            raise OutputError(f"{dest}: output is the same file as the input")
+    if os.path.isdir(path):
         raise OutputPathError(
-            f"{path}: is a directory; give a file name such as {path / 'out.mp4'}",
+            f"{dest}: is a directory; give a file name such as {Path(dest) / 'out.mp4'}",
             torchcodec=tc_cannot_open(str(dest)),
         )
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists (use -y to overwrite)")
+    if _exists(path) and not os.path.isfile(path):
+        return None  # a device or a pipe: written through, never replaced
+    if _exists(path) and not overwrite:
+        raise OutputError(f"{dest}: already exists (use -y to overwrite)")
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
+    if not os.path.isdir(parent):
         raise OutputPathError(
-            f"{path}: cannot create it: folder {parent} does not exist",
+            f"{dest}: cannot create it: folder {parent} does not exist",
             torchcodec=tc_cannot_open(str(dest)),
         )
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(
-            f"{path}: cannot create it: folder {parent} is not writable",
+            f"{dest}: cannot create it: folder {parent} is not writable",
+            torchcodec=tc_cannot_open(str(dest)),
+        )
+    if len(os.fsencode(path.name)) > _name_max(parent):
+        raise OutputPathError(
+            f"{dest}: cannot create it: the name is longer than this file system allows",
             torchcodec=tc_cannot_open(str(dest)),
         )
     return path
+
+
+def _exists(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except (OSError, ValueError):  # missing, a name too long, a loop of links
+        return False
+    return True
+
+
+def _final_target(path: Path) -> Path:
+    """What a symbolic link at the output path points to, so the finished file is renamed
+    over its target and the link itself stays (a dangling link names the file to make)."""
+    try:
+        linked = stat.S_ISLNK(os.lstat(path).st_mode)
+    except (OSError, ValueError):
+        return path
+    return Path(os.path.realpath(path)) if linked else path
+
+
+_FD_PATH = re.compile(r"^/(?:proc/(?:self|thread-self|(\d+))/fd|dev/fd)/(\d+)$")
+
+
+def descriptor_of(dest: Destination) -> int | None:
+    """The open descriptor of ours that ``dest`` names (``/dev/stdout`` → 1,
+    ``/proc/self/fd/3`` → 3), following links, or None.
+
+    Such a path is the caller's redirection (``-o /dev/stdout > file.mp4``): it is
+    written through that descriptor as it stands, never replaced by a renamed
+    temporary file and never reopened (which would truncate an appended log or
+    re-create a file the caller already has open).
+    """
+    if not isinstance(dest, (str, os.PathLike)):
+        return None
+    current = os.path.abspath(os.fspath(dest))
+    for _ in range(40):  # the kernel's own limit on a chain of links
+        match = _FD_PATH.match(current)
+        if match is not None:
+            pid, fd = match.group(1), int(match.group(2))
+            if pid is not None and int(pid) != os.getpid():
+                return None
+            try:
+                os.fstat(fd)
+            except OSError:
+                return None
+            return fd
+        try:
+            link = os.readlink(current)
+        except OSError:
+            return None
+        current = os.path.normpath(os.path.join(os.path.dirname(current), link))
+    return None
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return 255
+
+
+def _temp_prefix(target: Path) -> str:
+    """``.NAME.`` for the temporary file, shortened so the whole name (with mkstemp's
+    8 random characters and ``.part``) fits the file system's name limit."""
+    limit = _name_max(target.parent) - len(".") - len(".") - 8 - len(".part")
+    name = os.fsencode(target.name)
+    if len(name) > limit:
+        name = name[: max(limit, 1)]
+        name = name.decode("utf-8", "ignore").encode() if _utf8(name) else name
+    return f".{os.fsdecode(name)}."
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(data) - 3  # only a character cut at the end
+    return True
+
+
+class FdSink(io.RawIOBase):
+    """A descriptor written with ``os.write``: no Python buffer left to flush (and block
+    on) at exit, and once ``drop()`` is called writes are discarded, so cleanup after a
+    failure or a signal never waits on a reader that stopped reading.
+
+    Seekable only where the bytes can be put back where they belong: a regular file not
+    opened for appending; positions count from where the descriptor stood, so a file
+    the caller already wrote to keeps its head.
+    """
+
+    def __init__(self, fd: int, own: bool) -> None:
+        super().__init__()
+        self.fd, self.own, self._dropping = fd, own, False
+        self._base: int | None = None
+        self._pipe = False
+        try:
+            import fcntl
+
+            mode = os.fstat(fd).st_mode
+            self._pipe = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+            appending = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
+            if stat.S_ISREG(mode) and not appending:
+                self._base = os.lseek(fd, 0, os.SEEK_CUR)
+        except (OSError, ImportError):
+            self._base = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        if self._dropping:
+            return len(view)
+        done = 0
+        try:
+            while done < len(view):
+                if signals.received() is not None:
+                    raise Interrupted()
+                if self._pipe:
+                    done += self._write_when_ready(view[done : done + select.PIPE_BUF])
+                else:
+                    done += os.write(self.fd, view[done:])
+        except Interrupted:
+            # Called back from FFmpeg, which cannot carry this exception: a failed write
+            # it can; the muxer asks ``signals.received()`` what the failure was.
+            raise OSError(errno.EINTR, "interrupted by a signal") from None
+        return done
+
+    def _write_when_ready(self, chunk: memoryview) -> int:
+        """Wait in short polls until the pipe has room, then write at most PIPE_BUF bytes,
+        which a pipe takes without blocking once it polls writable.
+
+        A blocking write into a full pipe would hold this thread in the kernel for as long
+        as the reader stalls, and a signal the kernel hands to another thread (any of the
+        encoder's) would never interrupt it; between polls, Python runs its handlers.
+        """
+        while not select.select([], [self.fd], [], 0.2)[1]:
+            pass
+        return os.write(self.fd, chunk)
+
+    def seekable(self) -> bool:
+        return self._base is not None
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if self._base is None:
+            raise OSError(errno.ESPIPE, "not seekable")
+        where = os.lseek(self.fd, offset + (self._base if whence == os.SEEK_SET else 0), whence)
+        return where - self._base
+
+    def tell(self) -> int:
+        return self.seek(0, os.SEEK_CUR)
+
+    def drop(self) -> None:
+        self._dropping = True
+
+    def close(self) -> None:
+        if not self.closed and self.own:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+        super().close()
 
 
 class Muxer:
@@ -79,6 +276,7 @@ class Muxer:
         container: str,
         options: dict[str, str] | None = None,
         overwrite: bool = False,
+        video: bool = True,
     ) -> None:
         import av
 
@@ -87,21 +285,31 @@ class Muxer:
         self.temp: Path | None = None
         self.bytes = 0
         self.stream: Any = None
+        self._video = Lane()
+        self._lanes: list[Lane] = [self._video] if video else []
+        self._held_packets = 0
+        self._held_bytes = 0
+        self.started = False
         self._sink: Any
-        self._device: IO[bytes] | None = None
-        self._name = str(self.target) if self.target is not None else "output"
+        self._device: FdSink | None = None
+        named = isinstance(dest, (str, os.PathLike)) and not is_stdout(dest)
+        self._name = os.fspath(dest) if named else "output"  # type: ignore[arg-type]
         options = dict(options or {})
         self._header_written = False
-        if self.target is not None and self.target.exists() and not self.target.is_file():
+        fd = descriptor_of(dest) if named else None
+        if fd is not None:
+            self._device = FdSink(os.dup(fd), own=True)
+        elif self.target is None and named:
             # A device or a pipe (/dev/null, a FIFO): write straight into it. Renaming a
             # temporary file over it would replace the device node itself (as root,
             # -o /dev/null -y would leave a regular file where /dev/null was).
-            self._device = _open_device(self.target)
-            self.target = None
+            self._device = _open_device(Path(os.fspath(dest)))  # type: ignore[arg-type]
+        elif is_stdout(dest):
+            self._device = FdSink(1, own=False)
         if self.target is not None:
             try:
                 fd, name = tempfile.mkstemp(
-                    prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent or "."
+                    prefix=_temp_prefix(self.target), suffix=".part", dir=self.target.parent or "."
                 )
             except OSError as exc:  # read-only or full filesystem, immutable folder
                 raise OutputError(f"{self.target}: cannot create it ({exc.strerror or exc})") from None
@@ -109,7 +317,7 @@ class Muxer:
             self.temp = Path(name)
             self._sink = str(self.temp)
         else:
-            self._sink = self._device or (sys.stdout.buffer if is_stdout(dest) else dest)
+            self._sink = self._device or dest
             if container in ("mp4", "mov") and not _seekable(self._sink):
                 options["movflags"] = _merge_flags(options.get("movflags"), _FRAGMENTED)
         try:
@@ -139,7 +347,7 @@ class Muxer:
         PyAV skips opening a context that is already open, and copies its parameters
         (size, pixel format, colour tags, extradata) into the stream at header time.
         """
-        self.stream = self.output.add_stream(encoder, rate=rate)
+        self.stream = self._video.stream = self.output.add_stream(encoder, rate=rate)
         _apple_hevc_tag(self.stream, self.container_name)
         return self.stream
 
@@ -147,32 +355,106 @@ class Muxer:
         """A stream for packets encoded elsewhere, described by another stream's parameters
         (e.g. one demuxed from the encoder's first access unit). ``opaque=True`` keeps the
         template's own codec, needed when its decoder has no encoder twin (libdav1d)."""
-        self.stream = self.output.add_stream_from_template(template, opaque=opaque)
+        self.stream = self._video.stream = self.output.add_stream_from_template(template, opaque=opaque)
         _apple_hevc_tag(self.stream, self.container_name)
         return self.stream
 
+    def add_lane(self, factory: Callable[[Any], Any]) -> Lane:
+        """Reserve a further stream (audio); ``factory(output)`` adds it to the container
+        just before the header is written and returns it."""
+        lane = Lane(factory)
+        self._lanes.append(lane)
+        return lane
+
+    @property
+    def can_start(self) -> bool:
+        """True once the video stream exists (or there is none): the header may be written."""
+        return not self.started and (self._video not in self._lanes or self._video.stream is not None)
+
+    def start(self) -> None:
+        """Create the reserved streams; after this no stream can be added."""
+        if self.started:
+            return
+        for lane in self._lanes:
+            if lane.factory is not None and lane.stream is None:
+                lane.stream = lane.factory(self.output)
+        self.started = True
+
     def write(self, packets: list[av.Packet]) -> None:
-        """Mux packets (pts/dts in the encoder's 1/fps time base) in decode order."""
+        """Queue video packets (pts/dts in the encoder's 1/fps time base) in decode order."""
+        self._video.stream = self.stream
+        self.push(self._video, packets)
+
+    def push(self, lane: Lane, packets: list[Any]) -> None:
+        """Queue one lane's packets (in its decode order) and write what interleaving allows."""
+        if not packets:
+            return
+        for packet in packets:
+            lane.queue.append((_when(packet, lane), packet))
+            self._held_bytes += packet.size
+        self._held_packets += len(packets)
+        if self.can_start:
+            self.start()
+        self._drain(final=False)
+
+    def end_lane(self, lane: Lane) -> None:
+        """No more packets will come on ``lane`` (a track shorter than the video)."""
+        lane.done = True
+        self._drain(final=False)
+
+    def _drain(self, final: bool) -> None:
+        """Write packets in time order while every open lane has one waiting (or the hold
+        limit is passed, or the end has come)."""
+        if not self.started:
+            return
+        lanes = self._lanes
+        while True:
+            waiting = [lane for lane in lanes if lane.queue]
+            if not waiting:
+                return
+            starved = any(not lane.queue and not lane.done for lane in lanes)
+            over = self._held_packets > HOLD_PACKETS or self._held_bytes > HOLD_BYTES
+            if starved and not final and not over:
+                return
+            lane = min(waiting, key=lambda ln: ln.queue[0][0])
+            _, packet = lane.queue.popleft()
+            self._held_packets -= 1
+            self._held_bytes -= packet.size
+            self._mux(lane, packet)
+
+    @property
+    def held(self) -> int:
+        """Packets waiting in the interleaver (for tests of its bound)."""
+        return self._held_packets
+
+    def _mux(self, lane: Lane, packet: Any) -> None:
         import av
 
-        for packet in packets:
-            packet.stream = self.stream
-            self.bytes += packet.size
-            try:
-                self.output.mux(packet)
-            except (av.FFmpegError, OSError) as exc:
-                raise self._failure(exc) from None
-            self._header_written = True
+        packet.stream = lane.stream
+        self.bytes += packet.size
+        lane.packets += 1
+        try:
+            self.output.mux(packet)
+        except (av.FFmpegError, OSError) as exc:
+            raise signals.received() or self._failure(exc) from None
+        self._header_written = True
 
     def finish(self) -> int:
         """Write the trailer and put the file in place; returns the bytes written."""
         import av
 
         try:
+            self.start()
+            for lane in self._lanes:
+                lane.done = True
+            self._drain(final=True)
             self.output.close()
         except (av.FFmpegError, OSError) as exc:
             self.abort()
-            raise self._failure(exc) from None
+            raise signals.received() or self._failure(exc) from None
+        except BaseException:
+            self.abort()
+            raise
         if self.temp is None or self.target is None:
             _flush_sink(self._sink)
             if self._device is not None:
@@ -195,14 +477,17 @@ class Muxer:
 
     def abort(self) -> None:
         """Close and delete whatever was written; safe to call at any point, twice."""
+        device = getattr(self, "_device", None)
+        if device is not None:
+            device.drop()  # the trailer must not wait on a stalled reader
         output = getattr(self, "output", None)
         if output is not None:
             with contextlib.suppress(Exception):
                 output.close()
             self.output = None
-        if getattr(self, "_device", None) is not None:
+        if device is not None:
             with contextlib.suppress(OSError):
-                self._device.close()  # type: ignore[union-attr]
+                device.close()
         if self.temp is not None:
             # Best effort: a cleanup failure must not replace the error being reported.
             with contextlib.suppress(OSError):
@@ -210,9 +495,18 @@ class Muxer:
             self.temp = None
 
 
-def _open_device(path: Path) -> IO[bytes]:
+def _when(packet: Any, lane: Lane) -> float:
+    """A packet's decode time in seconds: the interleaving key across time bases."""
+    stamp = packet.dts if packet.dts is not None else packet.pts
+    base = packet.time_base or (lane.stream.time_base if lane.stream is not None else None)
+    if stamp is None or base is None:
+        return float("-inf") if not lane.queue else lane.queue[-1][0]
+    return float(stamp * base)
+
+
+def _open_device(path: Path) -> FdSink:
     try:
-        return open(path, "wb")  # owned by the Muxer, closed in finish() or abort()
+        return FdSink(os.open(path, os.O_WRONLY | os.O_CLOEXEC), own=True)  # closed by the Muxer
     except OSError as exc:
         raise OutputError(f"{path}: cannot open it for writing ({exc.strerror or exc})") from None
 

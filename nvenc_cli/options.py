@@ -11,8 +11,12 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nvenc_cli.errors import SettingError, UsageError, tc_bad_extension, tc_bad_format
+
+if TYPE_CHECKING:
+    from nvenc_cli.audio import AudioOptions
 
 DEFAULT_FPS = Fraction(30)
 DEFAULT_BATCH = 8
@@ -229,6 +233,8 @@ class EncodeOptions:
     """The Python API's rule: a crf or preset that means nothing to the codec (mpeg4 has
     no crf, gif no preset) is dropped with a warning, as torchcodec hands it to FFmpeg,
     which ignores it. The CLI refuses it, with a hint."""
+    #: what happens to sound (None: keep a video input's first audio stream)
+    audio: AudioOptions | None = None
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

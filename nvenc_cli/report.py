@@ -8,18 +8,21 @@ output carries nothing but data or the JSON report.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import sys
 import time
 import traceback
+import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import IO, Any, NoReturn
 
 import typer
 
-from nvenc_cli.errors import OutputError
+from nvenc_cli.errors import OutputError, UsageError, WriteError
 
 PROGRESS_PERIOD = 0.5  # seconds between --progress blocks, ffmpeg's default -stats_period
 PROGRESS_KEYS = (
@@ -95,44 +98,122 @@ def progress_block(frames: int, total: int | None, rate: Fraction | None, elapse
 
 class ProgressFile:
     """The ``--progress FILE|-`` sink: a block at most every ``PROGRESS_PERIOD`` and a final
-    ``progress=end``. ``-`` is standard error, because standard output carries only data."""
+    ``progress=end``. ``-`` is standard error, because standard output carries only data.
+
+    Its failures are the exit codes' like any other output's: one that cannot be created
+    is 73, a write that fails (a full disk, ``/dev/full``, a closed pipe) is 74. The first
+    block is written after the first window is encoded, while the video is still a
+    temporary file: a sink that cannot take it stops the run, and no output appears.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._file: IO[str] | None = None
         self._last = float("-inf")
+        self._failed = False
 
     def open(self) -> None:
-        """Open now, so an unwritable path fails before encoding (exit 73)."""
+        """Open now, so an unwritable path fails before encoding (exit 73/74)."""
         if self._file is not None:
             return
         if self.path == "-":
             self._file = sys.stderr
-            return
-        try:
-            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            raise OutputError(
-                f"{self.path}: cannot write the progress file ({exc.strerror or exc})"
-            ) from None
+        else:
+            try:
+                self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+            except OSError as exc:
+                raise OutputError(
+                    f"{self.path}: cannot write the progress file ({exc.strerror or exc})"
+                ) from None
 
     def write(self, block: str, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last < PROGRESS_PERIOD:
+        if self._failed or (not force and now - self._last < PROGRESS_PERIOD):
             return
         self._last = now
+        self.open()
+        assert self._file is not None
         try:
-            self.open()
-            assert self._file is not None
             self._file.write(block)
             self._file.flush()
-        except (OSError, OutputError, ValueError):
-            pass  # progress is a courtesy: never let it fail the encode itself
+        except (OSError, ValueError) as exc:
+            self._failed = True
+            self._discard()
+            raise _progress_error(self.path, exc) from None
 
     def close(self) -> None:
-        if self._file is not None and self._file is not sys.stderr:
-            self._file.close()
-        self._file = None
+        try:
+            if self._file is not None and self._file is not sys.stderr:
+                self._file.close()
+        except OSError as exc:
+            if not self._failed:
+                raise _progress_error(self.path, exc) from None
+        finally:
+            self._file = None
+
+    def _discard(self) -> None:
+        """After a failed write, drop the file without flushing what it still buffers
+        (the flush would fail again, at exit, as a traceback)."""
+        file, self._file = self._file, None
+        if file is None or file is sys.stderr:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            os.close(file.fileno())
+        with contextlib.suppress(OSError, ValueError):
+            file.close()
+
+
+def _progress_error(path: str, exc: BaseException) -> WriteError:
+    name = "standard error" if path == "-" else path
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        why = "disk full"
+    elif code == errno.EPIPE:
+        why = "the reader closed the pipe"
+    else:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return WriteError(f"{name}: cannot write the progress file ({why})")
+
+
+def check_progress_path(progress: str | None, output: str, inputs: list[str], stdout_data: bool) -> None:
+    """Refuse a --progress FILE that is the output, an input or standard output in use.
+
+    Opening it truncates it, so naming the input or the output by mistake (or through
+    another name: a link, ``/dev/stdout``, ``/proc/self/fd/1``) would destroy that file
+    or corrupt the video; it is refused as a usage error before anything is read.
+    """
+    if progress is None or progress == "-":
+        return
+    here = _identity(progress)
+    wanted = os.path.realpath(progress)
+    if stdout_data and here is not None and here == _fd_identity(1):
+        raise UsageError(
+            f"--progress {progress} is standard output, which carries the video or the JSON report"
+        )
+    for label, other in [("the output", output)] + [("an input", name) for name in inputs]:
+        if other == "-":
+            continue
+        same = here is not None and here == _identity(other)
+        if same or wanted == os.path.realpath(other):
+            raise UsageError(
+                f"--progress {progress} is {label} ({other}): give the progress file its own name"
+            )
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _fd_identity(fd: int) -> tuple[int, int] | None:
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class Reporter:
@@ -221,8 +302,11 @@ class Reporter:
             message = f"internal error: {type(exc).__name__}: {message} (rerun with -v for details)"
         self.error(message)
         if self.progress_file is not None:
-            self.progress_file.write(self._block("end"), force=True)
-            self.progress_file.close()
+            try:
+                self.progress_file.write(self._block("end"), force=True)
+                self.progress_file.close()
+            except (WriteError, OutputError):
+                pass  # the run already failed, for the reason printed above
         raise typer.Exit(exit_code)
 
     def error(self, message: str) -> None:
@@ -238,8 +322,13 @@ class Reporter:
         plan = result.plan
         self._frames, self._rate = result.frames, plan.fps
         if self.progress_file is not None:
-            self.progress_file.write(self._block("end"), force=True)
-            self.progress_file.close()
+            try:
+                self.progress_file.write(self._block("end"), force=True)
+                self.progress_file.close()
+            except (WriteError, OutputError) as exc:
+                # The video is complete and in place; only the last progress block is lost.
+                self.error(f"{exc}; the video itself was written")
+                raise typer.Exit(exc.exit_code) from None
         report = json_report(source, dest, result)
         if as_json:
             sys.stdout.write(json.dumps(report) + "\n")
@@ -276,12 +365,39 @@ _PREFIX_STYLE = {"error": (typer.colors.RED, True), "note": (typer.colors.YELLOW
 
 
 def write_prefixed(kind: str, message: str, color: bool) -> None:
+    """One ``nvenc: KIND: message`` line; the message's control characters escaped."""
     prefix = f"nvenc: {kind}:"
     if color:
         fg, bold = _PREFIX_STYLE[kind]
         prefix = typer.style(prefix, fg=fg, bold=bold)
-    sys.stderr.write(f"{prefix} {message}\n")
+    sys.stderr.write(f"{prefix} {printable(message)}\n")
     sys.stderr.flush()
+
+
+# Bidirectional overrides and isolates: they reorder what a terminal shows.
+_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\n``, ``\\x1b``).
+
+    Messages quote file names and other libraries' errors, which may hold anything: a
+    newline would split one message into two lines (and could forge a second
+    ``nvenc: wrote`` line), an ESC would reach a log as a terminal command. Bytes of a
+    name that are not UTF-8 (surrogate escapes) are shown as ``\\xNN`` too.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if ch.isprintable() or (category in ("Zs", "Mn", "Mc", "Me", "Cf") and ch not in _BIDI):
+            out.append(ch)
+        elif category == "Cs" and 0xDC80 <= ord(ch) <= 0xDCFF:  # an undecodable name byte
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(repr(ch)[1:-1] if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return "".join(out)
 
 
 def json_report(source: str, dest: str, result: Any) -> dict[str, Any]:
@@ -306,16 +422,36 @@ def json_report(source: str, dest: str, result: Any) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "encode_fps": round(result.frames / result.seconds, 2) if result.seconds else None,
         "notices": list(plan.notices),
+        "audio": _audio_report(result),
     }
+
+
+def _audio_report(result: Any) -> dict[str, Any] | None:
+    """What happened to the sound: codec, copied or re-encoded, rate, channels, duration."""
+    audio = getattr(result, "audio", None)
+    if audio is None:
+        return None
+    from nvenc_cli.audio import describe
+
+    return describe(audio, getattr(result, "audio_duration", None))
+
+
+def _audio_summary(audio: dict[str, Any] | None) -> str:
+    if not audio:
+        return ""
+    duration = f" {audio['duration']:.2f} s" if audio.get("duration") is not None else ""
+    return f", audio {audio['codec']} {audio['sample_rate']} Hz {audio['layout']}{duration} {audio['action']}"
 
 
 def summary_line(r: dict[str, Any]) -> str:
     fps = r["fps"].removesuffix("/1")
     colour = f" {r['color_matrix']}/{r['color_range']}" if r["color_matrix"] else ""
     where = r["backend"] if not r["fallback_reason"] else f"cpu; NVENC not used: {r['fallback_reason']}"
+    name = printable(str(r["output"]))
     return (
-        f"nvenc: wrote {r['output']}: {r['frames']} frames {r['width']}x{r['height']} @ {fps} fps, "
-        f"{r['codec']} {r['pixel_format']}{colour}, {_size(r['bytes'])} in {r['seconds']:.2f} s "
+        f"nvenc: wrote {name}: {r['frames']} frames {r['width']}x{r['height']} @ {fps} fps, "
+        f"{r['codec']} {r['pixel_format']}{colour}{_audio_summary(r.get('audio'))}, "
+        f"{_size(r['bytes'])} in {r['seconds']:.2f} s "
         f"({r['encode_fps'] or 0:.1f} fps) [{where}]"
     )
 
@@ -364,6 +500,8 @@ def info_sections(data: dict[str, Any]) -> list[Section]:
     containers: dict[str, dict[str, Any]] = data.get("containers") or {}
     if containers:
         sections.append(_containers_section(containers, encoders))
+    if containers:
+        sections.append(_audio_section(containers))
     if encoders:
         sections.append(_encoders_section(containers, encoders))
     nvenc = (data.get("backends") or {}).get("nvenc") or {}
@@ -409,6 +547,21 @@ def _containers_section(
             label, exts = "", ""
     note = "* the container's default codec; -c picks another, --device picks the backend"
     return Section("Containers", ("container", "extensions", "codec", "cpu", "nvenc"), rows, note)
+
+
+def _audio_section(containers: dict[str, dict[str, Any]]) -> Section:
+    """Per container, the audio codecs it carries (a copy keeps those) and its default."""
+    rows = [
+        (
+            muxer,
+            str(facts.get("default_audio_codec") or "-"),
+            " ".join(facts.get("audio_codecs") or []) or "-",
+        )
+        for muxer, facts in containers.items()
+        if "audio_codecs" in facts
+    ]
+    note = "audio is copied when the container carries its codec, else encoded with the default"
+    return Section("Audio", ("container", "default", "codecs carried (copied as they are)"), rows, note)
 
 
 def _encoder_cell(names: list[str], encoders: dict[str, dict[str, Any]], backend: str, default: Any) -> str:

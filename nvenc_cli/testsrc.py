@@ -42,8 +42,9 @@ def write(path: str, width: int, height: int, count: int, pattern: str = "testsr
     elif path.endswith(".npz"):
         np.savez(path, frames=batch(width, height, count, pattern))
     elif path.endswith((".pt", ".pth")):
-        import torch
+        from nvenc_cli.extras import require_torch
 
+        torch = require_torch("writing .pt sample frames")
         torch.save(torch.from_numpy(batch(width, height, count, pattern)), path)
     else:
         from PIL import Image

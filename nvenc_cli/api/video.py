@@ -37,6 +37,7 @@ from nvenc_cli.errors import (
 )
 from nvenc_cli.mux import Destination, is_stdout
 from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
+from nvenc_cli.sources.layout import parse_value_range
 from nvenc_cli.sources.memory import (
     MemoryFrames,
     MemorySource,
@@ -101,6 +102,7 @@ _SPELLING: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(_NOT_IN_WORD + r"-x ([\w.-]+)=([^\s),]+)"), r"extra_options={'\1': '\2'}"),
     (re.compile(r"\boption -x ([\w.-]+)"), r"extra_options key '\1'"),
     (re.compile(_NOT_IN_WORD + r"-x\b"), "extra_options"),
+    (re.compile(_NOT_IN_WORD + r"--value-range (-?[\d.]+),(-?[\d.]+)"), r"value_range=(\1, \2)"),
     (re.compile(_NOT_IN_WORD + r"--([a-z]+)-([a-z]+)\b"), r"\1_\2"),
     (re.compile(_NOT_IN_WORD + r"--([a-z]+)\b"), r"\1"),
 )
@@ -162,6 +164,17 @@ def _frame_rate(value: float | int | Fraction | str) -> Fraction:
     except UsageError as exc:
         exc.torchcodec = tc_frame_rate(value)
         raise
+
+
+def _value_range(value: Any, described: MemoryFrames | None) -> tuple[float, float] | None:
+    """``value_range=(lo, hi)`` checked now; only float frames have a range to map."""
+    pair = parse_value_range(value)
+    if pair is not None and described is not None and described.depth != 0:
+        raise UsageError(
+            f"value_range applies to float frames; these are {described.dtype} "
+            "(uint8 is 0–255, uint16 0–65535)"
+        )
+    return pair
 
 
 def _device(frames_device: str, override: str | None) -> str:
@@ -226,6 +239,9 @@ class VideoEncoder:
             ``"cuda"`` or ``"auto"`` (NVENC when usable, else the CPU) override it.
         layout: ``"nchw"`` or ``"nhwc"`` when a shape could be read both ways; by default
             tensors are read channels first, numpy arrays channels last.
+        value_range: ``(lo, hi)`` that float frames are in, mapped linearly onto black to
+            white: ``(-1, 1)`` for a diffusion model's output, ``(0, 255)``. Default
+            ``(0, 1)``; floats outside the range (beyond rounding noise) raise ValueError.
 
     Raises:
         ValueError: frames of the wrong type, dimensions, channel count or dtype, no
@@ -239,6 +255,7 @@ class VideoEncoder:
         frame_rate: float | Fraction | str,
         device: str | None = None,
         layout: str | None = None,
+        value_range: tuple[float, float] | None = None,
     ) -> None:
         with _api_errors():
             self._described = describe(frames, layout)
@@ -246,6 +263,7 @@ class VideoEncoder:
             self._info = self._described.info  # refuses an empty batch now, not at encode time
             self._frame_rate = _frame_rate(frame_rate)
             self._device = _device(self._described.device, device)
+            self._value_range = _value_range(value_range, self._described)
         self._frames = frames
 
     def to_file(
@@ -342,8 +360,9 @@ class VideoEncoder:
         ``format`` names the container (``"mp4"``, ``"mkv"``…); the other arguments are
         those of :meth:`to_file`, whose file would hold the same bytes.
         """
-        import torch
+        from nvenc_cli.extras import require_torch
 
+        torch = require_torch("to_tensor (it returns a torch.Tensor; to_file_like needs no torch)")
         buffer = io.BytesIO()
         settings = _Settings(
             codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
@@ -359,6 +378,7 @@ class VideoEncoder:
             options = settings.options(self._frame_rate, self._device, fmt, overwrite)
             container = check_output(dest, options)
             source = MemorySource(self._frames, self._described)
+            source.set_value_range(self._value_range)
             plan = _plan(options, source, container, self._described.device.startswith("cuda"))
             warn_ignored(plan)
             adopt_plan(source, plan)
@@ -383,8 +403,10 @@ class VideoWriter:
         container: str,
         device: str | None,
         layout: str | None,
+        value_range: tuple[float, float] | None = None,
     ) -> None:
         self._dest = dest
+        self._value_range = value_range
         self._options = options
         self._container = container
         self._device = device
@@ -424,6 +446,7 @@ class VideoWriter:
             if described.layout.frames == 0:
                 return
             if self._first is None:
+                _value_range(self._value_range, described)
                 self._start(described)
         try:
             with _api_errors():
@@ -464,7 +487,9 @@ class VideoWriter:
         step = self._options.batch_size
         for index in range(0, layout.frames, step):
             raw = frames if layout.single else frames[index : index + step]
-            job.write(to_backend(raw, layout, depth, self.frames_written, job.plan.backend))
+            job.write(
+                to_backend(raw, layout, depth, self.frames_written, job.plan.backend, self._value_range)
+            )
             self.frames_written = job.frames
 
     def close(self) -> None:
@@ -527,13 +552,14 @@ def open_writer(
     layout: str | None = None,
     overwrite: bool = True,
     batch_size: int = 8,
+    value_range: tuple[float, float] | None = None,
 ) -> VideoWriter:
     """Open a :class:`VideoWriter` on ``dest``: a path, ``"-"`` (stdout) or a file object.
 
     The arguments are those of :class:`VideoEncoder` and :meth:`VideoEncoder.to_file`;
     ``format`` names the container when ``dest`` has no extension (required for ``"-"``
     and file objects); ``batch_size`` caps how many frames of one ``write`` are
-    converted at once.
+    converted at once; ``value_range`` is the ``(lo, hi)`` float frames are in.
 
     The container, destination and frame rate are checked now. When ``device`` is
     given, codec, pixel format, crf, preset and extra options are checked now too;
@@ -561,7 +587,8 @@ def open_writer(
         container = check_output(dest if path is None else path, options)
         if device is not None:
             _precheck(options, container, _device("cpu", device))
-    return VideoWriter(dest if path is None else path, options, container, device, layout)
+        pair = _value_range(value_range, None)
+    return VideoWriter(dest if path is None else path, options, container, device, layout, pair)
 
 
 def _precheck(options: EncodeOptions, container: str, device: str) -> None:

@@ -7,7 +7,21 @@ import os
 from nvenc_cli.errors import InputMissingError, UsageError
 from nvenc_cli.sources.base import Source
 
-__all__ = ["Source", "open_source"]
+__all__ = ["Source", "input_files", "open_source"]
+
+
+def input_files(spec: str) -> list[str]:
+    """The files an input names (a sequence's images, else the path itself), listed
+    without opening any: what nothing else the run writes may be."""
+    from nvenc_cli.errors import NvencError
+    from nvenc_cli.sources.images import is_image_spec, list_images
+
+    try:
+        if spec == "-" or not is_image_spec(spec):
+            return [spec]
+        return [spec, *list_images(spec)]
+    except NvencError:  # reported, worded, when the input itself is opened
+        return [spec]
 
 
 def open_source(
@@ -18,15 +32,25 @@ def open_source(
     start_number: int | None = None,
     start: int = 0,
     frames: int | None = None,
+    input_size: tuple[int, int] | None = None,
+    input_pixel_format: str | None = None,
 ) -> Source:
-    """Pick the reader by what ``spec`` is: array file, image sequence or video file."""
+    """Pick the reader by what ``spec`` is: array file, image sequence, video file, or a
+    pipe (``-``, a FIFO), or raw frames when ``input_size`` gives their size."""
     from nvenc_cli.sources.images import IMAGE_EXTENSIONS, ImageSource, is_image_spec
+    from nvenc_cli.sources.pipe import is_pipe, open_pipe
 
-    if spec == "-":
-        raise InputMissingError("reading frames from standard input is not supported: give a file")
     ext = os.path.splitext(spec)[1].lower()
-    if is_image_spec(spec):
-        source: Source = ImageSource(spec, start_number)
+    if input_pixel_format is not None and input_size is None:
+        raise UsageError("--input-pixel-format needs --input-size WxH (raw frames carry no size)")
+    if is_pipe(spec) or (input_size is not None and os.path.isfile(spec)):
+        if key is not None:
+            raise UsageError("--key applies to .npz and .pt files, not to a pipe")
+        source: Source = open_pipe(spec, size=input_size, pixel_format=input_pixel_format, layout=layout)
+    elif input_size is not None:
+        raise InputMissingError(f"{spec}: no such file")
+    elif is_image_spec(spec):
+        source = ImageSource(spec, start_number)
     elif not os.path.exists(spec):
         raise InputMissingError(f"{spec}: no such file or directory")
     elif ext == ".npy":
@@ -47,7 +71,7 @@ def open_source(
         from nvenc_cli.sources.video import VideoSource
 
         source = VideoSource(spec)
-    if key is not None and ext not in (".npz", ".pt", ".pth"):
+    if key is not None and ext not in (".npz", ".pt", ".pth") and not is_pipe(spec):
         source.close()
         raise UsageError(f"--key applies to .npz and .pt inputs, not {spec}")
     try:

@@ -62,13 +62,17 @@ class ArraySource(Source):
     def total(self) -> int:
         return self.layout.frames
 
+    @property
+    def is_float(self) -> bool:
+        return self.depth == 0
+
     def _windows(self, start: int, size: int) -> Iterator[np.ndarray]:
         size = min(size, self._max_window)
         for index in range(start, self.layout.frames, size):
             count = min(size, self.layout.frames - index)
             raw = self._read(index, count)
             try:
-                window = to_nhwc(raw, self.layout, self.float_depth, index)
+                window = to_nhwc(raw, self.layout, self.float_depth, index, self.value_range)
             except InputDataError as exc:
                 raise InputDataError(f"{self.name}: {exc}") from None
             yield window
@@ -298,9 +302,10 @@ def _torch_load(path: str) -> tuple[Any, bool]:
     """Load with ``weights_only`` (never a full unpickle); say whether it is mapped."""
     import pickle
 
-    import torch
+    from nvenc_cli.extras import require_torch
 
     _open_binary(path).close()
+    torch = require_torch(f"{path}: this .pt file is not one the torch-free reader handles; loading it")
     try:
         # torch warns on stderr about odd pickle protocols and deprecated storages; the
         # outcome is reported as one error line (or success), so the warnings are noise.

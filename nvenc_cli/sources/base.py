@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from nvenc_cli.errors import InputDataError
+from nvenc_cli.errors import InputDataError, UsageError
 from nvenc_cli.frames import FrameInfo
 
 # Upper bound on one window's frames. Below glibc's largest mmap threshold (32 MiB), so a
@@ -34,6 +34,26 @@ class Source(ABC):
         self.limit: int | None = None
         #: depth floats are scaled to (8 or 16); the plan sets it from the pixel format.
         self.float_depth = 8
+        #: What reading changes that nobody asked for (a dropped frame, a lost tag), in
+        #: words: the CLI prints each as a note and lists it in the --json "notices",
+        #: beside the plan's. A reader may add one while frames are read.
+        self.notices: list[str] = []
+        #: the range float samples are in (``--value-range``); None means [0, 1].
+        self.value_range: tuple[float, float] | None = None
+
+    @property
+    def is_float(self) -> bool:
+        """Whether the samples are floats (only those have a value range to map)."""
+        return False
+
+    def set_value_range(self, value_range: tuple[float, float] | None) -> None:
+        """Declare the range of float samples; integer samples have a fixed one."""
+        if value_range is not None and not self.is_float:
+            raise UsageError(
+                f"--value-range applies to float frames; {self.name or 'the input'} holds integer "
+                "samples (uint8 is 0–255, uint16 0–65535)"
+            )
+        self.value_range = value_range
 
     @property
     def total(self) -> int | None:

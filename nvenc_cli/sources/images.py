@@ -11,15 +11,42 @@ import os
 import re
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
-from nvenc_cli.errors import InputDataError, InputMissingError, brief
+from nvenc_cli.errors import InputDataError, InputMissingError, UsageError, brief
 from nvenc_cli.frames import FrameInfo
 from nvenc_cli.sources.base import Source
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".tga", ".ppm")
 _PRINTF = re.compile(r"%(0?)(\d*)d")
+# A printf width beyond this cannot be a frame number in a file name (NAME_MAX is 255).
+_MAX_WIDTH = 64
+# Pillow's own decompression-bomb threshold (~89 Mpx, well above 8K UHD's 33 Mpx): a header
+# declaring more is refused before anything is decoded, since a small file would
+# otherwise cost what its pixels cost.
+MAX_IMAGE_PIXELS = 89_478_485
+# Modes Pillow decodes to and how each becomes RGB/RGBA/gray without changing a sample;
+# None means "already one of ours".
+_LOSSLESS = {
+    "L": None,
+    "RGB": None,
+    "RGBA": None,
+    "P": "",
+    "PA": "RGBA",
+    "LA": "RGBA",
+    "1": "L",
+    "RGBX": "RGB",
+}
+# Modes Pillow can turn into RGB only by a colour conversion nobody asked for: done, and said.
+_CONVERTED = {
+    "CMYK": "CMYK",
+    "YCbCr": "YCbCr",
+    "LAB": "CIE L*a*b*",
+    "HSV": "HSV",
+    "RGBa": "premultiplied RGBA",
+}
 
 
 def natural_key(name: str) -> list[object]:
@@ -28,90 +55,261 @@ def natural_key(name: str) -> list[object]:
 
 
 def is_image_spec(spec: str) -> bool:
-    """Does the input name an image sequence rather than one file?"""
-    if os.path.isdir(spec) or _PRINTF.search(spec):
+    """Does the input name an image sequence rather than one file?
+
+    A path that exists is always that path: ``shot[1].png`` or ``100%done.png`` are files,
+    not a glob or a printf pattern. Patterns apply only to names no file has.
+    """
+    if os.path.isdir(spec):
         return True
-    return glob.has_magic(spec) and not os.path.exists(spec)
+    if os.path.lexists(spec):
+        return False
+    return _printf_slot(os.path.basename(spec)) is not None or glob.has_magic(spec)
 
 
 def list_images(spec: str, start_number: int | None = None) -> list[str]:
-    """Resolve a folder, glob or printf pattern to an ordered list of files."""
+    """Resolve a file, folder, glob or printf pattern to an ordered list of files."""
     if os.path.isdir(spec):
-        names = [n for n in os.listdir(spec) if n.lower().endswith(IMAGE_EXTENSIONS)]
+        try:
+            listing = os.listdir(spec)
+        except OSError as exc:
+            raise InputMissingError(f"{spec}: cannot list the folder ({exc.strerror or exc})") from None
+        names = [n for n in listing if n.lower().endswith(IMAGE_EXTENSIONS)]
         if not names:
             raise InputDataError(f"{spec}: the folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         return [os.path.join(spec, n) for n in sorted(names, key=natural_key)]
-    if _PRINTF.search(spec):
+    if os.path.lexists(spec):
+        return [spec]
+    if _printf_slot(os.path.basename(spec)) is not None:
         return _pattern_files(spec, start_number)
-    found = [p for p in glob.glob(spec) if os.path.isfile(p)]
+    folder, base = os.path.split(spec)
+    # An existing folder is a path, not a pattern, whatever characters its name has.
+    literal = bool(folder) and os.path.isdir(folder)
+    spec_glob = os.path.join(glob.escape(folder), base) if literal else spec
+    found = [p for p in glob.glob(spec_glob) if os.path.isfile(p)]
     if not found:
         raise InputMissingError(f"{spec}: no file matches this pattern")
     return sorted(found, key=natural_key)
 
 
+def _printf_slot(base: str) -> tuple[str, int, bool, str] | None:
+    """Split a printf file name into (head, width, zero-padded, tail), ffmpeg's way:
+    ``%%`` is a literal ``%``; one ``%d`` (``%05d``) is the number; a second is refused."""
+    head: list[str] = []
+    slot: tuple[str, int, bool] | None = None
+    tail: list[str] = []
+    i = 0
+    while i < len(base):
+        if base.startswith("%%", i):
+            (tail if slot else head).append("%")
+            i += 2
+            continue
+        match = _PRINTF.match(base, i) if base[i] == "%" else None
+        if match is None:
+            (tail if slot else head).append(base[i])
+            i += 1
+            continue
+        if slot is not None:
+            raise UsageError(f"{base}: a printf pattern takes one %d, this name has two")
+        digits = match.group(2)
+        if len(digits) > 3 or int(digits or 0) > _MAX_WIDTH:
+            raise UsageError(f"{base}: the printf width {match.group(0)} is absurd (at most %0{_MAX_WIDTH}d)")
+        slot = ("".join(head), int(digits or 0), match.group(1) == "0")
+        i = match.end()
+    if slot is None:
+        return None
+    return slot[0], slot[1], slot[2], "".join(tail)
+
+
 def _pattern_files(spec: str, start_number: int | None) -> list[str]:
-    """Expand frame_%05d.png from --start-number (or the lowest present) with no gaps."""
-    folder = os.path.dirname(spec) or "."
-    base = os.path.basename(spec)
-    match = _PRINTF.search(base)
-    if match is None or _PRINTF.search(os.path.dirname(spec)):
-        raise InputMissingError(f"{spec}: only the file name may hold a %d pattern")
-    width = int(match.group(2) or 0)
-    head, tail = re.escape(base[: match.start()]), re.escape(base[match.end() :])
-    digits = rf"(\d{{{width},}})" if match.group(1) == "0" and width else r"(\d+)"
-    regex = re.compile(f"^{head}{digits}{tail}$")
+    """Expand frame_%05d.png from --start-number (or the lowest present) with no gaps.
+
+    Only the file name is a pattern; the folder is a path, taken as it is."""
+    folder = os.path.dirname(spec)
+    slot = _printf_slot(os.path.basename(spec))
+    assert slot is not None
+    head, width, zero, tail = slot
+    digits = rf"(\d{{{width},}})" if zero and width else (r" *(\d+)" if width else r"(\d+)")
+    regex = re.compile(f"^{re.escape(head)}{digits}{re.escape(tail)}$")
     try:
-        listing = os.listdir(folder)
+        listing = os.listdir(folder or ".")
     except OSError as exc:
-        raise InputMissingError(f"{spec}: cannot list {folder} ({exc.strerror})") from None
-    numbers = sorted(int(m.group(1)) for n in listing if (m := regex.match(n)))
+        raise InputMissingError(f"{spec}: cannot list {folder or '.'} ({exc.strerror})") from None
+
+    def name(number: int) -> str:
+        text = f"{number:0{width}d}" if zero else f"{number:{width}d}"
+        return os.path.join(folder, f"{head}{text}{tail}")
+
+    found = {int(m.group(1)): n for n in listing if (m := regex.match(n))}
+    numbers = sorted(number for number, n in found.items() if os.path.join(folder, n) == name(number))
     first = numbers[0] if start_number is None and numbers else start_number
     numbers = [n for n in numbers if first is not None and n >= first]
     if not numbers or numbers[0] != first:
         raise InputMissingError(f"{spec}: no file for number {first if first is not None else 0}")
     for expected, number in enumerate(numbers, start=first):
         if number != expected:
-            missing = os.path.join(os.path.dirname(spec), _number(base, match, expected))
             raise InputDataError(
-                f"{spec}: the sequence has a gap: {missing} is missing "
+                f"{spec}: the sequence has a gap: {name(expected)} is missing "
                 f"(found {first}–{expected - 1}, then {number})"
             )
-    return [os.path.join(os.path.dirname(spec), _number(base, match, n)) for n in numbers]
+    return [name(n) for n in numbers]
 
 
-def _number(base: str, match: re.Match[str], number: int) -> str:
-    return base[: match.start()] + match.group(0) % number + base[match.end() :]
-
-
-def _load(path: str) -> np.ndarray:
-    """Decode one image to HWC (uint8, or uint16 for 16-bit gray)."""
+def _open(path: str, expect: tuple[int, int] | None) -> Any:
+    """Open ``path`` reading its header only, and refuse what the header alone shows:
+    more pixels than ``MAX_IMAGE_PIXELS``, a size unlike the sequence's, or several
+    frames (animated PNG/WebP, multi-page TIFF), which one image per frame would cut."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        # Pillow warns (on stderr) from 89 Mpx and refuses from 179 Mpx; the refusal is
-        # reported below as one error line, the warning about a frame we accept is noise.
-        with warnings.catch_warnings(), Image.open(path) as img:
+        with warnings.catch_warnings():
+            # The bound is checked below, as one refusal line; Pillow's own warning
+            # would reach stderr as two lines of noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img.load()
-            mode = img.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-                return np.asarray(img, dtype=np.uint16)[..., np.newaxis].copy()
-            if mode == "P":
-                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-            elif mode in ("LA", "PA"):
-                img = img.convert("RGBA")
-            elif mode == "1":
-                img = img.convert("L")
-            elif mode not in ("L", "RGB", "RGBA"):
-                img = img.convert("RGB")
-            array = np.asarray(img)
+            img = Image.open(path)
     except FileNotFoundError:
         raise InputMissingError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputDataError(f"{path}: is a folder, not an image") from None
+    except PermissionError as exc:
+        raise InputMissingError(f"{path}: cannot read ({exc.strerror})") from None
+    except Image.DecompressionBombError as exc:
+        raise InputDataError(f"{path}: refused: {_pixels_text(exc)}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InputDataError(f"{path}: cannot decode this image ({brief(exc)})") from None
-    except Image.DecompressionBombError as exc:
-        raise InputDataError(f"{path}: refused: {brief(exc)}") from None
-    return array[..., np.newaxis] if array.ndim == 2 else array
+    try:
+        width, height = img.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise InputDataError(
+                f"{path}: refused: its header declares {width}x{height} ({width * height} pixels), "
+                f"more than the {MAX_IMAGE_PIXELS} an image may have (a decompression bomb guard)"
+            )
+        if expect is not None and (width, height) != expect:
+            raise InputDataError(
+                f"{path}: is {width}x{height}, but the sequence started at {expect[0]}x{expect[1]}"
+            )
+        frames = getattr(img, "n_frames", 1)
+        if frames > 1:
+            kind = {"PNG": "an animated PNG", "WEBP": "an animated WebP", "TIFF": "a multi-page TIFF"}
+            raise InputDataError(
+                f"{path}: is {kind.get(img.format or '', 'an image')} of {frames} frames; nvenc reads "
+                "one frame per image file and will not drop the rest: split it into files "
+                "(ffmpeg -i in.png frame_%04d.png) or give it as a video"
+            )
+    except BaseException:
+        img.close()
+        raise
+    return img
+
+
+def _pixels_text(exc: BaseException) -> str:
+    return f"{brief(exc)} (nvenc refuses images over {MAX_IMAGE_PIXELS} pixels from the header)"
+
+
+def _load(path: str, expect: tuple[int, int] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Decode one image to HWC (uint8, or uint16 for deep images), with a note for
+    every change nobody asked for (a colour space converted, an orientation ignored)."""
+    from PIL import Image
+
+    notes: list[str] = []
+    img = _open(path, expect)
+    try:
+        # Pillow warns on stderr about what it repairs or converts (a damaged EXIF block,
+        # palette transparency); what matters is decided and reported here.
+        with img, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rawmode = _rawmode(img)
+            mode = img.mode
+            if "16" in rawmode and mode in ("RGB", "RGBA", "LA"):
+                # Pillow reads 16-bit colour PNG/TIFF samples at 8 bits; FFmpeg reads all 16.
+                return _load_deep(path, mode), notes
+            img.load()
+            mode = img.mode
+            if mode.startswith("I;16"):
+                return np.asarray(img, dtype=np.uint16)[..., np.newaxis].copy(), notes
+            if mode in ("I", "F"):
+                return _wide_samples(path, img), notes
+            if mode in _LOSSLESS:
+                target = _LOSSLESS[mode]
+                if target == "":
+                    target = "RGBA" if "transparency" in img.info else "RGB"
+                if target:
+                    img = img.convert(target)
+            elif mode in _CONVERTED:
+                notes.append(f"{path}: {_CONVERTED[mode]} image converted to RGB by Pillow")
+                img = img.convert("RGBA" if mode == "RGBa" else "RGB")
+            else:
+                raise InputDataError(f"{path}: image mode {mode} is not supported (use RGB, RGBA or gray)")
+            orientation = _orientation(img)
+            if orientation not in (None, 1):
+                notes.append(
+                    f"{path}: EXIF orientation {orientation} not applied: frames are encoded as stored "
+                    "(rotate the images first if they should be upright)"
+                )
+            array = np.asarray(img)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, InputDataError | InputMissingError):
+            raise
+        raise InputDataError(f"{path}: cannot decode this image ({brief(exc)})") from None
+    return (array[..., np.newaxis] if array.ndim == 2 else array), notes
+
+
+def _rawmode(img: Any) -> str:
+    """How the file stores its samples (``RGB;16B`` for a 16-bit PNG), from the header."""
+    try:
+        args = img.tile[0].args if img.tile else ""
+    except (AttributeError, IndexError):
+        return ""
+    raw = args[0] if isinstance(args, tuple) and args else args
+    return raw if isinstance(raw, str) else ""
+
+
+def _load_deep(path: str, mode: str) -> np.ndarray:
+    """A 16-bit colour image through FFmpeg's decoders, at its full 16 bits."""
+    import av
+
+    fmt = "rgb48le" if mode == "RGB" else "rgba64le"
+    try:
+        with av.open(path, "r") as container:
+            frame = next(container.decode(video=0))
+            return frame.to_ndarray(format=fmt)
+    except (av.FFmpegError, OSError, ValueError, StopIteration) as exc:
+        raise InputDataError(f"{path}: cannot decode this 16-bit image ({brief(exc)})") from None
+
+
+def _wide_samples(path: str, img: Any) -> np.ndarray:
+    """32-bit integer or float gray (TIFF modes ``I`` and ``F``) as 16-bit samples.
+
+    Integers must already be 16-bit values (0–65535) and floats in [0, 1], scaled to
+    0–65535 and rounded once; anything else is refused rather than clipped, since an RGB
+    conversion would clip (a float image in [0, 1] would come out black).
+    """
+    values = np.asarray(img)
+    if img.mode == "F":
+        if not np.isfinite(values).all():
+            raise InputDataError(f"{path}: float image holds NaN or infinite samples")
+        low, high = float(values.min()), float(values.max())
+        if low < 0 or high > 1:
+            raise InputDataError(
+                f"{path}: float image samples span {low:g}…{high:g}; nvenc reads float images in [0, 1]"
+            )
+        scaled = np.rint(values.astype(np.float64) * 65535).astype(np.uint16)
+        return scaled[..., np.newaxis]
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high > 65535:
+        raise InputDataError(
+            f"{path}: 32-bit integer samples span {low}…{high}, beyond 16 bits (0–65535); "
+            "nvenc will not clip them"
+        )
+    return values.astype(np.uint16)[..., np.newaxis]
+
+
+def _orientation(img: Any) -> int | None:
+    try:
+        value = img.getexif().get(0x0112)
+    except Exception:  # a damaged EXIF block only hides a tag we merely report
+        return None
+    return value if isinstance(value, int) else None
 
 
 class ImageSource(Source):
@@ -121,10 +319,12 @@ class ImageSource(Source):
         super().__init__()
         self.name = spec
         self.files = list_images(spec, start_number)
-        first = _load(self.files[0])
+        first, notes = _load(self.files[0])
+        self.notices.extend(notes)
         height, width, channels = first.shape
         self.info = FrameInfo(width, height, channels, 16 if first.dtype == np.uint16 else 8)
         self._first = (self.files[0], first)
+        self._said = {n.split(": ", 1)[1] for n in notes}
 
     @property
     def total(self) -> int:
@@ -137,7 +337,12 @@ class ImageSource(Source):
 
     def _frame(self, path: str) -> np.ndarray:
         cached_path, cached = self._first
-        array = cached if path == cached_path else _load(path)
+        if path == cached_path:
+            array = cached
+        else:
+            array, notes = _load(path, (self.info.width, self.info.height))
+            self.notices.extend(n for n in notes if n.split(": ", 1)[1] not in self._said)
+            self._said.update(n.split(": ", 1)[1] for n in notes)
         want = (self.info.height, self.info.width, self.info.channels)
         if array.shape != want:
             raise InputDataError(

@@ -104,10 +104,18 @@ def frame_info(layout: Layout, depth: int) -> FrameInfo:
     return FrameInfo(layout.width, layout.height, layout.channels, 16 if depth == 16 else 8)
 
 
-def to_nhwc(raw: np.ndarray, layout: Layout, out_depth: int, first_index: int = 0) -> np.ndarray:
+def to_nhwc(
+    raw: np.ndarray,
+    layout: Layout,
+    out_depth: int,
+    first_index: int = 0,
+    value_range: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Normalise one raw window to contiguous NHWC of uint8/uint16.
 
-    ``out_depth`` only matters for float input: 8 → uint8, 16 → uint16.
+    ``out_depth`` only matters for float input: 8 → uint8, 16 → uint16. Float samples
+    must lie in ``value_range`` (default [0, 1], ``--value-range``), which maps linearly
+    onto the output's codes.
     """
     if layout.single:
         raw = raw[np.newaxis]
@@ -116,21 +124,87 @@ def to_nhwc(raw: np.ndarray, layout: Layout, out_depth: int, first_index: int = 
     elif layout.kind in ("nhw", "hw"):
         raw = raw[..., np.newaxis]
     if raw.dtype.kind == "f":
-        return _from_float(raw, out_depth, first_index)
+        return _from_float(raw, out_depth, first_index, value_range)
     if not raw.dtype.isnative:
         raw = raw.astype(raw.dtype.newbyteorder("="))
     return np.ascontiguousarray(raw)
 
 
-def _from_float(raw: np.ndarray, out_depth: int, first_index: int) -> np.ndarray:
-    # Checked and clipped in the input's own precision: a float64 1e300 is a valid
-    # (clipped) sample, and casting it first would overflow to inf with a stderr warning.
+# How far float samples may stray outside their range, as a share of its span, before
+# they count as another range: rounding noise of a model's output (1.0000001, -0.001)
+# is clipped; a [-1, 1] or 0-255 image is refused instead of turning half black or white.
+RANGE_TOLERANCE = 1 / 64
+
+
+def parse_value_range(text: str | tuple[float, float] | list[float] | None) -> tuple[float, float] | None:
+    """``"-1,1"`` or ``(-1, 1)`` as ``(lo, hi)`` with finite ``lo < hi``; None stays None."""
+    if text is None:
+        return None
+    try:
+        parts = text.split(",") if isinstance(text, str) else list(text)
+        lo, hi = (float(v) for v in parts)
+    except (TypeError, ValueError):
+        raise UsageError(f"invalid --value-range {text!r}: use MIN,MAX, e.g. -1,1 or 0,255") from None
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo >= hi:
+        raise UsageError(f"invalid --value-range {text!r}: MIN must be below MAX, both finite")
+    return lo, hi
+
+
+def _span(lo: float, hi: float) -> str:
+    return f"[{lo:g}, {hi:g}]"
+
+
+def range_hint(low: float, high: float) -> str:
+    """The likely range of frames seen spanning ``low``..``high``, as the fix to type."""
+    slack = 2 * RANGE_TOLERANCE
+    if low < 0 and low >= -1 - slack and high <= 1 + slack:
+        return "they look like [-1, 1] (e.g. a diffusion model's output): pass --value-range -1,1"
+    if low >= -255 * slack and 1 < high <= 255 * (1 + slack):
+        return "they look like 0–255: pass --value-range 0,255 (or convert them to uint8)"
+    if low >= -65535 * slack and 255 < high <= 65535 * (1 + slack):
+        return "they look like 0–65535: pass --value-range 0,65535 (or convert them to uint16)"
+    return "pass --value-range MIN,MAX with the range they are in, or clamp them"
+
+
+def check_float_range(
+    low: float, high: float, value_range: tuple[float, float] | None, first: int, count: int
+) -> None:
+    """Refuse a window whose samples leave the declared range by more than the tolerance.
+
+    Checked window by window as frames are normalised (the min and max come from the
+    same pass that checks for NaN), so no extra pass over the input is needed.
+    """
+    lo, hi = value_range or (0.0, 1.0)
+    slack = (hi - lo) * RANGE_TOLERANCE
+    if lo - slack <= low and high <= hi + slack:
+        return
+    where = f"frame {first}" if count == 1 else f"frames {first}–{first + count - 1}"
+    fix = (
+        range_hint(low, high)
+        if value_range is None
+        else "pass the --value-range they are really in, or clamp them"
+    )
+    raise InputDataError(
+        f"{where} hold float values from {low:.4g} to {high:.4g}, outside {_span(lo, hi)}: {fix}"
+    )
+
+
+def _from_float(
+    raw: np.ndarray, out_depth: int, first_index: int, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
+    # Checked in the input's own precision: a float64 1e300 is refused by its range, and
+    # casting it first would overflow to inf with a stderr warning.
     finite = np.isfinite(raw)
     if not finite.all():
         bad = int(np.argwhere(~finite)[0][0]) + first_index
         raise InputDataError(f"frame {bad} holds NaN or infinite values")
-    values = np.clip(raw, 0.0, 1.0).astype(np.float32, copy=False)
+    check_float_range(float(raw.min()), float(raw.max()), value_range, first_index, len(raw))
+    values = raw.astype(np.float32, copy=False)
+    if value_range is not None:
+        lo, hi = value_range
+        values = (values - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    values = np.clip(values, 0.0, 1.0)
     scale = 65535.0 if out_depth > 8 else 255.0
-    out = values * scale
+    out = values * np.float32(scale)
     np.rint(out, out=out)
     return np.ascontiguousarray(out.astype(np.uint16 if out_depth > 8 else np.uint8))

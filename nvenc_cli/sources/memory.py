@@ -24,7 +24,7 @@ from nvenc_cli.errors import (
 )
 from nvenc_cli.frames import FrameInfo
 from nvenc_cli.sources.base import Source
-from nvenc_cli.sources.layout import CHANNELS, Layout, dtype_depth, frame_info, to_nhwc
+from nvenc_cli.sources.layout import CHANNELS, Layout, check_float_range, dtype_depth, frame_info, to_nhwc
 
 _FIRST = {"nchw": "nchw", "chw": "nchw", "nhwc": "nhwc", "hwc": "nhwc"}
 
@@ -138,15 +138,22 @@ def same_family(kind: str) -> str:
     return _FIRST[kind]
 
 
-def to_backend(raw: Any, layout: Layout, out_depth: int, first_index: int, backend: str) -> Any:
+def to_backend(
+    raw: Any,
+    layout: Layout,
+    out_depth: int,
+    first_index: int,
+    backend: str,
+    value_range: tuple[float, float] | None = None,
+) -> Any:
     """One raw window as contiguous NHWC where ``backend`` wants it.
 
     The CPU backend takes numpy arrays; NVENC takes torch tensors on the GPU, so a CUDA
     window is normalised in place on its device and a host window is uploaded.
     """
     if is_torch(raw) and raw.device.type == "cuda" and backend == "nvenc":
-        return _torch_to_nhwc(raw.detach(), layout, out_depth, first_index)
-    out = to_nhwc(_host(raw), layout, out_depth, first_index)
+        return _torch_to_nhwc(raw.detach(), layout, out_depth, first_index, value_range)
+    out = to_nhwc(_host(raw), layout, out_depth, first_index, value_range)
     if backend == "nvenc":
         import torch
 
@@ -165,7 +172,9 @@ def _host(raw: Any) -> np.ndarray:
     return raw.cpu().numpy()
 
 
-def _torch_to_nhwc(raw: Any, layout: Layout, out_depth: int, first_index: int) -> Any:
+def _torch_to_nhwc(
+    raw: Any, layout: Layout, out_depth: int, first_index: int, value_range: tuple[float, float] | None
+) -> Any:
     """``layout.to_nhwc`` in torch, for windows that stay on the GPU (same maths)."""
     import torch
 
@@ -180,6 +189,11 @@ def _torch_to_nhwc(raw: Any, layout: Layout, out_depth: int, first_index: int) -
     if not bool(finite.all()):
         bad = int(torch.nonzero(~finite)[0][0]) + first_index
         raise InputDataError(f"frame {bad} holds NaN or infinite values")
+    low, high = torch.aminmax(values)
+    check_float_range(float(low), float(high), value_range, first_index, int(values.shape[0]))
+    if value_range is not None:
+        lo, hi = value_range
+        values = (values - lo) * (1.0 / (hi - lo))
     scale = 65535.0 if out_depth > 8 else 255.0
     out = torch.round(values.clamp(0.0, 1.0) * scale)
     return out.to(torch.uint16 if out_depth > 8 else torch.uint8).contiguous()
@@ -204,7 +218,11 @@ class MemorySource(Source):
     def total(self) -> int:
         return self.layout.frames
 
+    @property
+    def is_float(self) -> bool:
+        return self.described.depth == 0
+
     def _windows(self, start: int, size: int) -> Iterator[Any]:
         for index in range(start, self.layout.frames, size):
             raw = self.frames if self.layout.single else self.frames[index : index + size]
-            yield to_backend(raw, self.layout, self.float_depth, index, self.backend)
+            yield to_backend(raw, self.layout, self.float_depth, index, self.backend, self.value_range)

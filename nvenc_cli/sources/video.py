@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from fractions import Fraction
+from typing import IO
 
 import numpy as np
 
@@ -24,13 +25,15 @@ class VideoSource(Source):
     The decoder is told the stream's own matrix and range, so RGB comes out right.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, file: IO[bytes] | None = None) -> None:
         super().__init__()
         import av
 
         self.name = path
+        #: a stream to close with the container (a FIFO the pipe reader opened).
+        self.also_close: IO[bytes] | None = None
         try:
-            self._container = av.open(path, "r")
+            self._container = av.open(file if file is not None else path, "r")
         except FileNotFoundError:
             raise InputMissingError(f"{path}: no such file") from None
         except PermissionError:
@@ -95,3 +98,5 @@ class VideoSource(Source):
 
     def close(self) -> None:
         self._container.close()
+        if self.also_close is not None:
+            self.also_close.close()

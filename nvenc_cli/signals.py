@@ -1,0 +1,98 @@
+"""Signals that end a run become one ``Interrupted`` exception, so cleanup always runs.
+
+A dropped ssh session (SIGHUP), a batch scheduler's CPU limit (SIGXCPU) and ``kill``
+(SIGTERM) deserve the cleanup Ctrl-C gets: the temporary file removed, the previous
+output untouched, one line, exit 128 + the signal's number. Only the first signal
+interrupts; the ones that follow while cleanup runs are ignored, since raising again
+inside cleanup is exactly what would leave a ``.part`` file and a traceback behind. Once
+the outcome is decided (``settle``), a signal ends the process at once with its code:
+nothing is left to clean up, and blocking on a stalled pipe must not keep it alive.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from nvenc_cli.errors import Interrupted
+
+# The line each signal's cancellation prints; the exit code is 128 + its number.
+_MESSAGES = {
+    "SIGINT": "interrupted",
+    "SIGTERM": "terminated",
+    "SIGHUP": "terminated by SIGHUP (the terminal or session went away)",
+    "SIGXCPU": "terminated by SIGXCPU (CPU time limit reached)",
+    "SIGXFSZ": "terminated by SIGXFSZ",
+}
+
+_first: int | None = None
+
+
+def handled() -> list[signal.Signals]:
+    """The signals this platform has, of those that end a run."""
+    return [getattr(signal, name) for name in _MESSAGES if hasattr(signal, name)]
+
+
+def exit_code(signum: int) -> int:
+    return 128 + int(signum)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    global _first
+    if _first is not None:
+        return  # cleanup of the first signal is under way: let it finish
+    _first = signum
+    raise _interruption(signum)
+
+
+def _interruption(signum: int) -> Interrupted:
+    return Interrupted(_MESSAGES[signal.Signals(signum).name], exit_code=exit_code(signum))
+
+
+def received() -> Interrupted | None:
+    """The interruption a signal already caused, if one did, to raise again.
+
+    The handler's exception is lost when it lands inside a callback that C code made
+    (PyAV's write callback turns what it raises into a failed write), so code after
+    such a call asks here whether the failure it sees was really a signal.
+    """
+    return None if _first is None else _interruption(_first)
+
+
+def _exit_now(signum: int, frame: Any) -> None:
+    os._exit(exit_code(signum))
+
+
+def install() -> None:
+    """Turn every run-ending signal into ``Interrupted`` (first one only).
+
+    SIGXFSZ is what the kernel sends a process writing past its file size limit
+    (``ulimit -f``); ignored, the write fails with EFBIG instead and is reported as the
+    write error it is (exit 74). So it is ignored while such a limit is set; without a
+    limit the kernel never sends it, and one that arrives was sent on purpose.
+    """
+    global _first
+    _first = None
+    for sig in handled():
+        if sig.name == "SIGXFSZ" and _file_size_limited():
+            signal.signal(sig, signal.SIG_IGN)
+        else:
+            signal.signal(sig, _interrupt)
+
+
+def settle() -> None:
+    """The outcome is decided: from here a signal exits at once with its own code."""
+    for sig in handled():
+        if sig.name == "SIGXFSZ" and _file_size_limited():
+            continue
+        signal.signal(sig, _exit_now)
+
+
+def _file_size_limited() -> bool:
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return False
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return soft != resource.RLIM_INFINITY
