@@ -557,9 +557,9 @@ def test_a_png_declaring_144_megapixels_is_refused_from_its_header(tmp_path: Pat
     script = (
         "import resource, sys\n"
         "sys.argv[0] = 'nvenc'\n"
-        "from nvenc_cli.__main__ import main\n"
+        "from nvenc_cli.cli import run\n"
         "try:\n"
-        "    main()\n"
+        "    run()\n"
         "finally:\n"
         "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.__stdout__)\n"
     )
