@@ -238,7 +238,9 @@ def test_a_signal_during_start_up_exits_with_its_code(tmp_path: Path, sig: int, 
     text = stderr.decode(errors="replace")
     if child.returncode == 0:  # it finished before the signal came: nothing to check
         return
-    assert child.returncode == 128 + sig, text
+    # Killed by the signal itself only in the interpreter's own start-up, before any of
+    # nvenc's code runs (a shell reports that as 128 + the number too).
+    assert child.returncode in (128 + sig, -sig), text
     assert "Traceback" not in text and text.count("\n") <= 1, text
     assert stdout == b""
     assert not (tmp_path / "out.mp4").exists()
