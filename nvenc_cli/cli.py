@@ -194,6 +194,35 @@ def encode(
         ),
     ] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours (also NO_COLOR=1).")] = False,
+    no_audio: Annotated[
+        bool,
+        typer.Option("--no-audio", "-an", help="Drop the sound (a video input's audio is kept by default)."),
+    ] = False,
+    audio: Annotated[
+        str | None,
+        typer.Option(
+            "--audio", help="Add the sound of FILE (wav, flac, mp3, m4a, a video, or .npz/.pt samples)."
+        ),
+    ] = None,
+    audio_codec: Annotated[
+        str | None,
+        typer.Option(
+            "--audio-codec",
+            help="Audio encoder (aac, libopus, flac, libmp3lame…) or copy. Default: copy if the container takes it.",
+        ),
+    ] = None,
+    audio_bitrate: Annotated[
+        str | None,
+        typer.Option("--audio-bitrate", help="Audio bit rate, e.g. 128k (default: the encoder's)."),
+    ] = None,
+    audio_key: Annotated[
+        str | None,
+        typer.Option("--audio-key", help="Entry of an .npz/.pt holding audio samples (C, S) or (S,)."),
+    ] = None,
+    audio_rate: Annotated[
+        int | None,
+        typer.Option("--audio-rate", help="Sample rate of array samples when the file does not store one."),
+    ] = None,
     value_range: Annotated[
         str | None,
         typer.Option(
@@ -241,11 +270,20 @@ def encode(
         out.progress_file = None  # refused: it must not be opened, not even for the last block
         out.fail(exc)
     try:
+        from nvenc_cli.audio import AudioOptions, parse_bitrate
         from nvenc_cli.encode import InputOptions, encode_path
         from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
         from nvenc_cli.sources.layout import parse_value_range
         from nvenc_cli.sources.pipe import parse_size
 
+        sound = AudioOptions(
+            enabled=not no_audio,
+            codec=audio_codec,
+            bitrate=parse_bitrate(audio_bitrate),
+            file=audio,
+            key=audio_key,
+            rate=audio_rate,
+        )
         options = EncodeOptions(
             fps=parse_fps(fps) if fps is not None else None,
             codec=codec,
@@ -261,6 +299,7 @@ def encode(
             format=format,
             batch_size=batch_size,
             overwrite=overwrite,
+            audio=sound,
         )
         inputs = InputOptions(
             key=key,

@@ -10,8 +10,12 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nvenc_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from nvenc_cli.audio import AudioOptions
 
 DEFAULT_FPS = Fraction(30)
 DEFAULT_BATCH = 8
@@ -175,6 +179,8 @@ class EncodeOptions:
     format: str | None = None
     batch_size: int = DEFAULT_BATCH
     overwrite: bool = False
+    #: what happens to sound (None: keep a video input's first audio stream)
+    audio: AudioOptions | None = None
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

@@ -104,6 +104,11 @@ def make_plan(
     if geometry:
         verb = "padded (edge replication)" if geometry == "pad" else "cropped"
         notices.append(f"frame size {info.width}x{info.height} {verb} to {width}x{height}")
+    if choice.backend != "cpu" and options.crf == 0:
+        from nvenc_cli.backends.nvenc_options import SURFACES, lossless_notice
+
+        if pixel_format in SURFACES:
+            notices.append(lossless_notice(SURFACES[pixel_format]))
     plan = EncodePlan(
         container=container,
         backend=choice.backend,
