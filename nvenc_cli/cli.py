@@ -116,7 +116,7 @@ def encode(
         str | None,
         typer.Option(
             "--preset",
-            help="Encoder preset: ultrafast…veryslow (x264/x265), 0–13 (SVT-AV1), p1–p7 (NVENC).",
+            help="Encoder preset: ultrafast…placebo for every encoder (mapped to VP9 speed, SVT-AV1 and NVENC presets), or the encoder's own: 0–13 (SVT-AV1), p1–p7 (NVENC).",
             autocompletion=complete_preset,
         ),
     ] = None,
@@ -194,6 +194,35 @@ def encode(
         ),
     ] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours (also NO_COLOR=1).")] = False,
+    no_audio: Annotated[
+        bool,
+        typer.Option("--no-audio", "-an", help="Drop the sound (a video input's audio is kept by default)."),
+    ] = False,
+    audio: Annotated[
+        str | None,
+        typer.Option(
+            "--audio", help="Add the sound of FILE (wav, flac, mp3, m4a, a video, or .npz/.pt samples)."
+        ),
+    ] = None,
+    audio_codec: Annotated[
+        str | None,
+        typer.Option(
+            "--audio-codec",
+            help="Audio encoder (aac, libopus, flac, libmp3lame…) or copy. Default: copy if the container takes it.",
+        ),
+    ] = None,
+    audio_bitrate: Annotated[
+        str | None,
+        typer.Option("--audio-bitrate", help="Audio bit rate, e.g. 128k (default: the encoder's)."),
+    ] = None,
+    audio_key: Annotated[
+        str | None,
+        typer.Option("--audio-key", help="Entry of an .npz/.pt holding audio samples (C, S) or (S,)."),
+    ] = None,
+    audio_rate: Annotated[
+        int | None,
+        typer.Option("--audio-rate", help="Sample rate of array samples when the file does not store one."),
+    ] = None,
     value_range: Annotated[
         str | None,
         typer.Option(
@@ -249,12 +278,21 @@ def encode(
         out.progress_file = None  # refused: it must not be opened, not even for the last block
         out.fail(exc)
     try:
+        from nvenc_cli.audio import AudioOptions, parse_bitrate
         from nvenc_cli.encode import InputOptions, encode_path
         from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
         from nvenc_cli.resize import parse_resize
         from nvenc_cli.sources.layout import parse_value_range
         from nvenc_cli.sources.pipe import parse_size
 
+        sound = AudioOptions(
+            enabled=not no_audio,
+            codec=audio_codec,
+            bitrate=parse_bitrate(audio_bitrate),
+            file=audio,
+            key=audio_key,
+            rate=audio_rate,
+        )
         options = EncodeOptions(
             fps=parse_fps(fps) if fps is not None else None,
             codec=codec,
@@ -270,6 +308,7 @@ def encode(
             format=format,
             batch_size=batch_size,
             overwrite=overwrite,
+            audio=sound,
             resize=parse_resize(resize),
         )
         inputs = InputOptions(

@@ -101,8 +101,10 @@ def _nvenc_encoders() -> dict[str, dict[str, Any]]:
 
 def _containers(encoders: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per muxer: its extensions, the codec families it carries and the encoders for each."""
+    from nvenc_cli.audio.codecs import container_table
     from nvenc_cli.options import CONTAINER_CODECS, CONTAINERS, DEFAULT_CODEC
 
+    audio = container_table()
     out: dict[str, dict[str, Any]] = {}
     for muxer, families in sorted(CONTAINER_CODECS.items()):
         by_family = {
@@ -114,6 +116,7 @@ def _containers(encoders: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]
             "default_codec": DEFAULT_CODEC.get(muxer, "libx264"),
             "codecs": sorted(families),
             "encoders": {family: names for family, names in by_family.items() if names},
+            **audio.get(muxer, {}),
         }
     return out
 

@@ -12,7 +12,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from nvenc_cli.frames import FrameBatch
 from nvenc_cli.mux import Destination, Muxer
 from nvenc_cli.plan import EncodePlan
 from nvenc_cli.sources.memory import is_torch
+
+if TYPE_CHECKING:
+    from nvenc_cli.audio import AudioPlan, AudioTrack
 
 Progress = Callable[[int, int | None], None]
 _QUEUE_DEPTH = 2
@@ -36,6 +40,8 @@ class Result:
     bytes: int
     seconds: float
     backend_description: str
+    audio: AudioPlan | None = None
+    audio_duration: float | None = None
 
 
 def fit_geometry(data: Any, plan: EncodePlan) -> Any:
@@ -62,13 +68,29 @@ class Job:
     Used directly by the streaming writer (synchronous) and by ``run`` (threaded).
     """
 
-    def __init__(self, plan: EncodePlan, dest: Destination, overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        plan: EncodePlan,
+        dest: Destination,
+        overwrite: bool = False,
+        audio: AudioTrack | None = None,
+    ) -> None:
         self.plan = plan
-        self.muxer = Muxer(dest, plan.container, plan.format_options, overwrite)
+        self.audio = audio
+        try:
+            self.muxer = Muxer(dest, plan.container, plan.format_options, overwrite)
+        except BaseException:
+            if audio is not None:
+                audio.close()
+            raise
         try:
             self.session = get_backend(plan.backend).open(plan, self.muxer)
+            if audio is not None:
+                audio.attach(self.muxer)
         except BaseException:
             self.muxer.abort()
+            if audio is not None:
+                audio.close()
             raise
         self.frames = 0
         self.started = time.monotonic()
@@ -86,6 +108,9 @@ class Job:
     def encode(self, converted: Any, count: int) -> None:
         self.muxer.write(self.session.encode(converted))
         self.frames += count
+        if self.audio is not None:
+            # Sound follows the video: read and written only as far as the frames have got.
+            self.audio.pump(Fraction(self.frames) / self.plan.fps)
 
     def write(self, data: Any) -> None:
         """Convert and encode one NHWC window on the calling thread."""
@@ -94,17 +119,24 @@ class Job:
     def finish(self) -> Result:
         try:
             self.muxer.write(self.session.flush())
+            if self.audio is not None:
+                self.audio.finish(Fraction(self.frames) / self.plan.fps)
             size = self.muxer.finish()
         except BaseException:
             self.abort()
             raise
         self.session.close()
+        audio = self.audio
+        if audio is not None:
+            audio.close()
         return Result(
             self.plan,
             self.frames,
             size,
             time.monotonic() - self.started,
             self.session.description,
+            audio.plan if audio is not None else None,
+            audio.duration() if audio is not None else None,
         )
 
     def abort(self) -> None:
@@ -112,6 +144,8 @@ class Job:
             self.session.close()
         finally:
             self.muxer.abort()
+            if self.audio is not None:
+                self.audio.close()
 
 
 def run(
@@ -122,9 +156,11 @@ def run(
     overwrite: bool = False,
     total: int | None = None,
     progress: Progress | None = None,
+    audio: AudioTrack | None = None,
 ) -> Result:
-    """Encode every window of ``batches`` (NHWC arrays/tensors) into ``dest``."""
-    job = Job(plan, dest, overwrite)
+    """Encode every window of ``batches`` (NHWC arrays/tensors) into ``dest``, with the
+    ``audio`` track (if any) muxed beside it."""
+    job = Job(plan, dest, overwrite, audio)
     stop = threading.Event()
     read_q: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)
     conv_q: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)

@@ -5,10 +5,12 @@ Both are thin: they describe the frames (``sources.memory``), build the same
 ``pipeline`` — so a tensor encoded here and the same frames encoded by ``nvenc encode``
 with the same settings give the same bytes.
 
-Errors follow torchcodec: bad frames, frame rates and option values raise ``ValueError``
-(``UsageError``/``InputDataError``), a missing backend or a failing encoder raises
-``RuntimeError`` (``UnavailableError``/``EncoderError``). Output that cannot be created
-or written raises ``OSError`` (``OutputError``/``WriteError``), as ``open()`` would.
+Errors follow torchcodec: each is an instance of the built-in exception torchcodec raises
+for the same failure (``RuntimeError`` for whatever FFmpeg refuses: pixel format, crf,
+preset, extra option values, container, codec, destination), carries its wording in the
+message, and is an ``NvencError`` with the CLI's exit code (see ``errors``). A crf or
+preset that means nothing to the codec is dropped with a ``UserWarning``, where torchcodec
+hands it to FFmpeg, which ignores it.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.encode import check_output
 from nvenc_cli.errors import (
-    EncoderError,
-    InputDataError,
-    OutputError,
+    NvencError,
+    SettingError,
     UnavailableError,
     UsageError,
-    WriteError,
+    tc_file_like_lacks,
+    tc_frame_rate,
+    with_torchcodec,
 )
 from nvenc_cli.mux import Destination, is_stdout
 from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
@@ -51,7 +54,7 @@ if TYPE_CHECKING:
     from nvenc_cli.pipeline import Job
     from nvenc_cli.plan import EncodePlan
 
-__all__ = ["VideoEncoder", "VideoWriter", "open_writer"]
+__all__ = ["VideoEncoder", "VideoWriter", "api_errors", "open_writer", "python_spelling", "warn_ignored"]
 
 Frames = Any  # torch.Tensor or numpy.ndarray; kept loose so numpy users need no torch
 
@@ -87,6 +90,7 @@ class _Settings:
             crop=self.crop,
             format=fmt,
             overwrite=overwrite,
+            lenient=True,
             resize=parse_resize(self.resize),
         )
 
@@ -105,7 +109,6 @@ _SPELLING: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(_NOT_IN_WORD + r"--([a-z]+)-([a-z]+)\b"), r"\1_\2"),
     (re.compile(_NOT_IN_WORD + r"--([a-z]+)\b"), r"\1"),
 )
-_RESPELLED = (UsageError, InputDataError, UnavailableError, OutputError, WriteError, EncoderError)
 
 
 def python_spelling(message: str) -> str:
@@ -116,18 +119,29 @@ def python_spelling(message: str) -> str:
 
 
 @contextmanager
-def _api_errors() -> Iterator[None]:
-    """Let nvenc's errors through with the Python argument names in their message.
+def api_errors() -> Iterator[None]:
+    """Let nvenc's errors through as the API states them: the Python argument names in
+    the message, then torchcodec's wording for the same failure (``errors``).
 
     The exception object itself is re-raised (its class and traceback intact); only its
-    message is respelled.
+    message is rewritten, once (the CLI's text stays free of torchcodec's words).
     """
     try:
         yield
-    except _RESPELLED as exc:
-        if len(exc.args) == 1 and isinstance(exc.args[0], str):
-            exc.args = (python_spelling(exc.args[0]),)
+    except NvencError as exc:
+        if len(exc.args) == 1 and isinstance(exc.args[0], str) and not getattr(exc, "_api_worded", False):
+            exc.args = (with_torchcodec(python_spelling(exc.args[0]), exc),)
+            exc._api_worded = True  # type: ignore[attr-defined]
         raise
+
+
+_api_errors = api_errors
+
+
+def warn_ignored(plan: EncodePlan) -> None:
+    """One ``UserWarning`` per setting the plan dropped as meaningless for the codec."""
+    for message in plan.ignored:
+        warnings.warn(python_spelling(message), UserWarning, stacklevel=4)
 
 
 def _crf(value: int | float | None) -> float | None:
@@ -144,8 +158,15 @@ def _crf(value: int | float | None) -> float | None:
 def _frame_rate(value: float | int | Fraction | str) -> Fraction:
     """torchcodec takes a float; an exact ``Fraction`` or ``"30000/1001"`` works too."""
     if isinstance(value, bool) or value is None:
-        raise UsageError(f"invalid frame_rate {value!r}: it must be a number greater than 0")
-    return parse_fps(value)
+        raise UsageError(
+            f"invalid frame_rate {value!r}: it must be a number greater than 0",
+            torchcodec=tc_frame_rate(value),
+        )
+    try:
+        return parse_fps(value)
+    except UsageError as exc:
+        exc.torchcodec = tc_frame_rate(value)
+        raise
 
 
 def _value_range(value: Any, described: MemoryFrames | None) -> tuple[float, float] | None:
@@ -175,9 +196,10 @@ def _check_file_like(file_like: Any) -> None:
     """Refuse, before encoding, objects the muxer could not write to (torchcodec's rule)."""
     missing = [m for m in ("write", "seek") if not callable(getattr(file_like, m, None))]
     if missing:
-        raise UsageError(
+        raise SettingError(
             f"file_like must have write() and seek() methods; {type(file_like).__name__} "
-            f"lacks {' and '.join(m + '()' for m in missing)}"
+            f"lacks {' and '.join(m + '()' for m in missing)}",
+            torchcodec=tc_file_like_lacks(missing[0]),
         )
 
 
@@ -367,6 +389,7 @@ class VideoEncoder:
             source = MemorySource(self._frames, self._described)
             source.set_value_range(self._value_range)
             plan = _plan(options, source, container, self._described.device.startswith("cuda"))
+            warn_ignored(plan)
             adopt_plan(source, plan)
             source.backend = plan.backend
             run_source(source, plan, dest, options)
@@ -449,6 +472,7 @@ class VideoWriter:
         source = MemorySource(None, described)
         options = replace(self._options, device=_device(described.device, self._device))
         plan = _plan(options, source, self._container, described.device.startswith("cuda"))
+        warn_ignored(plan)
         self._job = Job(plan, self._dest, options.overwrite)
         self._first = described
         self._prefer = same_family(described.layout.kind)
