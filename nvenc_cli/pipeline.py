@@ -107,6 +107,11 @@ class Job:
             raise
 
     def _open(self, plan: EncodePlan) -> None:
+        self._resizer = None
+        if plan.resize is not None:
+            from nvenc_cli.resize import Resizer
+
+            self._resizer = Resizer(*plan.resize)
         self.muxer = Muxer(self._dest, plan.container, plan.format_options, self._overwrite)
         try:
             self.session = get_backend(plan.backend).open(plan, self.muxer)
@@ -125,7 +130,13 @@ class Job:
         session, plan, held = self.session, self.plan, self._held
         if held is not None and plan.fallback is not None and not self._written:
             held[start] = _copy(data)
-        return session, start, session.convert(FrameBatch(_for(plan, fit_geometry(data, plan)), start))
+        return session, start, session.convert(self._batch(data, start, plan))
+
+    def _batch(self, data: Any, start: int, plan: EncodePlan) -> FrameBatch:
+        """A window as ``plan``'s session takes it: resized, padded or cropped, on its side."""
+        if self._resizer is not None:
+            data = self._resizer(data)
+        return FrameBatch(_for(plan, fit_geometry(data, plan)), start)
 
     def encode(self, converted: Any, count: int) -> None:
         session, start, item = converted
@@ -198,7 +209,7 @@ class Job:
             "a window converted before a fallback was not kept"
         )
         data = self._held.pop(start)
-        return self.session.convert(FrameBatch(_for(self.plan, fit_geometry(data, self.plan)), start))
+        return self.session.convert(self._batch(data, start, self.plan))
 
     def _fall_back(self, exc: BaseException, upto: int | None) -> None:
         """Discard the NVENC output and encode every kept window up to ``upto`` on the CPU."""
