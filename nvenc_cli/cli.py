@@ -128,7 +128,7 @@ def encode(
         str | None,
         typer.Option(
             "--preset",
-            help="Encoder preset: ultrafast…veryslow (x264/x265), 0–13 (SVT-AV1), p1–p7 (NVENC).",
+            help="Encoder preset: ultrafast…placebo for every encoder (mapped to VP9 speed, SVT-AV1 and NVENC presets), or the encoder's own: 0–13 (SVT-AV1), p1–p7 (NVENC).",
             autocompletion=complete_preset,
         ),
     ] = None,
@@ -206,12 +206,49 @@ def encode(
         ),
     ] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours (also NO_COLOR=1).")] = False,
+    no_audio: Annotated[
+        bool,
+        typer.Option("--no-audio", "-an", help="Drop the sound (a video input's audio is kept by default)."),
+    ] = False,
+    audio: Annotated[
+        str | None,
+        typer.Option(
+            "--audio", help="Add the sound of FILE (wav, flac, mp3, m4a, a video, or .npz/.pt samples)."
+        ),
+    ] = None,
+    audio_codec: Annotated[
+        str | None,
+        typer.Option(
+            "--audio-codec",
+            help="Audio encoder (aac, libopus, flac, libmp3lame…) or copy. Default: copy if the container takes it.",
+        ),
+    ] = None,
+    audio_bitrate: Annotated[
+        str | None,
+        typer.Option("--audio-bitrate", help="Audio bit rate, e.g. 128k (default: the encoder's)."),
+    ] = None,
+    audio_key: Annotated[
+        str | None,
+        typer.Option("--audio-key", help="Entry of an .npz/.pt holding audio samples (C, S) or (S,)."),
+    ] = None,
+    audio_rate: Annotated[
+        int | None,
+        typer.Option("--audio-rate", help="Sample rate of array samples when the file does not store one."),
+    ] = None,
     value_range: Annotated[
         str | None,
         typer.Option(
             "--value-range",
             help="Range MIN,MAX of float frames, mapped to black…white: -1,1 or 0,255. Default: 0,1.",
             metavar="MIN,MAX",
+        ),
+    ] = None,
+    resize: Annotated[
+        str | None,
+        typer.Option(
+            "--resize",
+            help="Scale to WIDTHxHEIGHT; -1 keeps the aspect ratio, -2 keeps it and rounds to even (640x-2).",
+            metavar="WxH",
         ),
     ] = None,
     input_size: Annotated[
@@ -305,12 +342,22 @@ def _plain(value: Any) -> Any:
 def _options(params: dict[str, Any]) -> tuple[Any, Any]:
     """``EncodeOptions`` and ``InputOptions`` from ``encode``'s parameters by name: the
     command line's, or a manifest row's laid over them."""
+    from nvenc_cli.audio import AudioOptions, parse_bitrate
     from nvenc_cli.encode import InputOptions
     from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
+    from nvenc_cli.resize import parse_resize
     from nvenc_cli.sources.layout import parse_value_range
     from nvenc_cli.sources.pipe import parse_size
 
     p = {name: _plain(value) for name, value in params.items()}
+    sound = AudioOptions(
+        enabled=not p["no_audio"],
+        codec=p["audio_codec"],
+        bitrate=parse_bitrate(p["audio_bitrate"]),
+        file=p["audio"],
+        key=p["audio_key"],
+        rate=p["audio_rate"],
+    )
     options = EncodeOptions(
         fps=parse_fps(p["fps"]) if p["fps"] is not None else None,
         codec=p["codec"],
@@ -326,6 +373,8 @@ def _options(params: dict[str, Any]) -> tuple[Any, Any]:
         format=p["format"],
         batch_size=p["batch_size"],
         overwrite=p["overwrite"],
+        audio=sound,
+        resize=parse_resize(p["resize"]),
     )
     inputs = InputOptions(
         key=p["key"],

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from nvenc_cli.mux import Destination, check_destination
 from nvenc_cli.options import EncodeOptions, container_for
 from nvenc_cli.pipeline import Progress, Result, run
 from nvenc_cli.plan import EncodePlan, make_plan
 from nvenc_cli.sources import Source, open_source
+
+if TYPE_CHECKING:
+    from nvenc_cli.audio import AudioTrack
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ def prepare(
     )
     try:
         source.set_value_range(inputs.value_range)
+        _rate_notice(source, options)
         plan = make_plan(options, source.info, container, source.fps_hint)
     except BaseException:
         source.close()
@@ -51,14 +57,23 @@ def prepare(
     return source, plan
 
 
+def _rate_notice(source: Source, options: EncodeOptions) -> None:
+    """Say where the frame rate came from when the file's metadata set (or lost) it."""
+    if source.fps_from is None or source.fps_hint is None:
+        return
+    if options.fps is None:
+        source.notices.append(f"frame rate {source.fps_hint} fps from {source.fps_from} (-r overrides it)")
+    elif options.fps != source.fps_hint:
+        source.notices.append(f"-r {options.fps} used; {source.fps_from} says {source.fps_hint} fps")
+
+
 def check_output(dest: Destination, options: EncodeOptions, inputs: tuple[str, ...] = ()) -> str:
     """The container for ``dest``, once it is known that the output can be written: the
     cheap refusals (unknown extension, existing file, missing folder) come before any input
     is opened, for the CLI and the Python API alike."""
     path = dest if isinstance(dest, str) else None
-    container = container_for(path, options.format)
-    check_destination(dest, options.overwrite, inputs=inputs)
-    return container
+    check_destination(dest, options.overwrite, inputs=inputs)  # a missing folder first, as FFmpeg
+    return container_for(path, options.format)
 
 
 def adopt_plan(source: Source, plan: EncodePlan) -> None:
@@ -67,12 +82,47 @@ def adopt_plan(source: Source, plan: EncodePlan) -> None:
     source.float_depth = 16 if plan.out_depth > 8 else 8
 
 
+def prepare_audio_track(
+    spec: str | None, source: Source, plan: EncodePlan, options: EncodeOptions, inputs: InputOptions
+) -> tuple[AudioTrack | None, EncodePlan]:
+    """The sound for this encode, decided (and refused) before the output exists; the
+    plan comes back with the audio notices added."""
+    import os
+
+    from nvenc_cli.audio import prepare_audio
+    from nvenc_cli.sources.video import VideoSource
+
+    rate = source.fps_hint or plan.fps
+    media = isinstance(source, VideoSource)
+    # The sound is read by a second reader of the same file; a pipe cannot be read twice.
+    readable = media and spec is not None and os.path.isfile(spec)
+    track, notices = prepare_audio(
+        options.audio,
+        plan.container,
+        spec,
+        video_is_media=readable,
+        trim_start=Fraction(inputs.start) / rate,
+    )
+    enabled = options.audio is None or options.audio.enabled
+    if media and not readable and enabled and track is None and _has_audio(source):
+        notices = (*notices, "audio dropped: the sound of a piped input cannot be kept; pass it with --audio")
+    if notices:
+        plan = replace(plan, notices=(*plan.notices, *notices))
+    return track, plan
+
+
+def _has_audio(source: Source) -> bool:
+    container = getattr(source, "_container", None)
+    return bool(container is not None and container.streams.audio)
+
+
 def run_source(
     source: Source,
     plan: EncodePlan,
     dest: Destination,
     options: EncodeOptions,
     progress: Progress | None = None,
+    audio: AudioTrack | None = None,
 ) -> Result:
     """Encode every frame ``source`` yields, in windows of ``--batch-size``; the result's
     plan carries the source's notices too, those found while reading included."""
@@ -83,6 +133,7 @@ def run_source(
         overwrite=options.overwrite,
         total=source.frame_count,
         progress=progress,
+        audio=audio,
     )
     return with_source_notices(result, source)
 
@@ -108,8 +159,10 @@ def encode_path(
     ``on_plan`` sees the resolved plan before the first frame is encoded (the CLI starts
     its clock and opens its --progress file there).
     """
-    source, plan = prepare(spec, dest, options, inputs or InputOptions())
+    inputs = inputs or InputOptions()
+    source, plan = prepare(spec, dest, options, inputs)
     with source:
+        track, plan = prepare_audio_track(spec, source, plan, options, inputs)
         if on_plan is not None:
             on_plan(plan)
-        return run_source(source, plan, dest, options, progress)
+        return run_source(source, plan, dest, options, progress, audio=track)

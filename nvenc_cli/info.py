@@ -101,8 +101,10 @@ def _nvenc_encoders() -> dict[str, dict[str, Any]]:
 
 def _containers(encoders: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per muxer: its extensions, the codec families it carries and the encoders for each."""
+    from nvenc_cli.audio.codecs import container_table
     from nvenc_cli.options import CONTAINER_CODECS, CONTAINERS, DEFAULT_CODEC
 
+    audio = container_table()
     out: dict[str, dict[str, Any]] = {}
     for muxer, families in sorted(CONTAINER_CODECS.items()):
         by_family = {
@@ -114,12 +116,14 @@ def _containers(encoders: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]
             "default_codec": DEFAULT_CODEC.get(muxer, "libx264"),
             "codecs": sorted(families),
             "encoders": {family: names for family, names in by_family.items() if names},
+            **audio.get(muxer, {}),
         }
     return out
 
 
 def collect_info() -> dict[str, Any]:
     """Everything ``nvenc info`` shows, as plain JSON-ready data."""
+    from nvenc_cli.backends import ffmpeg_nvenc
     from nvenc_cli.backends.cpu import CpuBackend
     from nvenc_cli.backends.nvenc import probe_details
     from nvenc_cli.backends.nvenc_options import PRESET_ALIASES, PRESETS, describe_keys
@@ -127,6 +131,7 @@ def collect_info() -> dict[str, Any]:
     cpu_encoders = _cpu_encoders()
     nvenc_encoders = _nvenc_encoders()
     nvenc = probe_details()
+    ffmpeg = ffmpeg_nvenc.probe_details()
     encoders = {**cpu_encoders, **nvenc_encoders}
     return {
         "versions": versions(),
@@ -145,6 +150,13 @@ def collect_info() -> dict[str, Any]:
                 "encoders": sorted(nvenc_encoders),
                 "presets": {**{p.lower(): p for p in PRESETS}, **PRESET_ALIASES},
                 "options": dict(describe_keys()),
+            },
+            "ffmpeg_nvenc": {
+                "available": ffmpeg.ok,
+                "reason": ffmpeg.reason,
+                "code": ffmpeg.code,
+                "colour_conversion": "swscale (as the CPU path)" if ffmpeg.ok else None,
+                "encoders": sorted(nvenc_encoders),
             },
         },
         "encoders": encoders,

@@ -17,11 +17,22 @@ import re
 import select
 import stat
 import tempfile
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from nvenc_cli import signals
-from nvenc_cli.errors import Interrupted, NvencError, OutputError, UsageError, WriteError, brief
+from nvenc_cli.errors import (
+    Interrupted,
+    NvencError,
+    OutputError,
+    OutputPathError,
+    UsageError,
+    WriteError,
+    brief,
+    tc_cannot_open,
+)
 
 if TYPE_CHECKING:
     import av
@@ -31,6 +42,25 @@ if TYPE_CHECKING:
 _FRAGMENTED = "frag_keyframe+delay_moov+default_base_moof"
 
 Destination = str | os.PathLike | IO[bytes]
+
+# Packets held back to interleave streams by time. Whatever order and batch sizes the
+# producers use, no more than this is held: past it the earliest packet is written anyway
+# (FFmpeg's own interleaver then still orders within its 10 s window).
+HOLD_PACKETS = 2048
+HOLD_BYTES = 32 << 20
+
+
+class Lane:
+    """One stream's queue in the interleaver. The video lane's stream comes from the
+    backend; other lanes (audio) make theirs when the header is due, after the video's,
+    so the video stays stream 0 even when NVENC describes it only at its first packet."""
+
+    def __init__(self, factory: Callable[[Any], Any] | None = None) -> None:
+        self.factory = factory
+        self.stream: Any = None
+        self.queue: deque[tuple[float, Any]] = deque()
+        self.done = False
+        self.packets = 0
 
 
 def is_stdout(dest: Destination) -> bool:
@@ -50,18 +80,30 @@ def check_destination(dest: Destination, overwrite: bool, inputs: tuple[str, ...
         if os.path.exists(spec) and _exists(path) and os.path.samefile(spec, path):
             raise OutputError(f"{dest}: output is the same file as the input")
     if os.path.isdir(path):
-        raise OutputError(f"{dest}: is a directory; give a file name such as {Path(dest) / 'out.mp4'}")
+        raise OutputPathError(
+            f"{dest}: is a directory; give a file name such as {Path(dest) / 'out.mp4'}",
+            torchcodec=tc_cannot_open(str(dest)),
+        )
     if _exists(path) and not os.path.isfile(path):
         return None  # a device or a pipe: written through, never replaced
     if _exists(path) and not overwrite:
         raise OutputError(f"{dest}: already exists (use -y to overwrite)")
     parent = path.parent if str(path.parent) else Path(".")
     if not os.path.isdir(parent):
-        raise OutputError(f"{dest}: cannot create it: folder {parent} does not exist")
+        raise OutputPathError(
+            f"{dest}: cannot create it: folder {parent} does not exist",
+            torchcodec=tc_cannot_open(str(dest)),
+        )
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{dest}: cannot create it: folder {parent} is not writable")
+        raise OutputPathError(
+            f"{dest}: cannot create it: folder {parent} is not writable",
+            torchcodec=tc_cannot_open(str(dest)),
+        )
     if len(os.fsencode(path.name)) > _name_max(parent):
-        raise OutputError(f"{dest}: cannot create it: the name is longer than this file system allows")
+        raise OutputPathError(
+            f"{dest}: cannot create it: the name is longer than this file system allows",
+            torchcodec=tc_cannot_open(str(dest)),
+        )
     return path
 
 
@@ -234,6 +276,7 @@ class Muxer:
         container: str,
         options: dict[str, str] | None = None,
         overwrite: bool = False,
+        video: bool = True,
     ) -> None:
         import av
 
@@ -242,6 +285,11 @@ class Muxer:
         self.temp: Path | None = None
         self.bytes = 0
         self.stream: Any = None
+        self._video = Lane()
+        self._lanes: list[Lane] = [self._video] if video else []
+        self._held_packets = 0
+        self._held_bytes = 0
+        self.started = False
         self._sink: Any
         self._device: FdSink | None = None
         named = isinstance(dest, (str, os.PathLike)) and not is_stdout(dest)
@@ -299,7 +347,7 @@ class Muxer:
         PyAV skips opening a context that is already open, and copies its parameters
         (size, pixel format, colour tags, extradata) into the stream at header time.
         """
-        self.stream = self.output.add_stream(encoder, rate=rate)
+        self.stream = self._video.stream = self.output.add_stream(encoder, rate=rate)
         _apple_hevc_tag(self.stream, self.container_name)
         return self.stream
 
@@ -307,32 +355,106 @@ class Muxer:
         """A stream for packets encoded elsewhere, described by another stream's parameters
         (e.g. one demuxed from the encoder's first access unit). ``opaque=True`` keeps the
         template's own codec, needed when its decoder has no encoder twin (libdav1d)."""
-        self.stream = self.output.add_stream_from_template(template, opaque=opaque)
+        self.stream = self._video.stream = self.output.add_stream_from_template(template, opaque=opaque)
         _apple_hevc_tag(self.stream, self.container_name)
         return self.stream
 
+    def add_lane(self, factory: Callable[[Any], Any]) -> Lane:
+        """Reserve a further stream (audio); ``factory(output)`` adds it to the container
+        just before the header is written and returns it."""
+        lane = Lane(factory)
+        self._lanes.append(lane)
+        return lane
+
+    @property
+    def can_start(self) -> bool:
+        """True once the video stream exists (or there is none): the header may be written."""
+        return not self.started and (self._video not in self._lanes or self._video.stream is not None)
+
+    def start(self) -> None:
+        """Create the reserved streams; after this no stream can be added."""
+        if self.started:
+            return
+        for lane in self._lanes:
+            if lane.factory is not None and lane.stream is None:
+                lane.stream = lane.factory(self.output)
+        self.started = True
+
     def write(self, packets: list[av.Packet]) -> None:
-        """Mux packets (pts/dts in the encoder's 1/fps time base) in decode order."""
+        """Queue video packets (pts/dts in the encoder's 1/fps time base) in decode order."""
+        self._video.stream = self.stream
+        self.push(self._video, packets)
+
+    def push(self, lane: Lane, packets: list[Any]) -> None:
+        """Queue one lane's packets (in its decode order) and write what interleaving allows."""
+        if not packets:
+            return
+        for packet in packets:
+            lane.queue.append((_when(packet, lane), packet))
+            self._held_bytes += packet.size
+        self._held_packets += len(packets)
+        if self.can_start:
+            self.start()
+        self._drain(final=False)
+
+    def end_lane(self, lane: Lane) -> None:
+        """No more packets will come on ``lane`` (a track shorter than the video)."""
+        lane.done = True
+        self._drain(final=False)
+
+    def _drain(self, final: bool) -> None:
+        """Write packets in time order while every open lane has one waiting (or the hold
+        limit is passed, or the end has come)."""
+        if not self.started:
+            return
+        lanes = self._lanes
+        while True:
+            waiting = [lane for lane in lanes if lane.queue]
+            if not waiting:
+                return
+            starved = any(not lane.queue and not lane.done for lane in lanes)
+            over = self._held_packets > HOLD_PACKETS or self._held_bytes > HOLD_BYTES
+            if starved and not final and not over:
+                return
+            lane = min(waiting, key=lambda ln: ln.queue[0][0])
+            _, packet = lane.queue.popleft()
+            self._held_packets -= 1
+            self._held_bytes -= packet.size
+            self._mux(lane, packet)
+
+    @property
+    def held(self) -> int:
+        """Packets waiting in the interleaver (for tests of its bound)."""
+        return self._held_packets
+
+    def _mux(self, lane: Lane, packet: Any) -> None:
         import av
 
-        for packet in packets:
-            packet.stream = self.stream
-            self.bytes += packet.size
-            try:
-                self.output.mux(packet)
-            except (av.FFmpegError, OSError) as exc:
-                raise signals.received() or self._failure(exc) from None
-            self._header_written = True
+        packet.stream = lane.stream
+        self.bytes += packet.size
+        lane.packets += 1
+        try:
+            self.output.mux(packet)
+        except (av.FFmpegError, OSError) as exc:
+            raise signals.received() or self._failure(exc) from None
+        self._header_written = True
 
     def finish(self) -> int:
         """Write the trailer and put the file in place; returns the bytes written."""
         import av
 
         try:
+            self.start()
+            for lane in self._lanes:
+                lane.done = True
+            self._drain(final=True)
             self.output.close()
         except (av.FFmpegError, OSError) as exc:
             self.abort()
             raise signals.received() or self._failure(exc) from None
+        except BaseException:
+            self.abort()
+            raise
         if self.temp is None or self.target is None:
             _flush_sink(self._sink)
             if self._device is not None:
@@ -371,6 +493,15 @@ class Muxer:
             with contextlib.suppress(OSError):
                 self.temp.unlink()
             self.temp = None
+
+
+def _when(packet: Any, lane: Lane) -> float:
+    """A packet's decode time in seconds: the interleaving key across time bases."""
+    stamp = packet.dts if packet.dts is not None else packet.pts
+    base = packet.time_base or (lane.stream.time_base if lane.stream is not None else None)
+    if stamp is None or base is None:
+        return float("-inf") if not lane.queue else lane.queue[-1][0]
+    return float(stamp * base)
 
 
 def _open_device(path: Path) -> FdSink:

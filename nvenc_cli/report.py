@@ -422,7 +422,25 @@ def json_report(source: str, dest: str, result: Any) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "encode_fps": round(result.frames / result.seconds, 2) if result.seconds else None,
         "notices": list(plan.notices),
+        "audio": _audio_report(result),
     }
+
+
+def _audio_report(result: Any) -> dict[str, Any] | None:
+    """What happened to the sound: codec, copied or re-encoded, rate, channels, duration."""
+    audio = getattr(result, "audio", None)
+    if audio is None:
+        return None
+    from nvenc_cli.audio import describe
+
+    return describe(audio, getattr(result, "audio_duration", None))
+
+
+def _audio_summary(audio: dict[str, Any] | None) -> str:
+    if not audio:
+        return ""
+    duration = f" {audio['duration']:.2f} s" if audio.get("duration") is not None else ""
+    return f", audio {audio['codec']} {audio['sample_rate']} Hz {audio['layout']}{duration} {audio['action']}"
 
 
 def summary_line(r: dict[str, Any]) -> str:
@@ -432,7 +450,8 @@ def summary_line(r: dict[str, Any]) -> str:
     name = printable(str(r["output"]))
     return (
         f"nvenc: wrote {name}: {r['frames']} frames {r['width']}x{r['height']} @ {fps} fps, "
-        f"{r['codec']} {r['pixel_format']}{colour}, {_size(r['bytes'])} in {r['seconds']:.2f} s "
+        f"{r['codec']} {r['pixel_format']}{colour}{_audio_summary(r.get('audio'))}, "
+        f"{_size(r['bytes'])} in {r['seconds']:.2f} s "
         f"({r['encode_fps'] or 0:.1f} fps) [{where}]"
     )
 
@@ -481,6 +500,8 @@ def info_sections(data: dict[str, Any]) -> list[Section]:
     containers: dict[str, dict[str, Any]] = data.get("containers") or {}
     if containers:
         sections.append(_containers_section(containers, encoders))
+    if containers:
+        sections.append(_audio_section(containers))
     if encoders:
         sections.append(_encoders_section(containers, encoders))
     nvenc = (data.get("backends") or {}).get("nvenc") or {}
@@ -526,6 +547,21 @@ def _containers_section(
             label, exts = "", ""
     note = "* the container's default codec; -c picks another, --device picks the backend"
     return Section("Containers", ("container", "extensions", "codec", "cpu", "nvenc"), rows, note)
+
+
+def _audio_section(containers: dict[str, dict[str, Any]]) -> Section:
+    """Per container, the audio codecs it carries (a copy keeps those) and its default."""
+    rows = [
+        (
+            muxer,
+            str(facts.get("default_audio_codec") or "-"),
+            " ".join(facts.get("audio_codecs") or []) or "-",
+        )
+        for muxer, facts in containers.items()
+        if "audio_codecs" in facts
+    ]
+    note = "audio is copied when the container carries its codec, else encoded with the default"
+    return Section("Audio", ("container", "default", "codecs carried (copied as they are)"), rows, note)
 
 
 def _encoder_cell(names: list[str], encoders: dict[str, dict[str, Any]], backend: str, default: Any) -> str:

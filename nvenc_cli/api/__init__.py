@@ -8,7 +8,14 @@ and are re-exported here (as is ``encode_many``, from ``nvenc_cli.batch``), so
 
 from __future__ import annotations
 
-from nvenc_cli.api.video import VideoEncoder, VideoWriter, open_writer, python_spelling
+from nvenc_cli.api.video import (
+    VideoEncoder,
+    VideoWriter,
+    api_errors,
+    open_writer,
+    python_spelling,
+    warn_ignored,
+)
 from nvenc_cli.batch import JobResult, JobSpec, encode_many, iter_encode_many
 
 __all__ = [
@@ -16,8 +23,10 @@ __all__ = [
     "JobSpec",
     "VideoEncoder",
     "VideoWriter",
+    "api_errors",
     "encode_many",
     "iter_encode_many",
     "open_writer",
     "python_spelling",
+    "warn_ignored",
 ]

@@ -1,0 +1,52 @@
+"""Sound: the input's first audio stream, a file's, or samples in an array, copied or
+re-encoded for the output container and cut to the video's span.
+
+``prepare_audio`` makes every decision (and every refusal) before the output exists;
+``AudioTrack`` then produces packets for the muxer as the video advances.
+"""
+
+from __future__ import annotations
+
+from nvenc_cli.audio.plan import AudioOptions, AudioPlan, describe, parse_bitrate
+from nvenc_cli.audio.track import AudioTrack
+
+__all__ = ["AudioOptions", "AudioPlan", "AudioTrack", "describe", "parse_bitrate", "prepare_audio"]
+
+
+def prepare_audio(
+    options: AudioOptions | None,
+    container: str,
+    spec: str | None,
+    *,
+    video_is_media: bool,
+    trim_start: object = 0,
+) -> tuple[AudioTrack | None, tuple[str, ...]]:
+    """The track for this encode (or None) and the notices that explain it.
+
+    An input video without sound simply gives no track; a GIF output drops the input's
+    sound with a notice, and refuses sound that was asked for explicitly.
+    """
+    from fractions import Fraction
+
+    from nvenc_cli.audio import codecs
+    from nvenc_cli.audio.plan import open_input, plan_audio
+
+    options = options or AudioOptions()
+    if not options.enabled:
+        return None, ()
+    explicit = options.file is not None or options.key is not None or options.codec is not None
+    if container in codecs.SILENT_CONTAINERS and not explicit:
+        probe, _ = open_input(options, spec, video_is_media)
+        if probe is None:
+            return None, ()
+        probe.close()
+        return None, (f"audio dropped: a {container} file cannot carry sound",)
+    source, origin = open_input(options, spec, video_is_media)
+    if source is None:
+        return None, ()
+    try:
+        plan = plan_audio(options, container, source, origin, trim_start=Fraction(trim_start))  # type: ignore[arg-type]
+    except BaseException:
+        source.close()
+        raise
+    return AudioTrack(plan, source), plan.notices
