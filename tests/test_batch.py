@@ -552,3 +552,20 @@ def test_api_input_checks() -> None:
         encode_many()
     with pytest.raises(UsageError, match="unknown option 'colour'"):
         encode_many([{"input": "a.npy", "output": "a.mp4", "colour": "red"}])
+
+
+def test_a_terminal_gets_one_display_for_the_run(tmp_path: Path, base: np.ndarray) -> None:
+    from tests.test_cli_ux import run_tty
+
+    write_clips(tmp_path, base, ["a.npy", "b.npy", "c.npy"])
+    code, seen, stdout = run_tty(
+        "encode", "a.npy", "b.npy", "c.npy", "gone.npy", "-o", "out/", *FAST, "--batch-size", "2",
+        cwd=tmp_path,
+    )  # fmt: skip
+    text = seen.decode(errors="replace")
+    assert code == 66, text
+    assert "encoding" in text and "/4 jobs" in text and "failed" in text and "eta" in text
+    assert "\r" in text or "\x1b[" in text  # redrawn in place
+    assert text.count("gone.npy:") == 1  # the failure printed once, above the display
+    assert "4 jobs: 3 ok, 1 failed" in text
+    assert stdout == b""

@@ -43,6 +43,7 @@ class BatchReporter:
         self._lock = threading.Lock()
         self._running: dict[int, int] = {}
         self._totals: dict[int, int | None] = {}
+        self._finished: set[int] = set()
         self._done_frames = 0
         self._bytes = 0
         self.counts = {"ok": 0, "failed": 0, "skipped": 0, "cancelled": 0}
@@ -64,6 +65,8 @@ class BatchReporter:
 
     def event(self, kind: str, *values: Any) -> None:
         with self._lock:
+            if values and values[0] in self._finished:
+                return  # a late message (events and results travel apart): already counted
             if kind == "start":
                 self._running[values[0]] = 0
             elif kind == "progress":
@@ -80,6 +83,7 @@ class BatchReporter:
         if self.failure is not None:
             raise self.failure
         with self._lock:
+            self._finished.add(result.index)
             self._running.pop(result.index, None)
             self._totals.pop(result.index, None)
             self._done_frames += result.frames
