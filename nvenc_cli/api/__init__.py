@@ -1,12 +1,24 @@
 """The Python API, one module per class family, all thin over plan/pipeline.
 
-``video``: torchcodec's ``VideoEncoder`` and nvenc's streaming ``VideoWriter``/``open_writer``.
-New classes (torchcodec's multi-stream ``Encoder``, ``AudioEncoder``) get modules of their own
-and are re-exported here, so ``nvenc_cli.api`` stays the one import path.
+``video``: torchcodec's ``VideoEncoder`` and nvenc's streaming ``VideoWriter``/``open_writer``;
+``encoder``: torchcodec's multi-stream ``Encoder`` (``VideoStream``, ``AudioStream``);
+``audio``: torchcodec's ``AudioEncoder``. All are re-exported here, so ``nvenc_cli.api``
+stays the one import path.
 """
 
 from __future__ import annotations
 
+from nvenc_cli.api.audio import AudioEncoder
+from nvenc_cli.api.encoder import AudioStream, Encoder, VideoStream
 from nvenc_cli.api.video import VideoEncoder, VideoWriter, open_writer, python_spelling
 
-__all__ = ["VideoEncoder", "VideoWriter", "open_writer", "python_spelling"]
+__all__ = [
+    "AudioEncoder",
+    "AudioStream",
+    "Encoder",
+    "VideoEncoder",
+    "VideoStream",
+    "VideoWriter",
+    "open_writer",
+    "python_spelling",
+]
