@@ -6,6 +6,7 @@ during start-up ends the run with its own exit code and one line, not a tracebac
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -16,11 +17,34 @@ def main() -> None:
     signals.install()
     try:
         from nvenc_cli.cli import run
+
+        run()
     except Interrupted as exc:
         signals.settle()
         sys.stderr.write(f"nvenc: error: {exc}\n")
-        sys.exit(exc.exit_code)
-    run()
+        _exit(exc.exit_code)
+    except SystemExit as exc:
+        _exit(exc.code)
+
+
+def _exit(code: object) -> None:
+    """Leave with ``code`` without interpreter shutdown once the outcome is decided.
+
+    Shutdown puts the default signal actions back, so a signal landing then (the tail of
+    a burst that is still arriving) would kill the process after its one line was
+    printed and turn the exit code into "killed by a signal". Everything is closed by
+    now; only the standard streams are flushed.
+    """
+    if isinstance(code, str):
+        sys.stderr.write(code + "\n")
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            code = code or 74  # the report could not be written out
+    os._exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -94,8 +94,15 @@ class Job:
             raise
         self.frames = 0
         self.started = time.monotonic()
+        self._resizer = None
+        if plan.resize is not None:
+            from nvenc_cli.resize import Resizer
+
+            self._resizer = Resizer(*plan.resize)
 
     def convert(self, data: Any, start: int) -> Any:
+        if self._resizer is not None:
+            data = self._resizer(data)
         return self.session.convert(FrameBatch(fit_geometry(data, self.plan), start))
 
     def encode(self, converted: Any, count: int) -> None:

@@ -11,27 +11,31 @@ nothing is left to clean up, and blocking on a stalled pipe must not keep it ali
 
 from __future__ import annotations
 
+# The C module, not ``signal``: that one builds enums on import, and these handlers go in
+# first thing at start-up, before anything slow.
+import _signal
 import os
-import signal
 from typing import Any
 
 from nvenc_cli.errors import Interrupted
 
 # The line each signal's cancellation prints; the exit code is 128 + its number.
-_MESSAGES = {
+_NAMES = {
     "SIGINT": "interrupted",
     "SIGTERM": "terminated",
     "SIGHUP": "terminated by SIGHUP (the terminal or session went away)",
     "SIGXCPU": "terminated by SIGXCPU (CPU time limit reached)",
     "SIGXFSZ": "terminated by SIGXFSZ",
 }
+_MESSAGES = {getattr(_signal, name): text for name, text in _NAMES.items() if hasattr(_signal, name)}
+_XFSZ = getattr(_signal, "SIGXFSZ", None)
 
 _first: int | None = None
 
 
-def handled() -> list[signal.Signals]:
-    """The signals this platform has, of those that end a run."""
-    return [getattr(signal, name) for name in _MESSAGES if hasattr(signal, name)]
+def handled() -> list[int]:
+    """The numbers of the signals, of those that end a run, this platform has."""
+    return list(_MESSAGES)
 
 
 def exit_code(signum: int) -> int:
@@ -47,7 +51,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def _interruption(signum: int) -> Interrupted:
-    return Interrupted(_MESSAGES[signal.Signals(signum).name], exit_code=exit_code(signum))
+    return Interrupted(_MESSAGES[signum], exit_code=exit_code(signum))
 
 
 def received() -> Interrupted | None:
@@ -75,18 +79,18 @@ def install() -> None:
     global _first
     _first = None
     for sig in handled():
-        if sig.name == "SIGXFSZ" and _file_size_limited():
-            signal.signal(sig, signal.SIG_IGN)
+        if sig == _XFSZ and _file_size_limited():
+            _signal.signal(sig, _signal.SIG_IGN)
         else:
-            signal.signal(sig, _interrupt)
+            _signal.signal(sig, _interrupt)
 
 
 def settle() -> None:
     """The outcome is decided: from here a signal exits at once with its own code."""
     for sig in handled():
-        if sig.name == "SIGXFSZ" and _file_size_limited():
+        if sig == _XFSZ and _file_size_limited():
             continue
-        signal.signal(sig, _exit_now)
+        _signal.signal(sig, _exit_now)
 
 
 def _file_size_limited() -> bool:

@@ -226,12 +226,13 @@ def _sps(reorder: int | None, poc_type: int = 0, refs: int = 3) -> annexb.H264Sp
         (_sps(2), 2),
         (_sps(0), 0),
         (_sps(None, poc_type=2), 0),
-        (_sps(None, refs=4), 4),
-        (_sps(None, refs=40), 16),
+        (_sps(None, refs=4), None),
+        (_sps(None, refs=40), None),
     ],
 )
 def test_h264_reorder_bound(sps, bound):
-    """Declared in the VUI, implied by POC type 2, else bounded by the reference count."""
+    """Declared in the VUI, implied by POC type 2, else not declared (None): the
+    timestamper then holds pictures for the spec's maximum and measures the delay."""
     assert annexb._h264_reorder_bound(sps) == bound
 
 

@@ -238,7 +238,9 @@ def test_a_signal_during_start_up_exits_with_its_code(tmp_path: Path, sig: int, 
     text = stderr.decode(errors="replace")
     if child.returncode == 0:  # it finished before the signal came: nothing to check
         return
-    assert child.returncode == 128 + sig, text
+    # Killed by the signal itself only in the interpreter's own start-up, before any of
+    # nvenc's code runs (a shell reports that as 128 + the number too).
+    assert child.returncode in (128 + sig, -sig), text
     assert "Traceback" not in text and text.count("\n") <= 1, text
     assert stdout == b""
     assert not (tmp_path / "out.mp4").exists()
@@ -554,14 +556,16 @@ def test_a_png_declaring_144_megapixels_is_refused_from_its_header(tmp_path: Pat
     )
     (tmp_path / "bomb.png").write_bytes(png)
     assert len(png) < 200_000
+    # VmHWM is this process's own peak (ru_maxrss would count the forking parent's pages).
     script = (
-        "import resource, sys\n"
+        "import sys\n"
         "sys.argv[0] = 'nvenc'\n"
-        "from nvenc_cli.__main__ import main\n"
+        "from nvenc_cli.cli import run\n"
         "try:\n"
-        "    main()\n"
+        "    run()\n"
         "finally:\n"
-        "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.__stdout__)\n"
+        "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "    print(hwm, file=sys.__stdout__)\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", script, "encode", "bomb.png", "-o", "out.mp4"],

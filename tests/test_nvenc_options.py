@@ -54,7 +54,7 @@ def test_defaults_are_explicit():
         "cq": "23",
         "gop": "250",
         "idrperiod": "250",
-        "bf": "3",  # NVENC frame interval: two B-frames between references
+        "bf": "2",  # a B-frame count: two B-frames between references
         "fps": "30",
         "repeatspspps": "0",
         "gpu_id": "0",
@@ -164,12 +164,13 @@ def test_rate_control_conflicts(extra, message):
 
 def test_gop_and_bframes():
     out = no.settings_for(make(extra={"gop": "60", "bf": "3"}))
-    assert out.kwargs["gop"] == "60" and out.kwargs["idrperiod"] == "60" and out.kwargs["bf"] == "4"
+    assert out.kwargs["gop"] == "60" and out.kwargs["idrperiod"] == "60" and out.kwargs["bf"] == "3"
     assert out.bframes == 3
-    assert kwargs(extra={"bf": "0"})["bf"] == "1"
-    assert kwargs(extra={"g": "1"})["bf"] == "1"  # all-intra: no B-frames by default
+    assert kwargs(extra={"bf": "0"})["bf"] == "0"
+    assert kwargs(extra={"g": "1"})["bf"] == "0"  # all-intra: no B-frames by default
     assert kwargs(extra={"gop": "100", "idrperiod": "300"})["idrperiod"] == "300"
-    assert kwargs(extra={"tune": "ll"})["bf"] == "1"  # low latency: no reordering
+    assert kwargs(extra={"tune": "ll"})["bf"] == "0"  # low latency: no reordering
+    assert kwargs(extra={"tune": "ull"})["bf"] == "0"
     with pytest.raises(UsageError, match="GOP longer"):
         kwargs(extra={"gop": "2", "bf": "2"})
 
@@ -187,7 +188,7 @@ ACCEPTED = [
     ("qmax", "40", "qmax", "40"),
     ("gop", "30", "gop", "30"),
     ("idrperiod", "90", "idrperiod", "90"),
-    ("bf", "4", "bf", "5"),
+    ("bf", "4", "bf", "4"),
     ("tuning_info", "low_latency", "tuning_info", "low_latency"),
     ("tuning_info", "ULTRA_LOW_LATENCY", "tuning_info", "ultra_low_latency"),
     ("tuning_info", "uhq", "tuning_info", "uhq"),

@@ -1,22 +1,24 @@
 """The whole NVENC path — convert, Encode/EndEncode, split, timestamp, tag, mux — on the CPU.
 
-The PyNvVideoCodec seam is replaced by tests/nvenc_double.py, which encodes exactly the
-surfaces it is handed with libx264/libx265 (lossless) or SVT-AV1 and returns real bytes
-with an encoder's lag. So these tests see what a real NVENC run would write, down to the
-pixels, and fail on lost tail frames, shifted timestamps, pitch skew or wrong tags.
+``import PyNvVideoCodec`` gets tests/nvenc_double.py's emulation of the real library, which
+reads the surfaces through the same DLPack hand-off and encodes them with libx264/libx265
+(lossless) or SVT-AV1, returning real bytes with an encoder's lag. So these tests see what a
+real NVENC run would write, down to the pixels, and fail on lost tail frames, shifted
+timestamps, pitch skew or wrong tags.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+import nvenc_double
 import pytest
 import torch
-from nvenc_double import FakeEncoder, factory
 
 from nvenc_cli import color
 from nvenc_cli.backends import nvenc
@@ -29,16 +31,28 @@ from nvenc_cli.plan import make_plan
 
 @pytest.fixture
 def double(monkeypatch):
-    """Route the NVENC backend to the CPU and the test double; returns a setter for its mode."""
-    FakeEncoder.created.clear()
-    monkeypatch.setattr(nvenc, "probe_details", lambda: nvenc.ProbeResult(True, "ok", "test double"))
+    """PyNvVideoCodec's emulation on a CPU "device"; returns the emulated library."""
+    lib = nvenc_double.install(monkeypatch)
+    monkeypatch.setattr(nvenc, "probe_details", lambda: nvenc.ProbeResult(True, "ok", "emulated L4"))
     monkeypatch.setattr(nvenc, "_compute_device", lambda gpu_id: torch.device("cpu"))
-    monkeypatch.setattr(nvenc, "_create_encoder", factory())
+    monkeypatch.setattr(nvenc, "_cuda_handles", lambda gpu_id, device, stream: lib.cuda.handles(gpu_id))
+    return lib
 
-    def configure(api: str = "bytes", fail_at: int | None = None, h264_lossless: bool = False) -> None:
-        monkeypatch.setattr(nvenc, "_create_encoder", factory(api, fail_at, h264_lossless))
 
-    return configure
+# The CLI sets these for its own process (report.py); restore them after each in-process run
+# so later subprocess tests see the environment they were started with.
+CLI_ENV = {
+    "SVT_LOG": os.environ.get("SVT_LOG"),
+    "AV_LOG_FORCE_NOCOLOR": os.environ.get("AV_LOG_FORCE_NOCOLOR"),
+}
+
+
+def cli(*args: str):
+    from typer.testing import CliRunner
+
+    from nvenc_cli.cli import app
+
+    return CliRunner().invoke(app, list(args), env=CLI_ENV)
 
 
 def clip(count: int, width: int, height: int) -> np.ndarray:
@@ -131,19 +145,21 @@ def test_every_frame_lands_once_in_order_with_timestamps(double, tmp_path, codec
     tolerance = 12 if codec == "av1" else 3
     assert all(abs(m - (i * 10) % 256) <= tolerance for i, m in enumerate(markers)), markers
     assert decoded[0].key_frame
-    encoder = FakeEncoder.created[-1]
-    assert encoder.end_calls == 1 and encoder.frames == 23
-    assert all(shape == (99, 202) and stride == (202, 1) for shape, stride, _ in encoder.inputs)
+    encoder = double.created[-1]
+    assert encoder.end_calls == 1 and encoder.frames == 23 and encoder.ignored == []
+    assert all(
+        how == "dlpack" and shape == (99, 202) and stride == (202, 1)
+        for how, shape, stride, _ in encoder.inputs
+    )
     assert "NVENC" in result.backend_description
 
 
 @pytest.mark.parametrize(("codec", "ext"), [("h264", "mp4"), ("hevc", "mkv")])
 def test_pixels_are_exactly_the_colour_maths(double, tmp_path, codec, ext):
-    """Lossless double: decoded Y'CbCr equals color.py's output sample for sample."""
-    double(h264_lossless=True)
+    """Lossless: decoded Y'CbCr equals color.py's output sample for sample."""
     frames = clip(9, 200, 120)
     out = tmp_path / f"out.{ext}"
-    plan, _ = encode(frames, out, codec=codec, batch=4)
+    plan, _ = encode(frames, out, codec=codec, batch=4, crf=0)
     decoded, _ = decode(out)
     for frame, want in zip(decoded, expected_planes(frames, plan), strict=True):
         got = planes(frame)
@@ -159,17 +175,16 @@ def test_pixels_are_exactly_the_colour_maths(double, tmp_path, codec, ext):
     ],
 )
 def test_ten_bit_and_444_surfaces(double, tmp_path, pixel_format, codec, decoded_format):
-    double(h264_lossless=True)
     frames = clip(6, 64, 48).astype(np.uint16) * 257
     if pixel_format == "yuv444p":
         frames = clip(6, 64, 48)
     out = tmp_path / "out.mkv"
-    plan, _ = encode(frames, out, codec=codec, batch=4, pixel_format=pixel_format)
+    plan, _ = encode(frames, out, codec=codec, batch=4, pixel_format=pixel_format, crf=0)
     decoded, _ = decode(out)
     assert len(decoded) == 6 and decoded[0].format.name == decoded_format
     for frame, want in zip(decoded, expected_planes(frames, plan), strict=True):
         assert all(np.array_equal(g, w) for g, w in zip(planes(frame), want, strict=True))
-    fmt = FakeEncoder.created[-1].fmt
+    fmt = double.created[-1].fmt
     assert fmt == {"p010le": "P010", "yuv444p": "YUV444", "yuv444p16le": "YUV444_10BIT"}[pixel_format]
 
 
@@ -207,7 +222,6 @@ def test_batching_and_encoder_lag_do_not_shift_frames(double, tmp_path, batch):
 
 
 def test_pynvvideocodec_2x_dict_output(double, tmp_path):
-    double(api="dicts")
     out = tmp_path / "out.mp4"
     encode(clip(12, 64, 48), out, codec="hevc")
     decoded, _ = decode(out)
@@ -233,12 +247,12 @@ def test_gray_and_rgba_inputs(double, tmp_path):
 
 
 def test_encoder_failure_ends_session_and_leaves_no_file(double, tmp_path):
-    double(fail_at=6)
+    double.gpu.encode_status_at = 6
     out = tmp_path / "out.mp4"
-    with pytest.raises(EncoderError, match="frame 6"):
+    with pytest.raises(EncoderError, match=r"frame 6.*returned error 20"):
         encode(clip(15, 64, 48), out, batch=4)
     assert not out.exists() and list(tmp_path.iterdir()) == []
-    assert FakeEncoder.created[-1].end_calls == 1
+    assert double.created[-1].end_calls == 1
 
 
 def test_missing_tail_frames_are_an_error(double, tmp_path, monkeypatch):
@@ -246,9 +260,9 @@ def test_missing_tail_frames_are_an_error(double, tmp_path, monkeypatch):
 
     def lossy_end(self):
         self.end_calls += 1
-        return b""
+        return []
 
-    monkeypatch.setattr(FakeEncoder, "EndEncode", lossy_end)
+    monkeypatch.setattr(nvenc_double.FakeEncoder, "EndEncode", lossy_end)
     out = tmp_path / "out.mp4"
     with pytest.raises(EncoderError, match="pictures for 20 frames"):
         encode(clip(20, 64, 48), out)
@@ -257,23 +271,20 @@ def test_missing_tail_frames_are_an_error(double, tmp_path, monkeypatch):
 
 def test_create_encoder_keywords(double, tmp_path):
     encode(clip(3, 64, 48), tmp_path / "out.ts", crf=30, preset="slow")
-    kwargs = FakeEncoder.created[-1].kwargs
+    encoder = double.created[-1]
+    kwargs = encoder.kwargs
     assert kwargs["codec"] == "h264" and kwargs["preset"] == "P5"
     assert kwargs["rc"] == "vbr" and kwargs["cq"] == "30" and kwargs["repeatspspps"] == "1"
-    assert "cudastream" not in kwargs  # CPU test device: no CUDA handles
+    assert encoder.context == nvenc_double.FakeCuda.BASE and encoder.ignored == []
 
 
 def test_cli_end_to_end_with_the_double(double, tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from nvenc_cli.cli import app
-
     frames = clip(10, 96, 64)
     source = tmp_path / "in.npy"
     np.save(source, frames)
     out = tmp_path / "out.mp4"
-    result = CliRunner().invoke(
-        app, ["encode", str(source), "-o", str(out), "--device", "cuda", "--json", "-x", "bf=1", "-x", "g=4"]
+    result = cli(
+        "encode", str(source), "-o", str(out), "--device", "cuda", "--json", "-x", "bf=1", "-x", "g=4"
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -283,23 +294,5 @@ def test_cli_end_to_end_with_the_double(double, tmp_path, monkeypatch):
     decoded, stream = decode(out)
     assert len(decoded) == 10 and stream.average_rate == Fraction(30)
     assert [f.key_frame for f in decoded] == [i % 4 == 0 for i in range(10)]
-    bad = CliRunner().invoke(
-        app, ["encode", str(source), "-o", str(tmp_path / "x.mp4"), "--device", "cuda", "-x", "nope=1"]
-    )
+    bad = cli("encode", str(source), "-o", str(tmp_path / "x.mp4"), "--device", "cuda", "-x", "nope=1")
     assert bad.exit_code == 2 and not (tmp_path / "x.mp4").exists()
-
-
-def test_undeclared_h264_reorder_uses_the_configured_bframes():
-    """NVENC's H.264 VUI may lack bitstream restrictions: with no B-frames configured the
-    delay is zero (dts = pts); with B-frames the stream's inferred bound is used."""
-    from types import SimpleNamespace
-
-    session = nvenc.NvencSession.__new__(nvenc.NvencSession)
-    session._splitter = SimpleNamespace(reorder=3, reorder_declared=False)
-    session.settings = SimpleNamespace(bframes=0)
-    assert session._reorder() == 0
-    session.settings = SimpleNamespace(bframes=2)
-    assert session._reorder() == 3
-    session._splitter = SimpleNamespace(reorder=1, reorder_declared=True)
-    session.settings = SimpleNamespace(bframes=0)
-    assert session._reorder() == 1

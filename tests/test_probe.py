@@ -43,7 +43,7 @@ def gpu_machine(monkeypatch):
     monkeypatch.setattr(nvenc, "_has_module", lambda name: True)
     monkeypatch.setitem(sys.modules, "PyNvVideoCodec", types.ModuleType("PyNvVideoCodec"))
     monkeypatch.setattr(nvenc, "cvcuda_available", lambda: False)
-    monkeypatch.setattr(nvenc, "_try_session", lambda: None)
+    monkeypatch.setattr(nvenc, "_try_session", lambda gpu=None: None)
     return monkeypatch
 
 
@@ -81,7 +81,20 @@ def test_torch_sees_no_gpu(gpu_machine):
 
 
 @pytest.mark.parametrize(
-    "name", ["NVIDIA H100 80GB HBM3", "NVIDIA H200", "NVIDIA A100-SXM4-80GB", "NVIDIA A30", "NVIDIA H20"]
+    "name",
+    [
+        "NVIDIA H100 80GB HBM3",
+        "NVIDIA H200",
+        "NVIDIA A100-SXM4-80GB",
+        "NVIDIA A30",
+        "NVIDIA H20",
+        "NVIDIA GH200 480GB",
+        "NVIDIA B200",
+        "NVIDIA B300 SXM6 AC",
+        "NVIDIA GB200",
+        "NVIDIA GB300",
+        "NVIDIA B100",
+    ],
 )
 def test_gpus_without_nvenc(gpu_machine, name):
     gpu_machine.setitem(sys.modules, "torch", fake_torch(name=name))
@@ -89,7 +102,17 @@ def test_gpus_without_nvenc(gpu_machine, name):
     assert result.code == "no-nvenc-engine" and name in result.reason and "no NVENC engine" in result.reason
 
 
-@pytest.mark.parametrize("name", ["NVIDIA L4", "NVIDIA A10G", "Tesla T4", "NVIDIA RTX A6000", "NVIDIA L40S"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "NVIDIA L4",
+        "NVIDIA A10G",
+        "Tesla T4",
+        "NVIDIA RTX A6000",
+        "NVIDIA L40S",
+        "NVIDIA RTX PRO 6000 Blackwell",
+    ],
+)
 def test_gpus_with_nvenc_are_not_refused_by_name(gpu_machine, name):
     gpu_machine.setitem(sys.modules, "torch", fake_torch(name=name))
     assert nvenc.probe_details().ok
@@ -113,22 +136,24 @@ def test_pynvvideocodec_fails_to_import(gpu_machine):
     assert result.code == "no-pynvvideocodec" and "failed to load" in result.reason
 
 
+OPEN = "PyNvEncoder constructor failed: m_nvenc.nvEncOpenEncodeSessionEx(&encodeSessionExParams, &hEncoder)"
+
+
 @pytest.mark.parametrize(
     ("message", "code"),
     [
-        (
-            "NvEncoder : m_nvenc.nvEncOpenEncodeSessionEx returned error NV_ENC_ERR_OUT_OF_MEMORY",
-            "session-limit",
-        ),
-        ("NV_ENC_ERR_INCOMPATIBLE_CLIENT_KEY", "session-limit"),
-        ("OpenEncodeSessionEx failed: NV_ENC_ERR_UNSUPPORTED_DEVICE", "no-nvenc-engine"),
-        ("NV_ENC_ERR_NO_ENCODE_DEVICE", "no-nvenc-engine"),
-        ("NV_ENC_ERR_INVALID_PARAM", "encoder-failed"),
+        (f"{OPEN} returned error 10", "session-limit"),
+        (f"{OPEN} returned error 2", "no-nvenc-engine"),
+        (f"{OPEN} returned error 1", "no-nvenc-engine"),
+        (f"{OPEN} returned error 15", "driver-too-old"),
+        (f"{OPEN} returned error 21", "encoder-failed"),
+        (f"{OPEN} returned error 8", "encoder-failed"),
+        ("OpenEncodeSessionEx failed: unsupported device (2)", "no-nvenc-engine"),
     ],
 )
 def test_encoder_errors_classified(gpu_machine, message, code):
     assert nvenc.classify_encoder_error(message)[0] == code
-    gpu_machine.setattr(nvenc, "_try_session", lambda: nvenc.classify_encoder_error(message))
+    gpu_machine.setattr(nvenc, "_try_session", lambda gpu=None: nvenc.classify_encoder_error(message))
     result = nvenc.probe_details()
     assert not result.ok and result.code == code and message in result.reason
 
@@ -141,18 +166,23 @@ def test_every_code_has_a_distinct_reason(gpu_machine):
         lambda m: m.setitem(sys.modules, "torch", fake_torch(name="NVIDIA H100")),
         lambda m: m.setattr(nvenc, "_load_library", lambda name: name != "libnvidia-encode.so.1"),
         lambda m: m.setattr(nvenc, "_has_module", lambda name: False),
-        lambda m: m.setattr(nvenc, "_try_session", lambda: nvenc.classify_encoder_error("OUT_OF_MEMORY")),
+        lambda m: m.setattr(
+            nvenc, "_try_session", lambda gpu=None: nvenc.classify_encoder_error(f"{OPEN} returned error 10")
+        ),
+        lambda m: m.setattr(
+            nvenc, "_try_session", lambda gpu=None: nvenc.classify_encoder_error(f"{OPEN} returned error 15")
+        ),
     ):
         with pytest.MonkeyPatch.context() as patch:
             breakage(patch)
             nvenc.reset_probe()
             reasons.add(nvenc.probe_details().code)
-    assert len(reasons) == 6
+    assert len(reasons) == 7
 
 
 def test_probe_is_cached(gpu_machine):
     calls = []
-    gpu_machine.setattr(nvenc, "_try_session", lambda: calls.append(1))
+    gpu_machine.setattr(nvenc, "_try_session", lambda gpu=None: calls.append(1))
     first = nvenc.probe_details()
     assert nvenc.probe_details() is first and len(calls) == 1
     nvenc.reset_probe()

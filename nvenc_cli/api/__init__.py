@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from nvenc_cli.api.audio import AudioEncoder
 from nvenc_cli.api.encoder import AudioStream, Encoder, VideoStream
-from nvenc_cli.api.video import VideoEncoder, VideoWriter, open_writer, python_spelling
+from nvenc_cli.api.video import (
+    VideoEncoder,
+    VideoWriter,
+    api_errors,
+    open_writer,
+    python_spelling,
+    warn_ignored,
+)
 
 __all__ = [
     "AudioEncoder",
@@ -19,6 +26,8 @@ __all__ = [
     "VideoEncoder",
     "VideoStream",
     "VideoWriter",
+    "api_errors",
     "open_writer",
     "python_spelling",
+    "warn_ignored",
 ]

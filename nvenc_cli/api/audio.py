@@ -101,8 +101,10 @@ class AudioEncoder:
     ) -> None:
         """Encode into a binary file-like object with ``write`` and ``seek`` methods."""
         from nvenc_cli.api.encoder import check_file_like
+        from nvenc_cli.api.video import api_errors
 
-        check_file_like(file_like)
+        with api_errors():
+            check_file_like(file_like)
         self._encode(file_like, format, bit_rate, num_channels, sample_rate, False)
 
     def _encode(
@@ -115,26 +117,32 @@ class AudioEncoder:
         overwrite: bool,
     ) -> None:
         from nvenc_cli.api.encoder import AudioSettings, audio_only_container, open_audio_track
+        from nvenc_cli.api.video import api_errors
         from nvenc_cli.audio.inputs import ArrayAudio
         from nvenc_cli.mux import Muxer
 
         settings = AudioSettings(
             self._sample_rate, int(self._samples.shape[0]), bit_rate, num_channels, sample_rate
         )
-        settings.check()
-        container = audio_only_container(dest, fmt, overwrite)
-        source = ArrayAudio(self._samples, self._sample_rate, "samples")
-        track = open_audio_track(settings, container, source)
-        muxer = Muxer(dest, container, None, overwrite, video=False)
-        try:
-            track.attach(muxer)
-            muxer.start()
-            for frame in source.frames():
-                track.write(frame)
-            track.finish_pushed()
-            muxer.finish()
-        except BaseException:
-            muxer.abort()
-            raise
-        finally:
-            track.close()
+        with api_errors():
+            settings.check()
+            container = audio_only_container(dest, fmt, overwrite)
+            source = ArrayAudio(self._samples, self._sample_rate, "samples")
+            track = open_audio_track(settings, container, source)
+            try:
+                muxer = Muxer(dest, container, None, overwrite, video=False)
+            except BaseException:
+                track.close()
+                raise
+            try:
+                track.attach(muxer)
+                muxer.start()
+                for frame in source.frames():
+                    track.write(frame)
+                track.finish_pushed()
+                muxer.finish()
+            except BaseException:
+                muxer.abort()
+                raise
+            finally:
+                track.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvenc_cli import errors
-from nvenc_cli.errors import OutputError, UsageError
+from nvenc_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from nvenc_cli.audio.inputs import ArrayAudio, PushedAudio
@@ -27,18 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["AudioStream", "Encoder", "VideoStream"]
 
-
-class _SettingError(UsageError, RuntimeError):
-    """A usage error (exit 2, ``ValueError``) that torchcodec raises as ``RuntimeError``."""
-
-
-class _OutputPathError(OutputError, RuntimeError):
-    """An output that cannot be created (exit 73, ``OSError``); torchcodec: ``RuntimeError``."""
-
-
-# torchcodec raises RuntimeError for misuse its C++ core detects; errors.py's own dual
-# classes are used where it has them.
-_Misuse: type[Exception] = getattr(errors, "SettingError", _SettingError)
+# torchcodec raises RuntimeError for misuse its C++ core detects: a usage error (exit 2,
+# ValueError) that is also a RuntimeError.
+_Misuse = errors.SettingError
 # FFmpeg's frames hold at most 8 planes, so torchcodec (and this encoder) take 8 channels.
 MAX_CHANNELS = 8
 
@@ -48,7 +39,8 @@ def check_file_like(file_like: Any) -> None:
     for method in ("write", "seek"):
         if not callable(getattr(file_like, method, None)):
             raise _Misuse(
-                f"File like object must implement a {method} method ({type(file_like).__name__} has none)"
+                f"file_like must have a {method}() method; {type(file_like).__name__} has none",
+                torchcodec=errors.tc_file_like_lacks(method),
             )
 
 
@@ -96,44 +88,24 @@ class AudioSettings:
 
 
 def audio_only_container(dest: Any, fmt: str | None, overwrite: bool) -> str:
-    """The muxer for an output holding sound only: audio containers first, then video ones."""
-    from nvenc_cli.audio.codecs import audio_container
+    """The muxer for an output holding sound only: audio containers first, then video ones;
+    the destination is checked as for video (torchcodec's wording comes with the errors)."""
+    from nvenc_cli.audio.codecs import AUDIO_CONTAINERS, audio_container
     from nvenc_cli.mux import check_destination
+    from nvenc_cli.options import container_for
 
     path = os.fspath(dest) if isinstance(dest, (str, os.PathLike)) else None
     container = audio_container(path, fmt)
     if container is None:
-        container = _video_container(path, fmt)
-    _check_destination(check_destination, dest, overwrite)
+        try:
+            container = container_for(path, fmt)
+        except UsageError as exc:
+            sound = ", ".join(sorted(AUDIO_CONTAINERS))
+            raise errors.SettingError(
+                f"{exc}; for sound only also {sound}", torchcodec=getattr(exc, "torchcodec", None)
+            ) from None
+    check_destination(dest, overwrite)
     return container
-
-
-def _video_container(path: str | None, fmt: str | None) -> str:
-    from nvenc_cli.options import container_for
-
-    try:
-        return container_for(path, fmt)
-    except UsageError as exc:
-        if fmt is not None:
-            raise _Misuse(f"{exc} (Check the desired format? Got format={fmt})") from None
-        raise _Misuse(f"{exc} (The destination file is {path}, check the desired extension?)") from None
-
-
-def _check_destination(check: Any, dest: Any, overwrite: bool) -> None:
-    try:
-        check(dest, overwrite)
-    except OutputError as exc:
-        raise _path_error(exc, dest) from None
-
-
-def _path_error(exc: OutputError, dest: Any) -> OutputError:
-    """A folder that is missing or not writable, in torchcodec's words and exception type."""
-    path_error = getattr(errors, "OutputPathError", _OutputPathError)
-    if isinstance(exc, (path_error, RuntimeError)) or "already exists" in str(exc):
-        return exc
-    return path_error(
-        f"{exc} (avio_open failed. The destination file is {dest}, make sure it's a valid path?)"
-    )
 
 
 def open_audio_track(settings: AudioSettings, container: str, source: ArrayAudio | PushedAudio) -> AudioTrack:
@@ -151,14 +123,14 @@ def open_audio_track(settings: AudioSettings, container: str, source: ArrayAudio
     except UsageError as exc:
         text = str(exc)
         if "cannot encode at" in text or "invalid audio sample rate" in text:
-            raise _Misuse(f"{text} (invalid sample rate={options.out_rate})") from None
-        if "cannot encode" in text and settings.out_num_channels:
-            raise _Misuse(
-                f"{text} (Desired number of channels ({settings.out_num_channels}) is not supported)"
-            ) from None
-        if "cannot encode" in text:
-            raise _Misuse(f"{text} (Trying to encode {settings.num_channels} channels)") from None
-        raise _Misuse(text) from None
+            wording = f"invalid sample rate={options.out_rate}"
+        elif "cannot encode" in text and settings.out_num_channels:
+            wording = f"Desired number of channels ({settings.out_num_channels}) is not supported"
+        elif "cannot encode" in text:
+            wording = f"Trying to encode {settings.num_channels} channels"
+        else:
+            wording = None
+        raise _Misuse(text, torchcodec=wording) from None
     return AudioTrack(plan, source)
 
 
@@ -296,7 +268,10 @@ class Encoder:
     def open_file_like(self, dest: Any, *, format: str) -> Encoder:
         """Open a binary file-like object (``write`` and ``seek``) as the output, in the
         container ``format`` ("mp4", "mkv", "wav"…). Returns the encoder."""
-        check_file_like(dest)
+        from nvenc_cli.api.video import api_errors
+
+        with api_errors():
+            check_file_like(dest)
         self._open(dest, format)
         return self
 
@@ -331,12 +306,7 @@ class Encoder:
         settings = _Settings(codec, pixel_format, crf, preset, extra)
         device = _device(video["device"], None)
         options = settings.options(video["rate"], device, fmt, True)
-        try:
-            container = check_output(dest, options)
-        except UsageError as exc:
-            raise _wrap_container(exc, dest, fmt) from None
-        except OutputError as exc:
-            raise _path_error(exc, dest) from None
+        container = check_output(dest, options)
         plan = make_plan(options, FrameInfo(video["width"], video["height"], 3, 8), container)
         tracks = self._plan_audio(container)
         job = Job(plan, dest, True)
@@ -520,14 +490,6 @@ class Encoder:
     def __del__(self) -> None:
         if getattr(self, "_state", None) == "open":
             self._abort()
-
-
-def _wrap_container(exc: UsageError, dest: Any, fmt: str | None) -> Exception:
-    if "format" in str(exc) or "extension" in str(exc) or "container" in str(exc):
-        if fmt is not None:
-            return _Misuse(f"{exc} (Check the desired format? Got format={fmt})")
-        return _Misuse(f"{exc} (The destination file is {dest}, check the desired extension?)")
-    return exc
 
 
 def _default_device() -> str:

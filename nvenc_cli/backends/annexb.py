@@ -326,7 +326,7 @@ class H264Parser:
             sps_id, sps = parse_h264_sps(unescape(unit[1:]))
             self.sps[sps_id] = sps
             self.reorder = _h264_reorder_bound(sps)
-            self.declared = sps.max_num_reorder is not None or sps.poc_type == 2
+            self.declared = self.reorder is not None
         elif kind == H264_PPS:
             pps_id, pps = parse_h264_pps(unescape(unit[1:]))
             self.pps[pps_id] = pps
@@ -403,19 +403,19 @@ def _poc_msb(lsb: int, prev_lsb: int, prev_msb: int, max_lsb: int) -> int:
     return prev_msb
 
 
-def _h264_reorder_bound(sps: H264Sps) -> int:
+def _h264_reorder_bound(sps: H264Sps) -> int | None:
     """How many pictures can precede another in decode order yet follow it on screen.
 
     The stream's own ``max_num_reorder_frames`` when its VUI has one; 0 for POC type 2
-    (output order is decode order by construction); else the reference-frame count,
-    since a picture held back for display is held as a reference in every encoder that
-    uses B-frames (a deeper reorder is caught at run time, never written silently).
+    (output order is decode order by construction); else None: not declared, which is what
+    PyNvVideoCodec's H.264 writes (its VUI has no bitstream restrictions), so the
+    timestamper falls back to the limit no stream can exceed and measures the delay.
     """
     if sps.max_num_reorder is not None:
         return sps.max_num_reorder
     if sps.poc_type == 2:
         return 0
-    return max(1, min(16, sps.max_num_ref_frames))
+    return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -597,7 +597,7 @@ class AnnexBSplitter:
 
     @property
     def reorder_declared(self) -> bool:
-        """False when the bound is inferred (H.264 without VUI bitstream restrictions)."""
+        """False when the stream states no bound (H.264 without VUI bitstream restrictions)."""
         return self.parser.declared
 
     def feed(self, data: bytes) -> list[AccessUnit]:
@@ -810,16 +810,26 @@ class _Slot:
     pts: int | None = None
 
 
+# No stream can hold more pictures back than its decoded picture buffer: at most 16
+# frames in H.264 (max_dec_frame_buffering) and HEVC (sps_max_dec_pic_buffering).
+MAX_REORDER = 16
+
+
 @dataclass
 class Timestamper:
     """Give decode-order access units display-order ``pts`` and monotonic ``dts``.
 
     A picture's ``pts`` is its rank in display order, i.e. the index of the input frame
     it shows, so frames are never shifted by the encoder's lag. The rank is final once
-    more than ``reorder`` later pictures have arrived (no conforming stream can still
-    deliver an earlier one), or when a new sequence starts, or at :meth:`flush`.
-    ``dts`` is the decode index minus ``delay`` (the reorder bound at the first unit),
-    which keeps ``dts <= pts`` and strictly increasing.
+    more than ``bound`` later pictures have arrived (no conforming stream can still
+    deliver an earlier one), or when a new sequence starts, or at :meth:`flush`; ``bound``
+    is the stream's declared reorder depth, or :data:`MAX_REORDER` when it declares none.
+
+    ``dts`` is the decode index minus a fixed delay, which keeps ``dts <= pts`` and
+    strictly increasing: the declared depth when there is one (what the encoder itself
+    uses), else the deepest reorder actually seen among the first ``MAX_REORDER + 1``
+    pictures, measured before the first packet leaves. Nothing depends on how many
+    B-frames were asked for: a stream that has more than configured is still timed right.
     """
 
     reorder: int | None = None
@@ -828,13 +838,16 @@ class Timestamper:
     _next_pts: int = 0
     _decoded: int = 0
     _delay: int | None = None
+    _declared: bool | None = None
     _last_bumped_poc: int | None = None
 
     def push(self, unit: AccessUnit, reorder: int | None = None) -> list[TimedUnit]:
         if reorder is not None:
             self.reorder = reorder
-        bound = 16 if self.reorder is None else self.reorder
-        if self._delay is None:
+        if self._declared is None:
+            self._declared = self.reorder is not None
+        bound = MAX_REORDER if self.reorder is None else self.reorder
+        if self._delay is None and self._declared:
             self._delay = bound
         if unit.resets:
             self._bump_all()
@@ -853,7 +866,7 @@ class Timestamper:
 
     def flush(self) -> list[TimedUnit]:
         self._bump_all()
-        return self._emit()
+        return self._emit(final=True)
 
     @property
     def count(self) -> int:
@@ -872,8 +885,20 @@ class Timestamper:
             self._bump()
         self._last_bumped_poc = None
 
-    def _emit(self) -> list[TimedUnit]:
+    def _measure_delay(self, final: bool) -> bool:
+        """Fix the dts delay of an undeclared stream once enough pictures are ranked."""
+        if self._delay is not None:
+            return True
+        ranked = [s for s in self._pending if s.pts is not None]
+        if not final and len(ranked) <= MAX_REORDER:
+            return False
+        self._delay = max([0, *(s.decode_index - int(s.pts) for s in ranked)])  # type: ignore[arg-type]
+        return True
+
+    def _emit(self, final: bool = False) -> list[TimedUnit]:
         out: list[TimedUnit] = []
+        if not self._measure_delay(final):
+            return out
         delay = self._delay or 0
         while self._pending and self._pending[0].pts is not None:
             slot = self._pending.pop(0)
@@ -882,7 +907,7 @@ class Timestamper:
             if dts > pts:
                 raise EncoderError(
                     f"frame {pts} decodes after it is shown (dts {dts}); the encoder's "
-                    f"reorder depth exceeds the {delay} frames its stream declared"
+                    f"reorder depth exceeds the {delay} frames measured at its start"
                 )
             out.append(TimedUnit(slot.unit, pts, dts))
         return out

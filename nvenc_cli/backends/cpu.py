@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.backends.base import Availability
 from nvenc_cli.backends.exact import exact_converter
-from nvenc_cli.errors import EncoderError, UsageError, brief
+from nvenc_cli.errors import EncoderError, SettingError, UsageError, brief, tc_open_failed
 
 if TYPE_CHECKING:
     import av
@@ -123,9 +123,11 @@ class CpuSession:
         try:
             ctx.open()
         except (av.FFmpegError, ValueError) as exc:
-            raise UsageError(
+            reason = getattr(exc, "strerror", None) or "Invalid argument"
+            raise SettingError(
                 f"{plan.encoder} refused these settings ({brief(exc)}): check --pixel-format, "
-                "--crf, --preset and -x values"
+                "--crf, --preset and -x values",
+                torchcodec=tc_open_failed(reason),
             ) from None
         unused = sorted(ctx.options)
         if unused:

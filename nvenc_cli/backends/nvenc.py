@@ -9,9 +9,10 @@ Data flow for one window of frames::
 
 Nothing here imports torch, PyNvVideoCodec or CV-CUDA at module level: PyNvVideoCodec
 fails to import without an NVIDIA driver, and ``--device auto`` on a CPU-only machine must
-decide in microseconds. The encoder sits behind :func:`_create_encoder` and the compute
-device behind :func:`_compute_device`, the two seams tests replace to run the whole path
-on the CPU with a double that returns real H.264/HEVC/AV1 bytes.
+decide in microseconds. Every call into PyNvVideoCodec goes through the module
+:func:`_library` imports (``CreateEncoder``, ``GetEncoderCaps``, the encoder's ``Encode`` and
+``EndEncode``), so tests put an emulation of that module in its place; the compute device
+and its CUDA handles sit behind :func:`_compute_device` and :func:`_cuda_handles`.
 """
 
 from __future__ import annotations
@@ -41,13 +42,75 @@ if TYPE_CHECKING:
     from nvenc_cli.plan import EncodePlan
 
 ENCODERS = ("h264_nvenc", "hevc_nvenc", "av1_nvenc")
-# Data-centre GPUs built without an NVENC engine (NVIDIA's encode/decode support matrix).
-GPUS_WITHOUT_NVENC = ("A100", "A800", "A30", "H100", "H800", "H200", "H20", "GH200")
+# Data-centre GPUs built without an NVENC engine (NVIDIA's Video Encode and Decode GPU
+# Support Matrix lists 0 NVENC for them; they keep NVDEC/NVJPG). A name here only words the
+# answer: the probe's real test encode decides.
+GPUS_WITHOUT_NVENC = (
+    "A100",
+    "A800",
+    "A30",
+    "H100",
+    "H800",
+    "H200",
+    "H20",
+    "GH200",
+    "B100",
+    "B200",
+    "B300",
+    "GB200",
+    "GB300",
+)
 _NO_NVENC = re.compile(r"\b(" + "|".join(GPUS_WITHOUT_NVENC) + r")\b", re.IGNORECASE)
-_SESSION_LIMIT = re.compile(r"OUT_OF_MEMORY|INCOMPATIBLE_CLIENT_KEY|session", re.IGNORECASE)
-_NO_ENGINE = re.compile(r"NO_ENCODE_DEVICE|UNSUPPORTED_DEVICE|not.*(nvenc|encode).*capable", re.IGNORECASE)
 
-
+# NVENCSTATUS (nvEncodeAPI.h). PyNvVideoCodec reports a failed call as
+# "<call> returned error <number>" (2.0.5, 2.2.4: the ``returned error`` string next to
+# ``m_nvenc.nvEncOpenEncodeSessionEx(...)`` in the extension); FFmpeg as
+# "OpenEncodeSessionEx failed: unsupported device (2)". Only the number is reliable.
+NVENC_STATUS = {
+    1: "NV_ENC_ERR_NO_ENCODE_DEVICE",
+    2: "NV_ENC_ERR_UNSUPPORTED_DEVICE",
+    3: "NV_ENC_ERR_INVALID_ENCODERDEVICE",
+    4: "NV_ENC_ERR_INVALID_DEVICE",
+    5: "NV_ENC_ERR_DEVICE_NOT_EXIST",
+    6: "NV_ENC_ERR_INVALID_PTR",
+    7: "NV_ENC_ERR_INVALID_EVENT",
+    8: "NV_ENC_ERR_INVALID_PARAM",
+    9: "NV_ENC_ERR_INVALID_CALL",
+    10: "NV_ENC_ERR_OUT_OF_MEMORY",
+    11: "NV_ENC_ERR_ENCODER_NOT_INITIALIZED",
+    12: "NV_ENC_ERR_UNSUPPORTED_PARAM",
+    13: "NV_ENC_ERR_LOCK_BUSY",
+    14: "NV_ENC_ERR_NOT_ENOUGH_BUFFER",
+    15: "NV_ENC_ERR_INVALID_VERSION",
+    16: "NV_ENC_ERR_MAP_FAILED",
+    17: "NV_ENC_ERR_NEED_MORE_INPUT",
+    18: "NV_ENC_ERR_ENCODER_BUSY",
+    19: "NV_ENC_ERR_EVENT_NOT_REGISTERD",
+    20: "NV_ENC_ERR_GENERIC",
+    21: "NV_ENC_ERR_INCOMPATIBLE_CLIENT_KEY",
+    22: "NV_ENC_ERR_UNIMPLEMENTED",
+    23: "NV_ENC_ERR_RESOURCE_REGISTER_FAILED",
+    24: "NV_ENC_ERR_RESOURCE_NOT_REGISTERED",
+    25: "NV_ENC_ERR_RESOURCE_NOT_MAPPED",
+    26: "NV_ENC_ERR_NEED_MORE_OUTPUT",
+}
+_STATUS = (
+    re.compile(r"returned error (\d+)"),  # PyNvVideoCodec / Video Codec SDK helper classes
+    re.compile(r"failed: [A-Za-z ]+ \((\d+)\)"),  # FFmpeg's nvenc.c
+)
+# Failures that are about this machine, not these frames (exit 69, and --device auto
+# falls back); anything else is the encoder failing (exit 74).
+UNAVAILABLE_CODES = frozenset(
+    {
+        "no-driver",
+        "no-gpu",
+        "no-nvenc-engine",
+        "no-nvenc-library",
+        "driver-too-old",
+        "session-limit",
+        "unsupported",
+    }
+)
 # ---------------------------------------------------------------------------------------
 # Probe
 # ---------------------------------------------------------------------------------------
@@ -57,8 +120,9 @@ _NO_ENGINE = re.compile(r"NO_ENCODE_DEVICE|UNSUPPORTED_DEVICE|not.*(nvenc|encode
 class ProbeResult:
     """Why NVENC can or cannot run here; ``code`` is stable for scripts and tests.
 
-    Codes: ``ok``, ``no-driver``, ``no-torch-cuda``, ``no-nvenc-engine``,
-    ``no-nvenc-library``, ``no-pynvvideocodec``, ``session-limit``, ``encoder-failed``.
+    Codes: ``ok``, ``no-driver``, ``no-gpu``, ``no-torch-cuda``, ``no-nvenc-engine``,
+    ``no-nvenc-library``, ``no-pynvvideocodec``, ``driver-too-old``, ``session-limit``,
+    ``unsupported``, ``encoder-failed`` (README "Troubleshooting" lists each with its fix).
     """
 
     ok: bool
@@ -106,19 +170,24 @@ def cvcuda_available() -> bool:
     return True
 
 
+def no_driver_reason(driver: str | None) -> str:
+    where = f" (kernel module {driver} is loaded)" if driver else ""
+    return f"no NVIDIA driver: libcuda.so.1 cannot be loaded{where}"
+
+
 @functools.cache
 def probe_details() -> ProbeResult:
     """Run the checks cheapest first and stop at the first that fails (cached per process).
 
     1. an NVIDIA driver (libcuda.so.1) — decides CPU-only machines without importing torch;
-    2. torch with CUDA; 3. a GPU that has an NVENC engine (A100/H100/H200 have none);
-    4. the driver's NVENC library and PyNvVideoCodec; 5. a tiny real encoder session,
-    which also reports a full session table (consumer drivers cap concurrent sessions).
+    2. torch with CUDA; 3. a GPU not known to lack an NVENC engine (A100, H100, H200, the
+    B-series…); 4. the driver's NVENC library and PyNvVideoCodec; 5. a real one-frame
+    encode through the same calls an encode makes, whose failure is classified by its
+    NVENCSTATUS number (no engine, session cap, driver too old, …).
     """
     driver = driver_version()
     if not _load_library("libcuda.so.1"):
-        where = f" (kernel module {driver} is loaded)" if driver else ""
-        return ProbeResult(False, "no-driver", f"no NVIDIA driver: libcuda.so.1 cannot be loaded{where}")
+        return ProbeResult(False, "no-driver", no_driver_reason(driver))
     try:
         import torch
     except ImportError:
@@ -139,73 +208,149 @@ def probe_details() -> ProbeResult:
         )
     gpu = torch.cuda.get_device_name(0)
     if _NO_NVENC.search(gpu):
-        return ProbeResult(
-            False,
-            "no-nvenc-engine",
-            f"{gpu} has no NVENC engine (A100, A30, H100, H200 and H20 have none)",
-            gpu,
-            driver,
-        )
+        return ProbeResult(False, "no-nvenc-engine", no_engine_reason(gpu), gpu, driver)
     colour = "cvcuda" if cvcuda_available() else "torch"
     base = ProbeResult(False, "", "", gpu, driver, colour)
     if not _load_library("libnvidia-encode.so.1"):
-        return replace(
-            base,
-            code="no-nvenc-library",
-            reason="the driver's NVENC library libnvidia-encode.so.1 is missing (in a container, "
-            "set NVIDIA_DRIVER_CAPABILITIES to include 'video')",
-        )
+        return replace(base, code="no-nvenc-library", reason=_NO_LIBRARY)
     if not _has_module("PyNvVideoCodec"):
         return replace(
             base,
             code="no-pynvvideocodec",
-            reason="PyNvVideoCodec is not installed (pip install PyNvVideoCodec)",
+            reason="PyNvVideoCodec is not installed (pip install 'nvenc[gpu]' or pip install PyNvVideoCodec)",
         )
     try:
-        import PyNvVideoCodec  # noqa: F401
+        _library()
     except Exception as exc:  # its import runs driver checks
-        return replace(base, code="no-pynvvideocodec", reason=f"PyNvVideoCodec failed to load: {brief(exc)}")
-    failure = _try_session()
+        code, reason = classify_encoder_error(brief(exc, 300), gpu)
+        if code == "encoder-failed":
+            code, reason = "no-pynvvideocodec", f"PyNvVideoCodec failed to load: {brief(exc)}"
+        return replace(base, code=code, reason=reason)
+    failure = _try_session(gpu)
     if failure is not None:
         return replace(base, code=failure[0], reason=failure[1])
     conversion = "CV-CUDA" if colour == "cvcuda" else "torch (CV-CUDA not installed)"
     return replace(base, ok=True, code="ok", reason=f"{gpu}, driver {driver or '?'}; colour by {conversion}")
 
 
-def classify_encoder_error(message: str) -> tuple[str, str]:
-    """Map a CreateEncoder failure to a probe code and a sentence people can act on."""
-    if _NO_ENGINE.search(message):
-        return "no-nvenc-engine", f"this GPU has no usable NVENC engine ({message})"
-    if _SESSION_LIMIT.search(message):
+_NO_LIBRARY = (
+    "the driver's NVENC library libnvidia-encode.so.1 is missing (in a container, set "
+    "NVIDIA_DRIVER_CAPABILITIES to include 'video')"
+)
+
+
+def no_engine_reason(gpu: str | None, detail: str = "") -> str:
+    who = gpu or "this GPU"
+    tail = f" ({detail})" if detail else ""
+    return (
+        f"{who} has no NVENC engine{tail}: A100, A30, H100, H200, H20, B200, GB200 and other "
+        "data-centre parts have none; use an L4, L40S, T4, A10 or RTX card, or --device cpu"
+    )
+
+
+def nvenc_status(message: str) -> int | None:
+    """The NVENCSTATUS number in a PyNvVideoCodec or FFmpeg error message, if any."""
+    for pattern in _STATUS:
+        match = pattern.search(message)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def status_name(status: int) -> str:
+    return f"NVENCSTATUS {status}, {NVENC_STATUS.get(status, 'unknown')}"
+
+
+# Failures that carry no status number: (pattern, code, reason).
+_TEXT_RULES = (
+    (re.compile(r"Cannot load libcuda|libcuda\.so\.1", re.IGNORECASE), "no-driver", no_driver_reason(None)),
+    (
+        re.compile(r"Cannot load libnvidia-encode|NVENC library file is not found", re.IGNORECASE),
+        "no-nvenc-library",
+        _NO_LIBRARY,
+    ),
+    (
+        re.compile(
+            r"does not support (this NvEncodeAPI version|the required nvenc API version)|"
+            r"minimum required Nvidia driver|Driver version is too old",
+            re.IGNORECASE,
+        ),
+        "driver-too-old",
+        "the NVIDIA driver is too old for this NVENC API: upgrade the driver",
+    ),
+    (
+        re.compile(
+            r"No CUDA capable devices? found|no CUDA-capable device|GPU ordinal out of range", re.IGNORECASE
+        ),
+        "no-gpu",
+        "the driver sees no usable GPU (check nvidia-smi, CUDA_VISIBLE_DEVICES and -x gpu_id)",
+    ),
+    (
+        re.compile(
+            r"isn't supported by|not supported by current encoder|Codec not supported|"
+            r"bit encode not supported|doesn't support required NVENC features",
+            re.IGNORECASE,
+        ),
+        "unsupported",
+        "this GPU's NVENC cannot encode these settings",
+    ),
+)
+
+
+def classify_encoder_error(message: str, gpu: str | None = None) -> tuple[str, str]:
+    """Map an NVENC failure to a probe code and a sentence people can act on.
+
+    The number decides (both libraries print it; neither prints the enum's name):
+    1/2 no or unsupported encode device, 10 out of memory — in practice the consumer
+    drivers' cap on concurrent sessions —, 15 a driver older than the NVENC API.
+    """
+    status = nvenc_status(message)
+    if status in (1, 2):
+        return "no-nvenc-engine", no_engine_reason(gpu, f"{status_name(status)}: {message}")
+    if status == 10:
         return (
             "session-limit",
-            "NVENC session limit reached: other programs hold every encode session this GPU "
-            f"and driver allow; close some and retry ({message})",
+            f"NVENC could not open an encode session ({status_name(status)}): consumer drivers "
+            "cap concurrent sessions and other programs may hold them all, or GPU memory is "
+            f"full; close other encoders and retry ({message})",
         )
-    return "encoder-failed", f"NVENC could not open an encoder: {message}"
+    if status == 15:
+        return (
+            "driver-too-old",
+            f"the NVIDIA driver is too old for this NVENC API ({status_name(status)}): upgrade "
+            f"the driver ({message})",
+        )
+    for pattern, code, reason in _TEXT_RULES:
+        if pattern.search(message):
+            return code, f"{reason} ({message})"
+    if status is not None:
+        return "encoder-failed", f"NVENC failed ({status_name(status)}): {message}"
+    return "encoder-failed", f"NVENC failed: {message}"
 
 
-def _try_session() -> tuple[str, str] | None:
-    """Open and close a 256x256 H.264 session; None when that works."""
+def _try_session(gpu: str | None = None) -> tuple[str, str] | None:
+    """Encode one 256x256 black frame on device 0 exactly as a session would; None when a
+    picture comes back. Opening alone is not enough: the surface hand-off and the first
+    ``Encode`` are where a wrong calling convention or a missing engine shows."""
     try:
         import torch
 
-        device = torch.device("cuda", 0)
-        stream = torch.cuda.Stream(device)
-        encoder = _create_encoder(
-            256,
-            256,
-            "NV12",
-            False,
-            codec="h264",
-            gpu_id="0",
-            cudacontext=_current_context(device),
-            cudastream=stream.cuda_stream,
-        )
-        encoder.EndEncode()
-        del encoder
+        lib = _library()
+        device = _compute_device(0)
+        stream = _new_stream(device)
+        handles = _cuda_handles(0, device, stream)
+        encoder = lib.CreateEncoder(256, 256, "NV12", False, codec="h264", gpu_id="0", bf="0", **handles)
+        try:
+            surface = torch.zeros((384, 256), dtype=torch.uint8, device=device)
+            if stream is not None:
+                torch.cuda.current_stream(device).synchronize()
+            data = _as_bytes(encoder.Encode(DlpackSurface(surface))) + _as_bytes(encoder.EndEncode())
+        finally:
+            del encoder
     except Exception as exc:  # every failure is a probe answer
-        return classify_encoder_error(brief(exc, 300))
+        return classify_encoder_error(brief(exc, 300), gpu)
+    if not data:
+        return "encoder-failed", "NVENC accepted a test frame but returned no picture for it"
     return None
 
 
@@ -224,41 +369,87 @@ def reset_probe() -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _create_encoder(width: int, height: int, fmt: str, cpu_input: bool, **kwargs: Any) -> Any:
-    """The one call into PyNvVideoCodec (tests replace this with a double)."""
+def _library() -> Any:
+    """PyNvVideoCodec itself: the one place it is imported (tests install an emulation)."""
     import PyNvVideoCodec
 
-    return PyNvVideoCodec.CreateEncoder(width, height, fmt, cpu_input, **kwargs)
+    return PyNvVideoCodec
 
 
 def _compute_device(gpu_id: int) -> torch.device:
-    """Where conversion runs (tests replace this with the CPU)."""
+    """Where conversion runs: device ``gpu_id``, the one NVENC encodes on (tests: the CPU)."""
     import torch
 
     return torch.device("cuda", gpu_id)
 
 
-def _encoder_caps(codec: str, gpu_id: int) -> dict[str, int]:
-    """NVENC capabilities for ``codec`` when this PyNvVideoCodec can report them."""
-    try:
-        import PyNvVideoCodec
+def _cuda_handles(gpu_id: int, device: torch.device, stream: Any) -> dict[str, int]:
+    """``cudacontext``/``cudastream`` for CreateEncoder: the primary context of ``device``
+    (torch's, so surfaces need no copy) and a stream of that context.
 
-        caps = PyNvVideoCodec.GetEncoderCaps(gpuid=gpu_id, codec=codec)
-    except Exception:  # older versions have no caps query
+    PyNvVideoCodec checks the context against ``gpu_id`` ("Gpu id … doesnt match with cuda
+    context device") and the stream against the context ("cudastream input argument does
+    not correspond to cudacontext argument"), so both must come from the device in
+    ``gpu_id``, not from whichever device happens to be current.
+    """
+    if device.type != "cuda":
         return {}
+    import torch
+
+    if device.index != gpu_id:
+        raise UnavailableError(f"NVENC on GPU {gpu_id} was handed {device}")
+    with torch.cuda.device(device):
+        torch.zeros(1, device=device)  # makes torch create and bind its primary context
+        libcuda = ctypes.CDLL("libcuda.so.1")
+        handle = ctypes.c_void_p()
+        if libcuda.cuCtxGetCurrent(ctypes.byref(handle)) != 0 or not handle.value:
+            raise UnavailableError(f"cannot find torch's CUDA context on {device} for NVENC")
+    return {"cudacontext": int(handle.value), "cudastream": int(stream.cuda_stream)}
+
+
+def _encoder_caps(lib: Any, codec: str, gpu_id: int) -> dict[str, int]:
+    """NVENC's capabilities for ``codec`` on device ``gpu_id``.
+
+    ``GetEncoderCaps(gpuid=, codec=)`` returns a dict (2.0.5, 2.2.4) and raises for a codec
+    the GPU cannot encode (AV1 on a T4 or A10): that is a 69, not something to skip.
+    Versions without the call answer nothing.
+    """
+    query = getattr(lib, "GetEncoderCaps", None)
+    if query is None:
+        return {}
+    try:
+        caps = query(gpuid=gpu_id, codec=codec)
+    except Exception as exc:
+        raise UnavailableError(f"this GPU's NVENC cannot encode {codec}: {brief(exc)}") from None
     return dict(caps) if isinstance(caps, dict) else {}
 
 
-def _current_context(device: torch.device) -> int:
-    """The CUDA driver context torch uses on ``device`` (PyNvVideoCodec must share it)."""
-    import torch
+class DlpackSurface:
+    """One NVENC input surface in the form PyNvVideoCodec's ``Encode`` takes.
 
-    torch.zeros(1, device=device)  # makes torch create and bind its primary context
-    libcuda = ctypes.CDLL("libcuda.so.1")
-    handle = ctypes.c_void_p()
-    if libcuda.cuCtxGetCurrent(ctypes.byref(handle)) != 0 or not handle.value:
-        raise UnavailableError("cannot find torch's CUDA context for NVENC")
-    return int(handle.value)
+    ``Encode(frame)`` calls ``frame.cuda()`` and then ``frame.__dlpack__(stream)`` with the
+    stream as one positional argument; torch >= 2.8 declares ``Tensor.__dlpack__(self, *,
+    stream=...)`` keyword-only, so a bare tensor fails on the first frame with a TypeError.
+    The surface is one 2-D plane block — NV12/P010 (1.5·H, W), YUV444/YUV444_10BIT (3·H, W)
+    — whose pitch the library reads from ``strides[0]``. DLPack also carries uint16 as it
+    is, where torch's ``__cuda_array_interface__`` typestr ``<u2`` is refused (the library
+    takes ``|u1``/``|u2`` only). The conversion's CUDA event is waited on before ``Encode``,
+    so the export needs no stream hand-shake of its own.
+    """
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.tensor = tensor
+
+    def cuda(self) -> DlpackSurface:
+        return self
+
+    def __dlpack_device__(self) -> Any:
+        return self.tensor.__dlpack_device__()
+
+    def __dlpack__(self, stream: Any = None, **_: Any) -> Any:
+        return self.tensor.__dlpack__()
 
 
 # ---------------------------------------------------------------------------------------
@@ -306,8 +497,9 @@ class NvencSession:
         self._tagger = _colour_filter(self.settings.codec, plan.color, self.settings.surface.chroma)
         self.device = _compute_device(self.settings.gpu_id)
         self.cuda_stream = _new_stream(self.device)
-        self.converter = make_converter(plan, self.settings, self.device, self.cuda_stream)
+        self._lib = _library()
         self._check_caps()
+        self.converter = make_converter(plan, self.settings, self.device, self.cuda_stream)
         self._encoder = self._open_encoder()
         self.description = (
             f"{plan.encoder} (NVENC via PyNvVideoCodec, {self.settings.kwargs['preset']}, "
@@ -315,35 +507,35 @@ class NvencSession:
         )
 
     def _check_caps(self) -> None:
-        if self.device.type != "cuda":
-            return
-        caps = _encoder_caps(self.settings.codec, self.settings.gpu_id)
-        surface = self.settings.surface
+        """Refuse what this GPU cannot do (69) before opening anything; clamp the default
+        B-frame count to the GPU's maximum (an explicit ``-x bf`` above it is refused)."""
+        codec, surface = self.settings.codec, self.settings.surface
+        caps = _encoder_caps(self._lib, codec, self.settings.gpu_id)
         if caps.get("support_10bit_encode") == 0 and surface.bits > 8:
-            raise UnavailableError(f"this GPU's NVENC cannot encode 10-bit {self.settings.codec}")
+            raise UnavailableError(f"this GPU's NVENC cannot encode 10-bit {codec}")
         if caps.get("support_yuv444_encode") == 0 and surface.chroma == "444":
-            raise UnavailableError(f"this GPU's NVENC cannot encode 4:4:4 {self.settings.codec}")
+            raise UnavailableError(f"this GPU's NVENC cannot encode 4:4:4 {codec}")
+        if self.settings.kwargs.get("tuning_info") == "lossless" and caps.get("support_lossless_encode") == 0:
+            raise UnavailableError(f"this GPU's NVENC cannot encode {codec} losslessly (--crf 0)")
         most = caps.get("num_max_bframes")
         if most is not None and self.settings.bframes > most:
             if "bf" in {k.lower() for k in self.plan.codec_options}:
                 raise UsageError(f"-x bf={self.settings.bframes}: this GPU allows at most {most} B-frames")
-            kwargs = dict(self.settings.kwargs, bf=str(most + 1))
+            kwargs = dict(self.settings.kwargs, bf=str(most))
             self.settings = replace(self.settings, bframes=most, kwargs=kwargs)
 
     def _open_encoder(self) -> Any:
         kwargs: dict[str, Any] = dict(self.settings.kwargs)
-        if self.device.type == "cuda":
-            kwargs["cudacontext"] = _current_context(self.device)
-            kwargs["cudastream"] = self.cuda_stream.cuda_stream
+        kwargs.update(_cuda_handles(self.settings.gpu_id, self.device, self.cuda_stream))
         try:
-            return _create_encoder(
+            return self._lib.CreateEncoder(
                 self.plan.width, self.plan.height, self.settings.surface.nvenc_format, False, **kwargs
             )
         except (UsageError, UnavailableError):
             raise
         except Exception as exc:  # PyNvVideoCodec raises plain RuntimeErrors
             code, reason = classify_encoder_error(brief(exc, 300))
-            if code == "encoder-failed":
+            if code not in UNAVAILABLE_CODES:
                 raise EncoderError(
                     f"NVENC refused {self.plan.encoder} at {self.plan.width}x{self.plan.height} "
                     f"{self.plan.pixel_format}: {brief(exc)}"
@@ -375,7 +567,7 @@ class NvencSession:
         chunks = []
         for index in range(int(converted.surfaces.shape[0])):
             try:
-                chunks.append(_as_bytes(self._encoder.Encode(converted.surfaces[index])))
+                chunks.append(_as_bytes(self._encoder.Encode(DlpackSurface(converted.surfaces[index]))))
             except Exception as exc:  # reported with the frame number
                 raise EncoderError(f"NVENC failed on frame {self._frames_in}: {brief(exc)}") from None
             self._frames_in += 1
@@ -417,11 +609,9 @@ class NvencSession:
         return [self._packet(item) for item in timed]
 
     def _reorder(self) -> int | None:
-        """The stream's declared reorder depth; without one (H.264 lacking VUI bitstream
-        restrictions), none when no B-frames were configured, else the inferred bound."""
-        if not self._splitter.reorder_declared and self.settings.bframes == 0:
-            return 0
-        return self._splitter.reorder
+        """The reorder depth the stream itself declares, or None; never the configured
+        B-frame count, which the library may not honour the way it was meant."""
+        return self._splitter.reorder if self._splitter.reorder_declared else None
 
     def _packet(self, item: TimedUnit) -> av.Packet:
         import av

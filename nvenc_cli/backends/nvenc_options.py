@@ -1,9 +1,11 @@
 """EncodePlan → ``PyNvVideoCodec.CreateEncoder`` keywords, as a pure, testable function.
 
 PyNvVideoCodec takes its settings as string keywords and silently ignores any it does not
-know, and several of its defaults surprise: constant QP rate control, an infinite GOP,
-``bf`` meaning "frame interval" (1 = no B-frames) rather than a B-frame count, and flags
-such as ``temporalaq`` that switch on when merely present (``temporalaq=0`` enables it).
+know, and several of its defaults surprise: constant QP rate control, an infinite GOP, and
+flags such as ``temporalaq`` that switch on when merely present (``temporalaq=0`` enables
+it). ``bf`` is the number of consecutive B-frames: the wheels set NVENC's frame interval
+to ``bf + 1`` and document ``GetNumBFrames()`` as "frameIntervalP - 1 (0=I, 1=IPP, 2=IBP,
+3=IBBP)" (2.0.5 and 2.2.4), and their own samples send ``bf=0`` for low latency.
 So every key a user can pass through ``-x`` is checked here, translated, and everything
 that matters (rate control, GOP, B-frames, IDR period) is set explicitly.
 
@@ -15,8 +17,8 @@ User-facing conventions (documented in ``nvenc info`` and the man page):
 * ``--crf N`` → constant quality: ``rc=vbr`` with ``cq=N`` (bitrate uncapped);
   ``--crf 0`` → lossless (``tuning_info=lossless``, ``rc=constqp``, ``constqp=0``).
   Without ``--crf`` or a bitrate the default is constant quality ``cq=23``.
-* ``-x bf=N`` is the number of consecutive B-frames (as in FFmpeg); sent as NVENC's
-  frame interval ``N+1``. ``-x gop=N`` sets both the GOP length and the IDR period.
+* ``-x bf=N`` is the number of consecutive B-frames (as in FFmpeg and PyNvVideoCodec),
+  sent as it is. ``-x gop=N`` sets both the GOP length and the IDR period.
 * Bit rates accept SI suffixes: ``-x bitrate=8M`` is 8 000 000 bit/s.
 """
 
@@ -360,7 +362,7 @@ def settings_for(plan: EncodePlan, global_header: bool = True) -> NvencSettings:
         bframes = 0
     kwargs["gop"] = str(gop)
     kwargs["idrperiod"] = extra.get("idrperiod", str(gop))
-    kwargs["bf"] = str(bframes + 1)  # NVENC frame interval: 1 = I/P only
+    kwargs["bf"] = str(bframes)  # a B-frame count: PyNvVideoCodec adds the 1 itself
     kwargs["fps"] = _fps_text(plan.fps)
     if codec != "av1":
         kwargs["repeatspspps"] = extra.get("repeatspspps", "0" if global_header else "1")
@@ -372,6 +374,22 @@ def settings_for(plan: EncodePlan, global_header: bool = True) -> NvencSettings:
     gpu_id = int(extra.get("gpu_id", "0"))
     kwargs["gpu_id"] = str(gpu_id)
     return NvencSettings(codec, surface, kwargs, gop, bframes, gpu_id)
+
+
+def lossless_notice(surface: Surface) -> str:
+    """What ``--crf 0`` on NVENC keeps exactly, and what it does not.
+
+    PyNvVideoCodec maps ``tuning_info=lossless`` to NV_ENC_TUNING_INFO_LOSSLESS and the
+    driver's preset for that tuning, and ``rc=constqp``/``constqp=0`` keep its QP at 0: the
+    Y'CbCr planes NVENC is handed come back bit for bit (where the GPU reports
+    ``support_lossless_encode``; the session refuses otherwise). The RGB → Y'CbCr step before
+    them rounds, and 4:2:0 halves the chroma, so the RGB input is not recovered exactly.
+    """
+    chroma = " and 4:2:0 chroma subsampling" if surface.chroma == "420" else ""
+    return (
+        "--crf 0 on NVENC is lossless in Y'CbCr only: the RGB to Y'CbCr conversion"
+        f"{chroma} before it is not reversible (for exact RGB: --device cpu -c ffv1 or libx264rgb)"
+    )
 
 
 def describe_keys() -> list[tuple[str, str]]:
