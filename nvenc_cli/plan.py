@@ -13,6 +13,7 @@ from fractions import Fraction
 from nvenc_cli import ffopts
 from nvenc_cli.errors import (
     InputDataError,
+    NvencError,
     SettingError,
     UnavailableError,
     UsageError,
@@ -73,6 +74,9 @@ class EncodePlan:
     the API turns each into a ``UserWarning``."""
     #: ``--resize``: the size frames are scaled to (before --pad/--crop) and the filter.
     resize: tuple[int, int, str] | None = None
+    # The same encode on the CPU, when --device auto chose NVENC: run instead if NVENC
+    # fails before its first packet (pipeline.Job).
+    fallback: EncodePlan | None = field(default=None, repr=False, compare=False)
 
     @property
     def time_base(self) -> Fraction:
@@ -165,7 +169,21 @@ def make_plan(
         ignored=tuple(ignored),
         resize=resize,
     )
-    return _with_codec_defaults(plan)
+    plan = _with_codec_defaults(plan)
+    if choice.may_fall_back:
+        plan = replace(plan, fallback=_cpu_plan(options, info, container, fps_hint))
+    return plan
+
+
+def _cpu_plan(
+    options: EncodeOptions, info: FrameInfo, container: str, fps_hint: Fraction | None
+) -> EncodePlan | None:
+    """The plan ``--device cpu`` would make, or None when the CPU cannot take these options
+    (an NVENC-only preset or -x key): then an NVENC failure stays a failure."""
+    try:
+        return make_plan(replace(options, device="cpu"), info, container, fps_hint)
+    except NvencError:
+        return None
 
 
 def _resize(options: EncodeOptions, info: FrameInfo) -> tuple[int, int, str] | None:
