@@ -6,6 +6,7 @@ commands so ``nvenc --help`` stays instant.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from enum import Enum
@@ -356,14 +357,19 @@ def testsrc(
     except NvencError as exc:
         _die(str(exc), exc.exit_code)
     except OSError as exc:
-        _die(f"{output}: cannot write ({exc.strerror or exc})", 73)
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        _die(f"{output}: cannot write ({exc.strerror or exc})", 74 if full else 73)
     except Exception as exc:
-        _die(f"cannot make pattern {pattern!r} ({exc})", 2)
-    typer.echo(f"nvenc: wrote {frames} frames of {width}x{height} {pattern} to {output}", err=True)
+        _die(f"internal error: {type(exc).__name__}: {exc} (please report it)", 70)
+    from nvenc_cli.report import printable
+
+    typer.echo(f"nvenc: wrote {frames} frames of {width}x{height} {pattern} to {printable(output)}", err=True)
 
 
 def _die(message: str, code: int) -> NoReturn:
-    typer.echo(f"nvenc: error: {message}", err=True)
+    from nvenc_cli.report import color_enabled, write_prefixed
+
+    write_prefixed("error", message, color_enabled())
     raise typer.Exit(code)
 
 

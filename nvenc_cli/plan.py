@@ -90,6 +90,7 @@ def make_plan(
     color = resolve_color(options.color_matrix, options.color_range, height, pixel_format)
     _check_gray_matrix(info, pixel_format, color)
     codec_opts, format_opts = _split_extra(choice.encoder, container, options, choice.backend)
+    ffopts.check_param_lists(choice.encoder, codec_opts)  # x264-params entries the library rejects
     format_opts = _container_defaults(container, fps, format_opts)
     notices = list(choice.notices)
     depth_note = _depth_notice(choice.encoder, info, pixel_format)
