@@ -117,7 +117,7 @@ def encode(
         str | None,
         typer.Option(
             "--preset",
-            help="Encoder preset: ultrafast…veryslow (x264/x265), 0–13 (SVT-AV1), p1–p7 (NVENC).",
+            help="Encoder preset: ultrafast…placebo for every encoder (mapped to VP9 speed, SVT-AV1 and NVENC presets), or the encoder's own: 0–13 (SVT-AV1), p1–p7 (NVENC).",
             autocompletion=complete_preset,
         ),
     ] = None,
@@ -232,6 +232,14 @@ def encode(
             metavar="MIN,MAX",
         ),
     ] = None,
+    resize: Annotated[
+        str | None,
+        typer.Option(
+            "--resize",
+            help="Scale to WIDTHxHEIGHT; -1 keeps the aspect ratio, -2 keeps it and rounds to even (640x-2).",
+            metavar="WxH",
+        ),
+    ] = None,
     input_size: Annotated[
         str | None,
         typer.Option(
@@ -274,6 +282,7 @@ def encode(
         from nvenc_cli.audio import AudioOptions, parse_bitrate
         from nvenc_cli.encode import InputOptions, encode_path
         from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
+        from nvenc_cli.resize import parse_resize
         from nvenc_cli.sources.layout import parse_value_range
         from nvenc_cli.sources.pipe import parse_size
 
@@ -301,6 +310,7 @@ def encode(
             batch_size=batch_size,
             overwrite=overwrite,
             audio=sound,
+            resize=parse_resize(resize),
         )
         inputs = InputOptions(
             key=key,

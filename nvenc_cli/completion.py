@@ -44,6 +44,7 @@ COMMON_ENCODERS: tuple[str, ...] = (
 )
 _X26X = frozenset({"libx264", "libx264rgb", "libx265", "h264", "avc", "hevc", "h265"})
 _SVT = frozenset({"libsvtav1", "av1"})
+_VPX = frozenset({"libvpx-vp9", "vp9", "libvpx", "vp8"})
 
 
 def _matching(candidates: list[Candidate], incomplete: str) -> list[Candidate]:
@@ -99,8 +100,11 @@ def presets_for(codec: str | None, device: str | None = None) -> list[Candidate]
         return nvenc
     if codec in _X26X:
         return x26x
+    mapped = [(p, "x264 name, mapped to this encoder's speed") for p in X26X_PRESETS]
     if codec in _SVT:
-        return svt
+        return svt + mapped
+    if codec in _VPX:
+        return mapped
     return []
 
 

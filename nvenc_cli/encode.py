@@ -48,6 +48,7 @@ def prepare(
     )
     try:
         source.set_value_range(inputs.value_range)
+        _rate_notice(source, options)
         plan = make_plan(options, source.info, container, source.fps_hint)
     except BaseException:
         source.close()
@@ -56,14 +57,23 @@ def prepare(
     return source, plan
 
 
+def _rate_notice(source: Source, options: EncodeOptions) -> None:
+    """Say where the frame rate came from when the file's metadata set (or lost) it."""
+    if source.fps_from is None or source.fps_hint is None:
+        return
+    if options.fps is None:
+        source.notices.append(f"frame rate {source.fps_hint} fps from {source.fps_from} (-r overrides it)")
+    elif options.fps != source.fps_hint:
+        source.notices.append(f"-r {options.fps} used; {source.fps_from} says {source.fps_hint} fps")
+
+
 def check_output(dest: Destination, options: EncodeOptions, inputs: tuple[str, ...] = ()) -> str:
     """The container for ``dest``, once it is known that the output can be written: the
     cheap refusals (unknown extension, existing file, missing folder) come before any input
     is opened, for the CLI and the Python API alike."""
     path = dest if isinstance(dest, str) else None
-    container = container_for(path, options.format)
-    check_destination(dest, options.overwrite, inputs=inputs)
-    return container
+    check_destination(dest, options.overwrite, inputs=inputs)  # a missing folder first, as FFmpeg
+    return container_for(path, options.format)
 
 
 def adopt_plan(source: Source, plan: EncodePlan) -> None:

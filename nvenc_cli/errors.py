@@ -3,15 +3,36 @@
 The library raises these; only ``cli.py`` turns them into a stderr line and an exit
 status, so Python callers get ordinary exceptions and shell callers get sysexits-style
 codes (see README "Exit codes").
+
+The Python API is a drop-in for torchcodec's encoders, so each class is also an instance
+of the built-in exception torchcodec raises for the same failure. torchcodec raises
+``ValueError`` from its Python checks (frame type, rank, dtype, frame rate) and
+``RuntimeError`` from its C++ core (everything FFmpeg refuses). Where nvenc's own kind and
+torchcodec's disagree, a class derives from both (``SettingError`` is a ``ValueError``
+like every usage error, and a ``RuntimeError`` like torchcodec's), so code written
+``except RuntimeError:`` around torchcodec calls still catches them.
+
+An error may also carry ``torchcodec``: torchcodec's wording for the same failure (the
+functions at the end of this module write it). The API appends it to the message, since
+torchcodec's tests and its users' code match on those words; the CLI leaves it out.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 
 class NvencError(Exception):
     """Base class: every failure nvenc reports on purpose."""
 
     exit_code: int = 1
+    torchcodec: str | None = None
+    """torchcodec's wording for the same failure, appended to the message by the API."""
+
+    def __init__(self, *args: object, torchcodec: str | None = None) -> None:
+        super().__init__(*args)
+        if torchcodec is not None:
+            self.torchcodec = torchcodec
 
 
 class UsageError(NvencError, ValueError):
@@ -20,10 +41,20 @@ class UsageError(NvencError, ValueError):
     exit_code = 2
 
 
+class SettingError(UsageError, RuntimeError):
+    """A codec, pixel format, crf, preset, extra option, container or destination object
+    that the encoder or muxer refuses: a usage error (exit 2, ``ValueError``) that
+    torchcodec raises as ``RuntimeError``."""
+
+
 class InputDataError(NvencError, ValueError):
     """The input exists but its contents are unusable (shape, dtype, corrupt data)."""
 
     exit_code = 65
+
+
+class FrameFormatError(InputDataError, RuntimeError):
+    """Frames whose channel count no pixel format takes (torchcodec: ``RuntimeError``)."""
 
 
 class InputMissingError(NvencError, FileNotFoundError):
@@ -44,8 +75,14 @@ class OutputError(NvencError, OSError):
     exit_code = 73
 
 
-class WriteError(NvencError, OSError):
-    """Writing the output failed part-way (disk full, broken pipe, muxer error)."""
+class OutputPathError(OutputError, RuntimeError):
+    """The output cannot be created at that path (no such folder, not writable, a folder);
+    torchcodec raises ``RuntimeError`` (its ``avio_open`` failed)."""
+
+
+class WriteError(NvencError, OSError, RuntimeError):
+    """Writing the output failed part-way (disk full, broken pipe, muxer error); an
+    ``OSError`` as for any failed write, and a ``RuntimeError`` as in torchcodec."""
 
     exit_code = 74
 
@@ -77,3 +114,79 @@ def brief(exc: BaseException, limit: int = 200) -> str:
     """First line of an underlying library error, for a one-line message."""
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
+def with_torchcodec(message: str, exc: BaseException) -> str:
+    """``message`` with torchcodec's wording for ``exc`` appended, for the Python API."""
+    extra = getattr(exc, "torchcodec", None)
+    if not extra or extra in message:
+        return message
+    return f"{message} ({extra})"
+
+
+# torchcodec's wording (release 0.13), one function per failure. Its C++ core prints
+# numbers with the C++ stream defaults, which ``:g`` reproduces (6 significant digits).
+
+
+def tc_codec_not_found(codec: str, kind: str = "Video") -> str:
+    return f"{kind} codec {codec} not found. To see available codecs, run: ffmpeg -encoders"
+
+
+def tc_bad_extension(dest: str) -> str:
+    return f"Couldn't allocate AVFormatContext. The destination file is {dest}, check the desired extension?"
+
+
+def tc_bad_format(fmt: str) -> str:
+    return f"Couldn't allocate AVFormatContext. Check the desired format? Got format={fmt}"
+
+
+def tc_cannot_open(dest: str) -> str:
+    return f"avio_open failed. The destination file is {dest}, make sure it's a valid path?"
+
+
+def tc_file_like_lacks(method: str) -> str:
+    if method == "write":
+        return "File like object must implement a write method for writing."
+    if method == "read":
+        return "File like object must implement a read method for reading."
+    return f"File like object must implement a {method} method."
+
+
+def tc_out_of_range(name: str, value: float, low: float, high: float, encoder: str) -> str:
+    return (
+        f"{name}={value:g} is out of valid range [{low:g}, {high:g}] for this codec. "
+        f"For more details, run 'ffmpeg -h encoder={encoder}'"
+    )
+
+
+def tc_not_numeric(name: str, value: str) -> str:
+    return f"Option {name} expects a numeric value but got '{value}'"
+
+
+def tc_open_failed(reason: str = "Invalid argument") -> str:
+    return f"avcodec_open2 failed: {reason}"
+
+
+def tc_pixel_format(pixel_format: str, encoder: str, supported: Iterable[str], known: bool) -> str:
+    """FFmpeg-style refusal; torchcodec puts the list on a second line, here it is one."""
+    if known:
+        head = f"Specified pixel format {pixel_format} is not supported by the {encoder} encoder."
+    else:
+        head = f"Unknown pixel format: {pixel_format}"
+    return f"{head} Supported pixel formats for {encoder}: {' '.join(supported)}"
+
+
+def tc_channels(got: int) -> str:
+    return f"frame must have 3 channels (R, G, B), got {got}"
+
+
+def tc_frames_rank(shape: object) -> str:
+    return f"Expected 4D frames, got frames.shape = {shape!r}."
+
+
+def tc_frames_type(frames: object) -> str:
+    return f"Expected frames to be a Tensor, got type(frames) = {type(frames)!r}."
+
+
+def tc_frame_rate(value: object) -> str:
+    return f"frame_rate = {value!r} must be > 0."

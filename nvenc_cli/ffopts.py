@@ -12,6 +12,7 @@ import ctypes
 import functools
 import glob
 import os
+from dataclasses import dataclass
 
 _SEARCH_CHILDREN = 1
 
@@ -188,3 +189,84 @@ def _encoder_library(library: str) -> ctypes.CDLL | None:
         return ctypes.CDLL(paths[0]) if paths else None
     except OSError:
         return None
+
+
+class _AVOption(ctypes.Structure):
+    """The head of FFmpeg's ``AVOption`` (libavutil/opt.h), unchanged from FFmpeg 4 to 8."""
+
+    _fields_ = (
+        ("name", ctypes.c_char_p),
+        ("help", ctypes.c_char_p),
+        ("offset", ctypes.c_int),
+        ("type", ctypes.c_int),
+        ("default_val", ctypes.c_int64),
+        ("min", ctypes.c_double),
+        ("max", ctypes.c_double),
+    )
+
+
+def _numeric_types() -> dict[int, str]:
+    """AVOptionType codes of the numeric kinds; libavutil 59 (FFmpeg 7) moved them up by one."""
+    import av
+
+    shift = 1 if av.library_versions["libavutil"][0] >= 59 else 0
+    return {1 + shift: "int", 2 + shift: "int64", 3 + shift: "double", 4 + shift: "float"}
+
+
+@dataclass(frozen=True)
+class NumericOption:
+    """A numeric option of an encoder and the range FFmpeg declares for it."""
+
+    name: str
+    kind: str
+    low: float
+    high: float
+
+
+@functools.cache
+def numeric_option(encoder: str, key: str) -> NumericOption | None:
+    """The declared range of ``encoder``'s numeric option ``key``; None when the option is
+    not numeric, does not exist, or the libraries cannot be asked.
+
+    FFmpeg clamps nothing: an out-of-range or non-numeric value only fails, with
+    ``Invalid argument``, when the encoder opens, mid-setup. Asking first gives a message
+    that names the option and its range, and lets ``crf`` follow each encoder's own range
+    (libx264: -1 to 51 in fractions, libvpx-vp9: -1 to 63) instead of a table of ours.
+    """
+    libs = _libs()
+    if libs is None:
+        return None
+    util, codec, _ = libs
+    found = codec.avcodec_find_encoder_by_name(encoder.encode())
+    if not found:
+        return None
+    ctx = ctypes.c_void_p(codec.avcodec_alloc_context3(found))
+    try:
+        address = util.av_opt_find(ctx, key.encode(), None, 0, _SEARCH_CHILDREN)
+        if not address:
+            return None
+        option = _AVOption.from_address(address)
+        kind = _numeric_types().get(option.type)
+        return None if kind is None else NumericOption(key, kind, option.min, option.max)
+    finally:
+        codec.avcodec_free_context(ctypes.byref(ctx))
+
+
+def codec_refuses(encoder: str, key: str, value: str) -> bool:
+    """True when FFmpeg's own parser refuses ``value`` for ``encoder``'s option ``key``
+    (a number out of its range, text where a number or one of its named constants is
+    due); False when it takes it, or when the libraries cannot be asked."""
+    libs = _libs()
+    if libs is None:
+        return False
+    util, codec, _ = libs
+    util.av_opt_set.restype = ctypes.c_int
+    util.av_opt_set.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
+    found = codec.avcodec_find_encoder_by_name(encoder.encode())
+    if not found:
+        return False
+    ctx = ctypes.c_void_p(codec.avcodec_alloc_context3(found))
+    try:
+        return util.av_opt_set(ctx, key.encode(), value.encode(), _SEARCH_CHILDREN) < 0
+    finally:
+        codec.avcodec_free_context(ctypes.byref(ctx))

@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from nvenc_cli import signals
-from nvenc_cli.errors import Interrupted, NvencError, OutputError, UsageError, WriteError, brief
+from nvenc_cli.errors import (
+    Interrupted,
+    NvencError,
+    OutputError,
+    OutputPathError,
+    UsageError,
+    WriteError,
+    brief,
+    tc_cannot_open,
+)
 
 if TYPE_CHECKING:
     import av
@@ -71,18 +80,30 @@ def check_destination(dest: Destination, overwrite: bool, inputs: tuple[str, ...
         if os.path.exists(spec) and _exists(path) and os.path.samefile(spec, path):
             raise OutputError(f"{dest}: output is the same file as the input")
     if os.path.isdir(path):
-        raise OutputError(f"{dest}: is a directory; give a file name such as {Path(dest) / 'out.mp4'}")
+        raise OutputPathError(
+            f"{dest}: is a directory; give a file name such as {Path(dest) / 'out.mp4'}",
+            torchcodec=tc_cannot_open(str(dest)),
+        )
     if _exists(path) and not os.path.isfile(path):
         return None  # a device or a pipe: written through, never replaced
     if _exists(path) and not overwrite:
         raise OutputError(f"{dest}: already exists (use -y to overwrite)")
     parent = path.parent if str(path.parent) else Path(".")
     if not os.path.isdir(parent):
-        raise OutputError(f"{dest}: cannot create it: folder {parent} does not exist")
+        raise OutputPathError(
+            f"{dest}: cannot create it: folder {parent} does not exist",
+            torchcodec=tc_cannot_open(str(dest)),
+        )
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{dest}: cannot create it: folder {parent} is not writable")
+        raise OutputPathError(
+            f"{dest}: cannot create it: folder {parent} is not writable",
+            torchcodec=tc_cannot_open(str(dest)),
+        )
     if len(os.fsencode(path.name)) > _name_max(parent):
-        raise OutputError(f"{dest}: cannot create it: the name is longer than this file system allows")
+        raise OutputPathError(
+            f"{dest}: cannot create it: the name is longer than this file system allows",
+            torchcodec=tc_cannot_open(str(dest)),
+        )
     return path
 
 

@@ -6,13 +6,14 @@ it knows whether it will ever touch a frame, and ``nvenc --help`` must stay fast
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nvenc_cli.errors import UsageError
+from nvenc_cli.errors import SettingError, UsageError, tc_bad_extension, tc_bad_format
 
 if TYPE_CHECKING:
     from nvenc_cli.audio import AudioOptions
@@ -34,6 +35,7 @@ CONTAINERS: dict[str, str] = {
     "mts": "mpegts",
     "nut": "nut",
     "gif": "gif",
+    "flv": "flv",
 }
 # --format accepts these muxer names (and the extensions above).
 FORMAT_ALIASES: dict[str, str] = {**CONTAINERS, "matroska": "matroska", "mpegts": "mpegts"}
@@ -51,8 +53,23 @@ CONTAINER_CODECS: dict[str, frozenset[str]] = {
     "avi": frozenset({"h264", "mpeg4", "mjpeg", "ffv1", "png"}),
     "mpegts": frozenset({"h264", "hevc"}),
     "gif": frozenset({"gif"}),
+    "flv": frozenset({"flv1", "h264"}),
 }
-DEFAULT_CODEC: dict[str, str] = {"webm": "libvpx-vp9", "gif": "gif"}  # else libx264
+# The container's own default where it is FFmpeg's and torchcodec's too, else libx264
+# (FFmpeg's mpeg2video for .ts and mpeg4 for .nut would be a poor default). AVI keeps
+# FFmpeg's mpeg4: H.264 with B-frames in AVI (no timestamps of its own) is not read back
+# in full by every decoder.
+DEFAULT_CODEC: dict[str, str] = {"webm": "libvpx-vp9", "gif": "gif", "avi": "mpeg4", "flv": "flv"}
+
+# The highest frame rate a container can hold, and why: above it frames would share
+# timestamps (a broken file), or the muxer refuses the first packet.
+MAX_FPS: dict[str, tuple[int, str]] = {
+    "matroska": (1000, "its timestamps count milliseconds"),
+    "webm": (1000, "its timestamps count milliseconds"),
+    "flv": (1000, "its timestamps count milliseconds"),
+    "gif": (100, "its frame delays count centiseconds"),
+    "avi": (1000, "FFmpeg's AVI muxer refuses faster streams"),
+}
 
 # Family name (what users type) -> the CPU encoder PyAV bundles for it.
 CPU_ENCODER_FOR: dict[str, str] = {
@@ -71,9 +88,11 @@ NVENC_ENCODERS: dict[str, str] = {"h264": "h264_nvenc", "hevc": "hevc_nvenc", "a
 # yuv444p for RGB input, which many players refuse).
 _YUV420_FAMILIES = frozenset({"h264", "hevc", "vp9", "vp8", "av1", "mpeg4"})
 
+# crf each encoder takes. FFmpeg's own declared ranges are wider (libx264's ends at
+# FLT_MAX) and are intersected with these; -1 is x264's "unset" and takes fractions.
 CRF_RANGE: dict[str, tuple[float, float]] = {
-    "libx264": (0, 51),
-    "libx264rgb": (0, 51),
+    "libx264": (-1, 51),
+    "libx264rgb": (-1, 51),
     "libx265": (0, 51),
     "libvpx-vp9": (0, 63),
     "libvpx": (4, 63),
@@ -94,6 +113,37 @@ X26X_PRESETS = (
     "veryslow",
     "placebo",
 )
+
+# One preset vocabulary for every encoder: x264's names (or their index 0-9, as x264
+# itself takes them) mean the same trade-off everywhere, mapped to each encoder's knob.
+# VP8/VP9: (deadline, cpu-used); "medium" is nvenc's default for VP9 (good, 4).
+VPX_PRESETS: dict[str, tuple[str, int]] = {
+    "placebo": ("good", 0),
+    "veryslow": ("good", 1),
+    "slower": ("good", 2),
+    "slow": ("good", 3),
+    "medium": ("good", 4),
+    "fast": ("good", 5),
+    "faster": ("good", 6),
+    "veryfast": ("realtime", 6),
+    "superfast": ("realtime", 7),
+    "ultrafast": ("realtime", 8),
+}
+# SVT-AV1 presets run 0 (slowest) to 13 (fastest).
+SVT_PRESETS: dict[str, int] = {
+    "placebo": 2,
+    "veryslow": 3,
+    "slower": 4,
+    "slow": 5,
+    "medium": 6,
+    "fast": 8,
+    "faster": 10,
+    "veryfast": 11,
+    "superfast": 12,
+    "ultrafast": 13,
+}
+X26X_ENCODERS = ("libx264", "libx264rgb", "libx265")
+VPX_ENCODERS = ("libvpx-vp9", "libvpx")
 
 COLOR_MATRICES = ("bt601", "bt709", "bt2020")
 COLOR_RANGES = ("tv", "pc")
@@ -138,8 +188,8 @@ def parse_fps(text: str | float | int | Fraction) -> Fraction:
             raise UsageError(f"invalid frame rate {raw!r}: use 30, 29.97 or 30000/1001") from None
     if rate <= 0:
         raise UsageError(f"invalid frame rate {text!s}: it must be greater than 0")
-    if rate.denominator > 1_000_000 or rate > 1000:
-        raise UsageError(f"invalid frame rate {text!s}: out of range (at most 1000 fps)")
+    if rate.denominator > 1_000_000 or rate > 1_000_000:
+        raise UsageError(f"invalid frame rate {text!s}: out of range (at most 1000000 fps)")
     return rate
 
 
@@ -186,8 +236,14 @@ class EncodeOptions:
     format: str | None = None
     batch_size: int = DEFAULT_BATCH
     overwrite: bool = False
+    lenient: bool = False
+    """The Python API's rule: a crf or preset that means nothing to the codec (mpeg4 has
+    no crf, gif no preset) is dropped with a warning, as torchcodec hands it to FFmpeg,
+    which ignores it. The CLI refuses it, with a hint."""
     #: what happens to sound (None: keep a video input's first audio stream)
     audio: AudioOptions | None = None
+    #: ``--resize``: (width, height), either side -1 (keep the aspect) or -2 (and even).
+    resize: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -202,8 +258,8 @@ class EncodeOptions:
             raise UsageError("--pad and --crop exclude each other: pick one")
         if self.batch_size < 1:
             raise UsageError(f"invalid --batch-size {self.batch_size}: it must be at least 1")
-        if self.crf is not None and (self.crf != self.crf or self.crf < 0):
-            raise UsageError(f"invalid --crf {self.crf}: it must be a number ≥ 0")
+        if self.crf is not None and not math.isfinite(self.crf):
+            raise UsageError(f"invalid --crf {self.crf}: it must be a finite number")
 
 
 def container_for(dest: str | Path | None, fmt: str | None) -> str:
@@ -211,20 +267,25 @@ def container_for(dest: str | Path | None, fmt: str | None) -> str:
     if fmt:
         name = fmt.lower().lstrip(".")
         if name not in FORMAT_ALIASES:
-            raise UsageError(f"unknown --format {fmt!r}: choose one of {', '.join(sorted(CONTAINERS))}")
+            raise SettingError(
+                f"unknown --format {fmt!r}: choose one of {', '.join(sorted(CONTAINERS))}",
+                torchcodec=tc_bad_format(fmt),
+            )
         return FORMAT_ALIASES[name]
     if dest is None or str(dest) == "-":
         raise UsageError("writing to standard output needs --format (e.g. --format mp4)")
     ext = Path(str(dest)).suffix.lower().lstrip(".")
     if not ext:
-        raise UsageError(
+        raise SettingError(
             f"cannot tell the container of {str(dest)!r}: give it an extension "
-            f"({', '.join(sorted(CONTAINERS))}) or --format"
+            f"({', '.join(sorted(CONTAINERS))}) or --format",
+            torchcodec=tc_bad_extension(str(dest)),
         )
     if ext not in CONTAINERS:
-        raise UsageError(
+        raise SettingError(
             f"unknown output extension .{ext}: use one of "
-            f"{', '.join('.' + e for e in sorted(CONTAINERS))} or --format"
+            f"{', '.join('.' + e for e in sorted(CONTAINERS))} or --format",
+            torchcodec=tc_bad_extension(str(dest)),
         )
     return CONTAINERS[ext]
 

@@ -11,13 +11,29 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from nvenc_cli import ffopts
-from nvenc_cli.errors import InputDataError, UnavailableError, UsageError
+from nvenc_cli.errors import (
+    InputDataError,
+    NvencError,
+    SettingError,
+    UnavailableError,
+    UsageError,
+    tc_codec_not_found,
+    tc_not_numeric,
+    tc_open_failed,
+    tc_out_of_range,
+    tc_pixel_format,
+)
 from nvenc_cli.frames import FrameInfo
 from nvenc_cli.options import (
     CONTAINER_CODECS,
     CRF_RANGE,
     DEFAULT_CODEC,
     DEFAULT_FPS,
+    MAX_FPS,
+    SVT_PRESETS,
+    VPX_ENCODERS,
+    VPX_PRESETS,
+    X26X_ENCODERS,
     X26X_PRESETS,
     ColorSpec,
     EncodeOptions,
@@ -53,6 +69,14 @@ class EncodePlan:
     keep_alpha: bool = False
     notices: tuple[str, ...] = ()
     fallback_reason: str | None = None
+    ignored: tuple[str, ...] = ()
+    """Settings dropped because they mean nothing to the codec (``lenient`` options only);
+    the API turns each into a ``UserWarning``."""
+    #: ``--resize``: the size frames are scaled to (before --pad/--crop) and the filter.
+    resize: tuple[int, int, str] | None = None
+    # The same encode on the CPU, when --device auto chose NVENC: run instead if NVENC
+    # fails before its first packet (pipeline.Job).
+    fallback: EncodePlan | None = field(default=None, repr=False, compare=False)
 
     @property
     def time_base(self) -> Fraction:
@@ -75,6 +99,7 @@ def make_plan(
     from nvenc_cli.backends import select
 
     fps = options.fps or fps_hint or DEFAULT_FPS
+    _check_fps(fps, container)
     requested = options.codec or DEFAULT_CODEC.get(container, "libx264")
     choice = select(options.device, requested, explicit=options.codec is not None)
     family = _family(choice.encoder)
@@ -86,7 +111,9 @@ def make_plan(
         )
     pixel_format = options.pixel_format or default_pixel_format(choice.encoder, family, info)
     _check_pixel_format(choice.encoder, pixel_format)
-    width, height, geometry = _geometry(info, pixel_format, options)
+    resize = _resize(options, info)
+    scaled = info if resize is None else replace(info, width=resize[0], height=resize[1])
+    width, height, geometry = _geometry(scaled, pixel_format, options)
     color = resolve_color(options.color_matrix, options.color_range, height, pixel_format)
     _check_gray_matrix(info, pixel_format, color)
     codec_opts, format_opts = _split_extra(choice.encoder, container, options, choice.backend)
@@ -102,14 +129,25 @@ def make_plan(
             f"alpha channel dropped: {choice.encoder} with {pixel_format} cannot carry it "
             f"(alpha needs {_ALPHA_HINT})"
         )
+    if resize is not None:
+        notices.append(
+            f"frames resized from {info.width}x{info.height} to {resize[0]}x{resize[1]} ({resize[2]})"
+        )
     if geometry:
         verb = "padded (edge replication)" if geometry == "pad" else "cropped"
-        notices.append(f"frame size {info.width}x{info.height} {verb} to {width}x{height}")
+        notices.append(f"frame size {scaled.width}x{scaled.height} {verb} to {width}x{height}")
     if choice.backend != "cpu" and options.crf == 0:
         from nvenc_cli.backends.nvenc_options import SURFACES, lossless_notice
 
         if pixel_format in SURFACES:
             notices.append(lossless_notice(SURFACES[pixel_format]))
+    ignored: list[str] = []
+    crf = _check_crf(choice.encoder, options.crf, options.lenient, ignored)
+    preset, preset_opts = _check_preset(
+        choice.encoder, options.preset, choice.backend, options.lenient, ignored
+    )
+    for key, value in preset_opts.items():
+        codec_opts.setdefault(key, value)
     plan = EncodePlan(
         container=container,
         backend=choice.backend,
@@ -122,15 +160,55 @@ def make_plan(
         pixel_format=pixel_format,
         color=color,
         fps=fps,
-        crf=_check_crf(choice.encoder, options.crf),
-        preset=_check_preset(choice.encoder, options.preset, choice.backend),
+        crf=crf,
+        preset=preset,
         codec_options=codec_opts,
         format_options=format_opts,
         keep_alpha=keep_alpha,
         notices=tuple(notices),
         fallback_reason=choice.fallback_reason,
+        ignored=tuple(ignored),
+        resize=resize,
     )
-    return _with_codec_defaults(plan)
+    plan = _with_codec_defaults(plan)
+    if choice.may_fall_back:
+        plan = replace(plan, fallback=_cpu_plan(options, info, container, fps_hint))
+    return plan
+
+
+def _cpu_plan(
+    options: EncodeOptions, info: FrameInfo, container: str, fps_hint: Fraction | None
+) -> EncodePlan | None:
+    """The plan ``--device cpu`` would make, or None when the CPU cannot take these options
+    (an NVENC-only preset or -x key): then an NVENC failure stays a failure."""
+    try:
+        return make_plan(replace(options, device="cpu"), info, container, fps_hint)
+    except NvencError:
+        return None
+
+
+def _resize(options: EncodeOptions, info: FrameInfo) -> tuple[int, int, str] | None:
+    """The size ``--resize`` asks for these frames, and the filter that gets there."""
+    if options.resize is None:
+        return None
+    from nvenc_cli.resize import filter_name, target_size
+
+    width, height = target_size(options.resize, info.width, info.height)
+    if (width, height) == (info.width, info.height):
+        return None
+    return width, height, filter_name((info.width, info.height), (width, height))
+
+
+def _check_fps(fps: Fraction, container: str) -> None:
+    """Refuse rates whose frames the container's clock cannot tell apart (a file whose
+    timestamps repeat is broken, not merely odd)."""
+    limit = MAX_FPS.get(container)
+    if limit is not None and fps > limit[0]:
+        top, why = limit
+        raise UsageError(
+            f"frame rate {float(fps):g} is too high for a {container} file: {why}, so at "
+            f"most {top} fps (.mp4, .mov and .nut take any rate)"
+        )
 
 
 def _family(encoder: str) -> str:
@@ -141,7 +219,8 @@ def _family(encoder: str) -> str:
     except Exception:
         raise UnavailableError(
             f"unknown codec {encoder!r}: this FFmpeg build has no such encoder "
-            "(see 'nvenc info' for the list)"
+            "(see 'nvenc info' for the list)",
+            torchcodec=tc_codec_not_found(encoder),
         ) from None
     if codec.type != "video":
         raise UsageError(f"codec {encoder!r} is not a video encoder")
@@ -191,15 +270,19 @@ def default_pixel_format(encoder: str, family: str, info: FrameInfo) -> str:
 def _check_pixel_format(encoder: str, pixel_format: str) -> None:
     import av
 
+    formats = _codec_formats(encoder)
     try:
         av.VideoFormat(pixel_format)
     except Exception:
-        raise UsageError(f"unknown --pixel-format {pixel_format!r}") from None
-    formats = _codec_formats(encoder)
+        raise SettingError(
+            f"unknown --pixel-format {pixel_format!r}",
+            torchcodec=tc_pixel_format(pixel_format, encoder, formats, known=False),
+        ) from None
     if formats and pixel_format not in formats:
-        raise UsageError(
+        raise SettingError(
             f"codec {encoder} does not support pixel format {pixel_format}: "
-            f"{_alternatives(formats, pixel_format)}"
+            f"{_alternatives(formats, pixel_format)}",
+            torchcodec=tc_pixel_format(pixel_format, encoder, formats, known=True),
         )
 
 
@@ -295,39 +378,101 @@ def _geometry(info: FrameInfo, pixel_format: str, options: EncodeOptions) -> tup
         if width == 0 or height == 0:
             raise InputDataError(f"frames are {info.width}x{info.height}: too small to crop")
         return width, height, "crop"
+    hint = " (or --resize with -2 for a side: even, keeping the aspect ratio)" if options.resize else ""
     raise InputDataError(
         f"frame size {info.width}x{info.height} does not fit {pixel_format}, which needs "
         f"width a multiple of {fw} and height a multiple of {fh}: use --pad (edge "
-        "replication) or --crop"
+        f"replication) or --crop{hint}"
     )
 
 
-def _check_crf(encoder: str, crf: float | None) -> float | None:
+def crf_range(encoder: str) -> tuple[float, float] | None:
+    """The crf an encoder takes: nvenc's table cut to what FFmpeg declares for the option
+    (so a build whose encoder narrows it is obeyed), FFmpeg's range alone for encoders
+    the table lacks; None when the encoder has no crf."""
+    from nvenc_cli import ffopts
+
+    known = CRF_RANGE.get(encoder)
+    declared = ffopts.numeric_option(encoder, "crf")
+    if declared is None:
+        return known
+    if known is None:
+        return declared.low, declared.high
+    return max(known[0], declared.low), min(known[1], declared.high)
+
+
+def _check_crf(encoder: str, crf: float | None, lenient: bool, ignored: list[str]) -> float | None:
     if crf is None:
         return None
-    bounds = CRF_RANGE.get(encoder)
+    bounds = crf_range(encoder)
     if bounds is None:
-        raise UsageError(
-            f"codec {encoder} has no --crf: set its quality with -x (e.g. -x b=8M or -x qscale=2)"
-        )
+        hint = "set its quality with -x (e.g. -x b=8M or -x qscale=2)"
+        if lenient:
+            ignored.append(f"crf={crf:g} ignored: {encoder} has no crf; {hint}")
+            return None
+        raise UsageError(f"codec {encoder} has no --crf: {hint}")
     low, high = bounds
     if not low <= crf <= high:
-        raise UsageError(f"--crf {crf:g} is out of range for {encoder}: use {low}–{high}")
+        raise SettingError(
+            f"--crf {crf:g} is out of range for {encoder}: use {low:g}–{high:g}",
+            torchcodec=tc_out_of_range("crf", crf, low, high, encoder),
+        )
     return crf
 
 
-def _check_preset(encoder: str, preset: str | None, backend: str) -> str | None:
-    if preset is None or backend != "cpu":
-        return preset
-    preset = str(preset)
-    if encoder in ("libx264", "libx264rgb", "libx265"):
-        if preset not in X26X_PRESETS:
-            raise UsageError(f"unknown --preset {preset!r} for {encoder}: choose {', '.join(X26X_PRESETS)}")
-        return preset
+def _check_preset(
+    encoder: str, preset: str | None, backend: str, lenient: bool, ignored: list[str]
+) -> tuple[str | None, dict[str, str]]:
+    """One vocabulary for every encoder: x264's preset names (or x264's own index, 0 for
+    ultrafast to 9 for placebo) map to each encoder's speed knob; an encoder's own
+    numbers (SVT-AV1's 0-13, VP9's cpu-used, NVENC's p1-p7) work too.
+
+    Returns the ``preset`` option to hand the encoder and any options it maps to
+    (VP8/VP9 have no preset: ``deadline`` and ``cpu-used``).
+    """
+    if preset is None:
+        return None, {}
+    name = str(preset).strip()
+    number = int(name) if name.lstrip("-").isdigit() else None
+    if backend != "cpu":
+        return (f"p{number}" if number is not None and 1 <= number <= 7 else name), {}
+    names = ", ".join(X26X_PRESETS)
+    if encoder in X26X_ENCODERS:
+        if name in X26X_PRESETS:
+            return name, {}
+        if number is not None and 0 <= number < len(X26X_PRESETS):
+            return X26X_PRESETS[number], {}
+        raise SettingError(
+            f"unknown --preset {preset!r} for {encoder}: choose {names} (or 0–9)",
+            torchcodec=tc_open_failed(),
+        )
     if encoder == "libsvtav1":
-        if not preset.lstrip("-").isdigit() or not -1 <= int(preset) <= 13:
-            raise UsageError(f"unknown --preset {preset!r} for libsvtav1: use a number 0–13")
-        return preset
+        if name in SVT_PRESETS:
+            return str(SVT_PRESETS[name]), {}
+        if number is not None and -1 <= number <= 13:
+            return str(number), {}
+        raise SettingError(
+            f"unknown --preset {preset!r} for libsvtav1: use a number 0–13 or one of {names}",
+            torchcodec=tc_open_failed(),
+        )
+    if encoder in VPX_ENCODERS:
+        from nvenc_cli import ffopts
+
+        speed = ffopts.numeric_option(encoder, "cpu-used")
+        low, high = (speed.low, speed.high) if speed else (-8, 8)
+        if name in VPX_PRESETS:
+            deadline, cpu_used = VPX_PRESETS[name]
+            return None, {"deadline": deadline, "cpu-used": str(cpu_used)}
+        if number is not None and low <= number <= high:
+            return None, {"deadline": "good", "cpu-used": str(number)}
+        raise SettingError(
+            f"unknown --preset {preset!r} for {encoder}: choose {names}, or its cpu-used "
+            f"speed {low:g}–{high:g}",
+            torchcodec=tc_open_failed(),
+        )
+    if lenient:
+        ignored.append(f"preset={name!r} ignored: {encoder} has no presets")
+        return None, {}
     raise UsageError(f"codec {encoder} has no --preset: tune its speed with -x (e.g. -x cpu-used=4 for VP9)")
 
 
@@ -348,6 +493,7 @@ def _split_extra(
     format_opts: dict[str, str] = {}
     for key, value in options.extra:
         if codec is not None and codec.get(key):
+            _check_option_value(encoder, key, value)
             codec_opts[key] = value
         elif muxer.get(key):
             format_opts[key] = value
@@ -356,6 +502,36 @@ def _split_extra(
         else:
             raise UsageError(f"unknown option -x {key}: neither {encoder} nor the {container} muxer has it")
     return codec_opts, format_opts
+
+
+def _check_option_value(encoder: str, key: str, value: str) -> None:
+    """Refuse a value FFmpeg's option parser refuses, naming the option's range: left to
+    the encoder it would only fail as "Invalid argument" when the encoder opens."""
+    from nvenc_cli import ffopts
+
+    if not ffopts.codec_refuses(encoder, key, value):
+        return
+    numeric = ffopts.numeric_option(encoder, key)
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if numeric is not None and number is not None:
+        low, high = _bound(numeric.low), _bound(numeric.high)
+        raise SettingError(
+            f"invalid value {value!r} for -x {key}: {encoder} takes {low} to {high}",
+            torchcodec=tc_out_of_range(key, number, numeric.low, numeric.high, encoder),
+        )
+    expects = "a number (or one of its named values)" if numeric is not None else "another value"
+    raise SettingError(
+        f"invalid value {value!r} for -x {key}: {encoder} expects {expects}",
+        torchcodec=tc_not_numeric(key, value) if numeric is not None else tc_open_failed(),
+    )
+
+
+def _bound(value: float) -> str:
+    """An option bound as people read it: whole numbers in full, else as ``%g``."""
+    return str(int(value)) if value.is_integer() and abs(value) < 2**63 else f"{value:g}"
 
 
 _CHROMALOC_PARAMS = {"libx264": "x264-params", "libx265": "x265-params"}
@@ -396,6 +572,10 @@ def _with_codec_defaults(plan: EncodePlan) -> EncodePlan:
         opts.setdefault("b", "0" if plan.encoder == "libvpx-vp9" else "4M")
         if plan.encoder == "libvpx-vp9":
             opts.setdefault("row-mt", "1")
+            if crf == 0:
+                # crf 0 is lossless for x264; libvpx's crf 0 is merely its finest
+                # quantiser, so say lossless where it means it.
+                opts.setdefault("lossless", "1")
         opts.setdefault("deadline", "good")
         opts.setdefault("cpu-used", "4")
         return replace(plan, crf=crf, codec_options=opts)

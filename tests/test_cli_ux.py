@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from nvenc_cli import completion, report
+from nvenc_cli.options import X26X_PRESETS
 from tests.conftest import ROOT, run_cli
 
 fcntl = pytest.importorskip("fcntl")  # pseudo-terminals: POSIX only
@@ -496,7 +497,8 @@ def test_preset_completion_follows_the_codec() -> None:
         return [n for n, _ in completion.complete_preset(ctx, incomplete)]
 
     assert names(_Ctx(codec="libx264"), "ve") == ["veryfast", "veryslow"]
-    assert names(_Ctx(codec="libsvtav1")) == [str(i) for i in range(14)]
+    assert names(_Ctx(codec="libsvtav1")) == [str(i) for i in range(14)] + list(X26X_PRESETS)
+    assert names(_Ctx(codec="vp9")) == list(X26X_PRESETS)  # mapped to deadline/cpu-used
     assert names(_Ctx(codec="hevc_nvenc")) == [f"p{i}" for i in range(1, 8)]
     assert names(_Ctx(codec="h264", device="cuda")) == [f"p{i}" for i in range(1, 8)]
     assert {"medium", "8", "p4"} <= set(names(_Ctx()))

@@ -66,14 +66,17 @@ def test_npy_to_mp4_defaults(tmp_path: Path, npy: Path, pattern: np.ndarray) -> 
 
 @pytest.mark.parametrize(
     ("ext", "codec"),
-    [("mov", "h264"), ("mkv", "h264"), ("webm", "vp9"), ("avi", "h264"), ("ts", "h264")],
+    [("mov", "h264"), ("mkv", "h264"), ("webm", "vp9"), ("avi", "mpeg4"), ("flv", "flv"), ("ts", "h264")],
 )
 def test_containers(tmp_path: Path, npy: Path, pattern: np.ndarray, ext: str, codec: str) -> None:
     out = tmp_path / f"out.{ext}"
     encode_ok(str(npy), "-o", str(out))
     frames, facts = decode(out)
     assert facts["codec"] == codec and frames.shape == pattern.shape
-    assert min(psnr(a, b) for a, b in zip(frames, pattern, strict=True)) >= MIN_PSNR
+    # AVI's and FLV's own codecs (mpeg4, flv1) run at FFmpeg's default 200 kb/s, as in
+    # ffmpeg and torchcodec: a fixed bitrate, not a quality
+    floor = 24.0 if codec in ("mpeg4", "flv") else MIN_PSNR
+    assert min(psnr(a, b) for a, b in zip(frames, pattern, strict=True)) >= floor
 
 
 def test_nchw_gray_single_and_float(tmp_path: Path, pattern: np.ndarray) -> None:

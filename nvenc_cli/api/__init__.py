@@ -7,6 +7,13 @@ and are re-exported here, so ``nvenc_cli.api`` stays the one import path.
 
 from __future__ import annotations
 
-from nvenc_cli.api.video import VideoEncoder, VideoWriter, open_writer, python_spelling
+from nvenc_cli.api.video import (
+    VideoEncoder,
+    VideoWriter,
+    api_errors,
+    open_writer,
+    python_spelling,
+    warn_ignored,
+)
 
-__all__ = ["VideoEncoder", "VideoWriter", "open_writer", "python_spelling"]
+__all__ = ["VideoEncoder", "VideoWriter", "api_errors", "open_writer", "python_spelling", "warn_ignored"]

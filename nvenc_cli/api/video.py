@@ -5,10 +5,12 @@ Both are thin: they describe the frames (``sources.memory``), build the same
 ``pipeline`` — so a tensor encoded here and the same frames encoded by ``nvenc encode``
 with the same settings give the same bytes.
 
-Errors follow torchcodec: bad frames, frame rates and option values raise ``ValueError``
-(``UsageError``/``InputDataError``), a missing backend or a failing encoder raises
-``RuntimeError`` (``UnavailableError``/``EncoderError``). Output that cannot be created
-or written raises ``OSError`` (``OutputError``/``WriteError``), as ``open()`` would.
+Errors follow torchcodec: each is an instance of the built-in exception torchcodec raises
+for the same failure (``RuntimeError`` for whatever FFmpeg refuses: pixel format, crf,
+preset, extra option values, container, codec, destination), carries its wording in the
+message, and is an ``NvencError`` with the CLI's exit code (see ``errors``). A crf or
+preset that means nothing to the codec is dropped with a ``UserWarning``, where torchcodec
+hands it to FFmpeg, which ignores it.
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.encode import check_output
 from nvenc_cli.errors import (
-    EncoderError,
-    InputDataError,
-    OutputError,
+    NvencError,
+    SettingError,
     UnavailableError,
     UsageError,
-    WriteError,
+    tc_file_like_lacks,
+    tc_frame_rate,
+    with_torchcodec,
 )
 from nvenc_cli.mux import Destination, is_stdout
 from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
+from nvenc_cli.resize import parse_resize
 from nvenc_cli.sources.layout import parse_value_range
 from nvenc_cli.sources.memory import (
     MemoryFrames,
@@ -47,10 +51,10 @@ from nvenc_cli.sources.memory import (
 if TYPE_CHECKING:
     import torch
 
-    from nvenc_cli.pipeline import Job
+    from nvenc_cli.pipeline import Job, Result
     from nvenc_cli.plan import EncodePlan
 
-__all__ = ["VideoEncoder", "VideoWriter", "open_writer"]
+__all__ = ["VideoEncoder", "VideoWriter", "api_errors", "open_writer", "python_spelling", "warn_ignored"]
 
 Frames = Any  # torch.Tensor or numpy.ndarray; kept loose so numpy users need no torch
 
@@ -68,6 +72,7 @@ class _Settings:
     color_range: str | None = None
     pad: bool = False
     crop: bool = False
+    resize: tuple[int, int] | str | None = None
 
     def options(self, fps: Fraction, device: str, fmt: str | None, overwrite: bool) -> EncodeOptions:
         """The ``EncodeOptions`` the CLI would build from the same values."""
@@ -85,6 +90,8 @@ class _Settings:
             crop=self.crop,
             format=fmt,
             overwrite=overwrite,
+            lenient=True,
+            resize=parse_resize(self.resize),
         )
 
 
@@ -102,7 +109,6 @@ _SPELLING: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(_NOT_IN_WORD + r"--([a-z]+)-([a-z]+)\b"), r"\1_\2"),
     (re.compile(_NOT_IN_WORD + r"--([a-z]+)\b"), r"\1"),
 )
-_RESPELLED = (UsageError, InputDataError, UnavailableError, OutputError, WriteError, EncoderError)
 
 
 def python_spelling(message: str) -> str:
@@ -113,18 +119,29 @@ def python_spelling(message: str) -> str:
 
 
 @contextmanager
-def _api_errors() -> Iterator[None]:
-    """Let nvenc's errors through with the Python argument names in their message.
+def api_errors() -> Iterator[None]:
+    """Let nvenc's errors through as the API states them: the Python argument names in
+    the message, then torchcodec's wording for the same failure (``errors``).
 
     The exception object itself is re-raised (its class and traceback intact); only its
-    message is respelled.
+    message is rewritten, once (the CLI's text stays free of torchcodec's words).
     """
     try:
         yield
-    except _RESPELLED as exc:
-        if len(exc.args) == 1 and isinstance(exc.args[0], str):
-            exc.args = (python_spelling(exc.args[0]),)
+    except NvencError as exc:
+        if len(exc.args) == 1 and isinstance(exc.args[0], str) and not getattr(exc, "_api_worded", False):
+            exc.args = (with_torchcodec(python_spelling(exc.args[0]), exc),)
+            exc._api_worded = True  # type: ignore[attr-defined]
         raise
+
+
+_api_errors = api_errors
+
+
+def warn_ignored(plan: EncodePlan) -> None:
+    """One ``UserWarning`` per setting the plan dropped as meaningless for the codec."""
+    for message in plan.ignored:
+        warnings.warn(python_spelling(message), UserWarning, stacklevel=4)
 
 
 def _crf(value: int | float | None) -> float | None:
@@ -141,8 +158,15 @@ def _crf(value: int | float | None) -> float | None:
 def _frame_rate(value: float | int | Fraction | str) -> Fraction:
     """torchcodec takes a float; an exact ``Fraction`` or ``"30000/1001"`` works too."""
     if isinstance(value, bool) or value is None:
-        raise UsageError(f"invalid frame_rate {value!r}: it must be a number greater than 0")
-    return parse_fps(value)
+        raise UsageError(
+            f"invalid frame_rate {value!r}: it must be a number greater than 0",
+            torchcodec=tc_frame_rate(value),
+        )
+    try:
+        return parse_fps(value)
+    except UsageError as exc:
+        exc.torchcodec = tc_frame_rate(value)
+        raise
 
 
 def _value_range(value: Any, described: MemoryFrames | None) -> tuple[float, float] | None:
@@ -154,6 +178,14 @@ def _value_range(value: Any, described: MemoryFrames | None) -> tuple[float, flo
             "(uint8 is 0–255, uint16 0–65535)"
         )
     return pair
+
+
+def _warn_if_fell_back(result: Result) -> None:
+    """NVENC failed at its start and the CPU encoded instead: say why, as the CLI does."""
+    if result.fell_back:
+        warnings.warn(
+            result.plan.fallback_reason or "NVENC failed; encoded on the CPU", RuntimeWarning, stacklevel=3
+        )
 
 
 def _device(frames_device: str, override: str | None) -> str:
@@ -172,9 +204,10 @@ def _check_file_like(file_like: Any) -> None:
     """Refuse, before encoding, objects the muxer could not write to (torchcodec's rule)."""
     missing = [m for m in ("write", "seek") if not callable(getattr(file_like, m, None))]
     if missing:
-        raise UsageError(
+        raise SettingError(
             f"file_like must have write() and seek() methods; {type(file_like).__name__} "
-            f"lacks {' and '.join(m + '()' for m in missing)}"
+            f"lacks {' and '.join(m + '()' for m in missing)}",
+            torchcodec=tc_file_like_lacks(missing[0]),
         )
 
 
@@ -257,6 +290,7 @@ class VideoEncoder:
         color_range: str | None = None,
         pad: bool = False,
         crop: bool = False,
+        resize: tuple[int, int] | str | None = None,
         overwrite: bool = True,
     ) -> None:
         """Encode the frames into the file ``dest``; its extension picks the container.
@@ -278,6 +312,9 @@ class VideoEncoder:
             pad: grow a size the pixel format cannot hold (odd, for 4:2:0) by repeating
                 the last row/column; without ``pad`` or ``crop`` such sizes raise.
             crop: shrink such a size by dropping the last row/column instead.
+            resize: scale to ``(width, height)`` (or ``"640x360"``); a side of -1 keeps
+                the aspect ratio, -2 keeps it rounded to even. Area filter when shrinking,
+                Lanczos when growing; the colour rules follow the new size.
             overwrite: replace an existing ``dest`` (default, as torchcodec does); with
                 ``False`` an existing file raises ``OSError``.
 
@@ -286,7 +323,7 @@ class VideoEncoder:
         with _api_errors():
             _check_path(dest)
         settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
         )
         self._encode(os.fspath(dest), None, settings, overwrite)
 
@@ -304,6 +341,7 @@ class VideoEncoder:
         color_range: str | None = None,
         pad: bool = False,
         crop: bool = False,
+        resize: tuple[int, int] | str | None = None,
     ) -> None:
         """Encode the frames into a binary file-like object, e.g. ``io.BytesIO()``.
 
@@ -315,7 +353,7 @@ class VideoEncoder:
         with _api_errors():
             _check_file_like(file_like)
         settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
         )
         self._encode(file_like, format, settings, overwrite=False)
 
@@ -332,6 +370,7 @@ class VideoEncoder:
         color_range: str | None = None,
         pad: bool = False,
         crop: bool = False,
+        resize: tuple[int, int] | str | None = None,
     ) -> torch.Tensor:
         """Encode the frames and return the container's bytes as a 1-D uint8 CPU tensor.
 
@@ -343,7 +382,7 @@ class VideoEncoder:
         torch = require_torch("to_tensor (it returns a torch.Tensor; to_file_like needs no torch)")
         buffer = io.BytesIO()
         settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
         )
         self._encode(buffer, format, settings, overwrite=False)
         return torch.frombuffer(bytearray(buffer.getbuffer()), dtype=torch.uint8)
@@ -358,9 +397,10 @@ class VideoEncoder:
             source = MemorySource(self._frames, self._described)
             source.set_value_range(self._value_range)
             plan = _plan(options, source, container, self._described.device.startswith("cuda"))
+            warn_ignored(plan)
             adopt_plan(source, plan)
             source.backend = plan.backend
-            run_source(source, plan, dest, options)
+            _warn_if_fell_back(run_source(source, plan, dest, options))
 
 
 class VideoWriter:
@@ -440,6 +480,7 @@ class VideoWriter:
         source = MemorySource(None, described)
         options = replace(self._options, device=_device(described.device, self._device))
         plan = _plan(options, source, self._container, described.device.startswith("cuda"))
+        warn_ignored(plan)
         self._job = Job(plan, self._dest, options.overwrite)
         self._first = described
         self._prefer = same_family(described.layout.kind)
@@ -482,7 +523,7 @@ class VideoWriter:
             raise UsageError("no frames were written: nothing to encode")
         job, self._job = self._job, None
         with _api_errors():
-            job.finish()
+            _warn_if_fell_back(job.finish())
 
     def abort(self) -> None:
         """Stop without completing: a path output is removed; safe to call any time."""
@@ -525,6 +566,7 @@ def open_writer(
     color_range: str | None = None,
     pad: bool = False,
     crop: bool = False,
+    resize: tuple[int, int] | str | None = None,
     layout: str | None = None,
     overwrite: bool = True,
     batch_size: int = 8,
@@ -555,7 +597,7 @@ def open_writer(
         if format is None and (path is None or is_stdout(path)):
             raise UsageError("format is required when dest is a file object or '-' (e.g. format='mp4')")
         settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
         )
         options = replace(
             settings.options(_frame_rate(frame_rate), "auto", format, overwrite), batch_size=batch_size

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.backends.base import Availability
 from nvenc_cli.backends.exact import exact_converter
-from nvenc_cli.errors import EncoderError, UsageError, brief
+from nvenc_cli.errors import EncoderError, SettingError, UsageError, brief, tc_open_failed
 
 if TYPE_CHECKING:
     import av
@@ -114,30 +114,45 @@ class CpuSession:
         ctx.colorspace = plan.color.space
         ctx.thread_type = "AUTO"
         ctx.thread_count = encoder_threads(plan.encoder)
-        options = dict(plan.codec_options)
-        if plan.crf is not None:
-            options.setdefault("crf", f"{plan.crf:g}")
-        if plan.preset is not None:
-            options.setdefault("preset", str(plan.preset))
-        ctx.options = options
-        try:
-            ctx.open()
-        except (av.FFmpegError, ValueError) as exc:
-            raise UsageError(
-                f"{plan.encoder} refused these settings ({brief(exc)}): check --pixel-format, "
-                "--crf, --preset and -x values"
-            ) from None
+        ctx.options = self._codec_options(plan)
+        self._open(ctx)
         unused = sorted(ctx.options)
         if unused:
             raise UsageError(f"unknown option -x {unused[0]}: {plan.encoder} has no such option")
         self.ctx = ctx
-        self.description = f"{plan.encoder} (PyAV)"
+        self.description = self._describe(plan)
         self._channels = plan.source.channels
         self._last_dts: int | None = None
         self._reformat_args = _reformat_args(plan)
         # One swscale context for the whole run (PyAV otherwise builds one per frame).
         self._reformatter = av.video.reformatter.VideoReformatter()
         self._exact = exact_converter(plan)
+
+    # The three steps an FFmpeg encoder of another kind (ffmpeg_nvenc.py) does its own way;
+    # everything else — conversion, tags, timestamps — is shared.
+    def _codec_options(self, plan: EncodePlan) -> dict[str, str]:
+        options = dict(plan.codec_options)
+        if plan.crf is not None:
+            options.setdefault("crf", f"{plan.crf:g}")
+        if plan.preset is not None:
+            options.setdefault("preset", str(plan.preset))
+        return options
+
+    def _open(self, ctx: Any) -> None:
+        import av
+
+        try:
+            ctx.open()
+        except (av.FFmpegError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or "Invalid argument"
+            raise SettingError(
+                f"{self.plan.encoder} refused these settings ({brief(exc)}): check --pixel-format, "
+                "--crf, --preset and -x values",
+                torchcodec=tc_open_failed(reason),
+            ) from None
+
+    def _describe(self, plan: EncodePlan) -> str:
+        return f"{plan.encoder} (PyAV)"
 
     def convert(self, batch: FrameBatch) -> list[av.VideoFrame]:
         """Colour-convert one window into encoder-ready frames (runs off the encode thread)."""

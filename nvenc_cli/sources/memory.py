@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from nvenc_cli.errors import InputDataError, UsageError
+from nvenc_cli.errors import (
+    FrameFormatError,
+    InputDataError,
+    UsageError,
+    tc_channels,
+    tc_frames_rank,
+    tc_frames_type,
+)
 from nvenc_cli.frames import FrameInfo
 from nvenc_cli.sources.base import Source
 from nvenc_cli.sources.layout import CHANNELS, Layout, check_float_range, dtype_depth, frame_info, to_nhwc
@@ -60,14 +67,18 @@ def describe(frames: Any, layout: str | None = None, prefer: str | None = None) 
     tensors are read channels first (torchcodec) and numpy arrays channels last (images).
     """
     if not (is_torch(frames) or isinstance(frames, np.ndarray)):
-        raise InputDataError(f"frames must be a torch.Tensor or a numpy array, got {type(frames).__name__}")
+        raise InputDataError(
+            f"frames must be a torch.Tensor or a numpy array, got {type(frames).__name__}",
+            torchcodec=tc_frames_type(frames),
+        )
     if layout is not None and layout not in ("nchw", "nhwc"):
         raise UsageError(f"invalid layout {layout!r}: choose 'nchw' or 'nhwc'")
     shape = tuple(int(d) for d in frames.shape)
     if len(shape) not in (3, 4):
         raise InputDataError(
             f"frames must be 4-D, (N, C, H, W) or (N, H, W, C), or 3-D for one frame; "
-            f"got {len(shape)}-D shape {shape}"
+            f"got {len(shape)}-D shape {shape}",
+            torchcodec=tc_frames_rank(frames.shape),
         )
     prefer_first = prefer == "nchw" if prefer is not None else is_torch(frames)
     first = _channels_first(shape, layout, prefer_first)
@@ -104,9 +115,10 @@ def _channels_first(shape: tuple[int, ...], forced: str | None, prefer_first: bo
         first = forced == "nchw"
         channels = first_dim if first else last_dim
         if channels not in CHANNELS:
-            raise InputDataError(
+            raise FrameFormatError(
                 f"frames of shape {shape} read as {forced} have {channels} channels: "
-                "expected 3 (RGB), 1 (gray) or 4 (RGBA)"
+                "expected 3 (RGB), 1 (gray) or 4 (RGBA)",
+                torchcodec=tc_channels(channels),
             )
         return first
     if first_dim in CHANNELS and last_dim in CHANNELS:
@@ -114,9 +126,10 @@ def _channels_first(shape: tuple[int, ...], forced: str | None, prefer_first: bo
     if first_dim in CHANNELS or last_dim in CHANNELS:
         return first_dim in CHANNELS
     axis = "dim 1" if len(shape) == 4 else "dim 0"
-    raise InputDataError(
+    raise FrameFormatError(
         f"frames of shape {shape} have no channel axis: expected 3 channels (RGB; 1 gray or "
-        f"4 RGBA also work) at {axis} (channels first) or last (channels last)"
+        f"4 RGBA also work) at {axis} (channels first) or last (channels last)",
+        torchcodec=tc_channels(first_dim if prefer_first else last_dim),
     )
 
 
