@@ -284,6 +284,12 @@ def _check_pixel_format(encoder: str, pixel_format: str) -> None:
             f"{_alternatives(formats, pixel_format)}",
             torchcodec=tc_pixel_format(pixel_format, encoder, formats, known=True),
         )
+    if av.VideoFormat(pixel_format).has_palette:
+        # The codec lists it, but FFmpeg's scaler cannot make palette frames (ENOTSUP).
+        raise SettingError(
+            f"pixel format {pixel_format} (a palette) cannot be made from RGB frames here: "
+            f"{_alternatives([f for f in formats if not av.VideoFormat(f).has_palette], pixel_format)}"
+        )
 
 
 def _alternatives(formats: list[str], wanted: str) -> str:
