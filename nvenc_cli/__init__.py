@@ -1,7 +1,7 @@
 """nvenc: frame tensors in, video files out — on NVENC when it is there, on the CPU when not.
 
 The Python API (``VideoEncoder``, ``open_writer``, ``VideoWriter``, ``Encoder``,
-``AudioEncoder``) is loaded on first use,
+``AudioEncoder``, and ``encode_many`` for many clips at once) is loaded on first use,
 so ``import nvenc_cli`` and ``nvenc --help`` import neither torch nor PyAV.
 """
 
@@ -15,10 +15,13 @@ __all__ = [
     "AudioEncoder",
     "AudioStream",
     "Encoder",
+    "JobSpec",
     "VideoEncoder",
     "VideoStream",
     "VideoWriter",
     "__version__",
+    "encode_many",
+    "iter_encode_many",
     "open_writer",
 ]
 
@@ -30,6 +33,9 @@ _LAZY = {
     "VideoStream": "nvenc_cli.api",
     "AudioStream": "nvenc_cli.api",
     "AudioEncoder": "nvenc_cli.api",
+    "encode_many": "nvenc_cli.api",
+    "iter_encode_many": "nvenc_cli.api",
+    "JobSpec": "nvenc_cli.api",
 }
 
 if TYPE_CHECKING:
@@ -42,6 +48,7 @@ if TYPE_CHECKING:
         VideoWriter,
         open_writer,
     )
+    from nvenc_cli.batch import JobSpec, encode_many, iter_encode_many
 
 
 def __getattr__(name: str) -> Any:

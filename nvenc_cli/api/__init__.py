@@ -2,8 +2,8 @@
 
 ``video``: torchcodec's ``VideoEncoder`` and nvenc's streaming ``VideoWriter``/``open_writer``;
 ``encoder``: torchcodec's multi-stream ``Encoder`` (``VideoStream``, ``AudioStream``);
-``audio``: torchcodec's ``AudioEncoder``. All are re-exported here, so ``nvenc_cli.api``
-stays the one import path.
+``audio``: torchcodec's ``AudioEncoder``. All are re-exported here (as is ``encode_many``,
+from ``nvenc_cli.batch``), so ``nvenc_cli.api`` stays the one import path.
 """
 
 from __future__ import annotations
@@ -18,15 +18,20 @@ from nvenc_cli.api.video import (
     python_spelling,
     warn_ignored,
 )
+from nvenc_cli.batch import JobResult, JobSpec, encode_many, iter_encode_many
 
 __all__ = [
     "AudioEncoder",
     "AudioStream",
     "Encoder",
+    "JobResult",
+    "JobSpec",
     "VideoEncoder",
     "VideoStream",
     "VideoWriter",
     "api_errors",
+    "encode_many",
+    "iter_encode_many",
     "open_writer",
     "python_spelling",
     "warn_ignored",
