@@ -351,6 +351,7 @@ def testsrc(
     pattern: Annotated[
         str, typer.Option("--pattern", help="FFmpeg lavfi pattern: testsrc2, testsrc, smptebars, mandelbrot.")
     ] = "testsrc2",
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing on success.")] = False,
 ) -> None:
     """Write sample frames (FFmpeg's testsrc2 pattern) for demos and tests."""
     from nvenc_cli import testsrc as samples
@@ -369,7 +370,8 @@ def testsrc(
         _die(f"{output}: cannot write ({exc.strerror or exc})", 73)
     except Exception as exc:
         _die(f"cannot make pattern {pattern!r} ({exc})", 2)
-    typer.echo(f"nvenc: wrote {frames} frames of {width}x{height} {pattern} to {output}", err=True)
+    if not quiet:
+        typer.echo(f"nvenc: wrote {frames} frames of {width}x{height} {pattern} to {output}", err=True)
 
 
 def _die(message: str, code: int) -> NoReturn:
@@ -389,6 +391,7 @@ def run() -> None:
     try:
         _fill_closed_std_fds()
         _apply_color_rules(sys.argv[1:])
+        _check_habits(sys.argv[1:])
         click_error, abort = _click_exceptions()
         try:
             code = app(standalone_mode=False, prog_name="nvenc")  # same name under python -m
@@ -402,6 +405,40 @@ def run() -> None:
     # The outcome is decided: a late signal must not turn it into a traceback at shutdown.
     signals.settle()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _check_habits(argv: list[str]) -> None:
+    """ffmpeg spellings (``-crf 20``) and a repeated ``-o`` fail with one line, exit 2,
+    before Typer would misread them; a command line without either costs nothing."""
+    from nvenc_cli import habits
+
+    outputs = sum(1 for t in argv if t in ("-o", "--output") or t.startswith("--output="))
+    if outputs < 2 and not any(t in habits.WATCHED for t in argv):
+        return
+    options, takes_value = _command_options(argv[0] if argv else "")
+    message = habits.check(argv, takes_value.__contains__, options.__contains__)
+    if message is None and argv[:1] == ["encode"]:
+        message = habits.repeated_output(argv, takes_value.__contains__)
+    if message is not None:
+        from nvenc_cli.report import color_enabled, write_prefixed
+
+        write_prefixed("error", message, color_enabled("--no-color" in argv))
+        sys.exit(2)
+
+
+def _command_options(name: str) -> tuple[set[str], set[str]]:
+    """A command's option names, and those of them that take a value (the next token)."""
+    command = getattr(typer.main.get_command(app), "commands", {}).get(name)
+    every: set[str] = set()
+    valued: set[str] = set()
+    for param in getattr(command, "params", []):
+        if getattr(param, "param_type_name", "") != "option":
+            continue
+        names = {*param.opts, *param.secondary_opts}
+        every |= names
+        if not getattr(param, "is_flag", False):
+            valued |= names
+    return every, valued
 
 
 def _stop_line(exc: Interrupted) -> NoReturn:
