@@ -391,6 +391,7 @@ def run() -> None:
     try:
         _fill_closed_std_fds()
         _apply_color_rules(sys.argv[1:])
+        _show_completion(sys.argv[1:])
         _check_habits(sys.argv[1:])
         click_error, abort = _click_exceptions()
         try:
@@ -405,6 +406,28 @@ def run() -> None:
     # The outcome is decided: a late signal must not turn it into a traceback at shutdown.
     signals.settle()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _show_completion(argv: list[str]) -> None:
+    """``--show-completion zsh`` prints that shell's script (Typer's flag alone takes no
+    shell name: it guesses the current shell and ignores the word after it)."""
+    if not argv or not argv[0].startswith("--show-completion"):
+        return
+    name, _, attached = argv[0].partition("=")
+    if name != "--show-completion":
+        return
+    shell = attached or (argv[1] if len(argv) > 1 else "")
+    if not shell:
+        return  # Typer detects the current shell
+    from nvenc_cli.completion import SHELLS, completion_script
+
+    if shell not in SHELLS:
+        sys.stderr.write(
+            f"nvenc: error: unknown shell {shell!r} for --show-completion: choose {', '.join(SHELLS)}\n"
+        )
+        sys.exit(2)
+    sys.stdout.write(completion_script(shell) + "\n")
+    sys.exit(0)
 
 
 def _check_habits(argv: list[str]) -> None:
