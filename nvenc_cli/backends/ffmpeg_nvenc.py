@@ -15,10 +15,13 @@ nvenc.c spells them (:func:`ffmpeg_options`).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.backends.base import Availability
 from nvenc_cli.backends.cpu import CpuSession
+from nvenc_cli.backends.exact import exact_converter
 from nvenc_cli.backends.nvenc import (
     ENCODERS,
     UNAVAILABLE_CODES,
@@ -32,6 +35,9 @@ from nvenc_cli.backends.nvenc_options import NvencSettings, settings_for
 from nvenc_cli.errors import EncoderError, UnavailableError, UsageError, brief
 
 if TYPE_CHECKING:
+    import av
+    import numpy as np
+
     from nvenc_cli.mux import Muxer
     from nvenc_cli.plan import EncodePlan
 
@@ -42,6 +48,10 @@ _TUNE = {
     "ultra_low_latency": "ull",
     "lossless": "lossless",
 }
+# NVENC reads these as 10-bit samples in the top bits of 16-bit words (P010, YUV444_10BIT).
+# exact.py writes planar formats, so 16-bit input is converted to 10-bit planes there and
+# swscale only moves them into place (a shift and, for P010, an interleave).
+_TEN_BIT_PLANAR = {"p010le": "yuv420p10le", "p016le": "yuv420p10le", "yuv444p16le": "yuv444p10le"}
 # Levels FFmpeg logs at (libavutil/log.h): errors and warnings carry the driver's words.
 _LOG_ERROR, _LOG_WARNING = 16, 24
 
@@ -214,8 +224,29 @@ class FfmpegNvencBackend:
         return FfmpegNvencSession(plan, muxer)
 
 
+def ten_bit_converter(plan: EncodePlan) -> Callable[[np.ndarray], av.VideoFrame] | None:
+    """Exact conversion of 16-bit RGB to the 10-bit surfaces NVENC reads, where swscale's
+    16-bit input path is biased (see exact.py); None for other formats."""
+    planar = _TEN_BIT_PLANAR.get(plan.pixel_format)
+    exact = exact_converter(replace(plan, pixel_format=planar)) if planar else None
+    if exact is None:
+        return None
+    import av.video.reformatter
+
+    reformatter = av.video.reformatter.VideoReformatter()
+
+    def convert(image: np.ndarray) -> av.VideoFrame:
+        return reformatter.reformat(exact(image), format=plan.pixel_format)
+
+    return convert
+
+
 class FfmpegNvencSession(CpuSession):
     """A CPU session whose encoder is FFmpeg's nvenc: same frames, NVENC's options."""
+
+    def __init__(self, plan: EncodePlan, muxer: Muxer) -> None:
+        super().__init__(plan, muxer)
+        self._exact = ten_bit_converter(plan) or self._exact
 
     def _codec_options(self, plan: EncodePlan) -> dict[str, str]:
         from nvenc_cli.backends.nvenc import _global_header
