@@ -267,3 +267,29 @@ def resolve(plan, colour_range):
     from nvenc_cli.options import resolve_color
 
     return resolve_color("bt709", colour_range, plan.height, plan.pixel_format)
+
+
+@needs_no_driver
+def test_capturing_ffmpegs_words_leaves_verbose_logging_printing(tmp_path):
+    """After the probe's capture, ``-v`` still shows FFmpeg's own lines (its default printer)."""
+    import subprocess
+    import sys
+
+    frames = tmp_path / "in.npy"
+    np.save(frames, clip(3, 64, 48))
+    code = (
+        "import sys\n"
+        "from nvenc_cli.backends import ffmpeg_nvenc\n"
+        "from nvenc_cli.report import Reporter\n"
+        "Reporter(verbose=True, quiet=False, no_color=True, progress_path=None).ffmpeg_logging()\n"
+        "ffmpeg_nvenc.trial_encode()\n"
+        "import av, numpy as np\n"
+        "c = av.open(sys.argv[1], 'w'); s = c.add_stream('libx264', rate=30); s.width = s.height = 64\n"
+        "c.mux(s.encode(av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format='rgb24')))\n"
+        "c.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "o.mp4")], capture_output=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert b"[libx264 @ 0x" in done.stderr

@@ -56,6 +56,14 @@ _TEN_BIT_PLANAR = {"p010le": "yuv420p10le", "p016le": "yuv420p10le", "yuv444p16l
 _LOG_ERROR, _LOG_WARNING = 16, 24
 
 
+def _libav_level() -> int | None:
+    """libav's own log level (``av_log_get_level``), which PyAV does not expose."""
+    from nvenc_cli.ffopts import libavutil
+
+    util = libavutil()
+    return None if util is None else int(util.av_log_get_level())
+
+
 def ffmpeg_options(settings: NvencSettings, global_header: bool) -> dict[str, str]:
     """PyNvVideoCodec's resolved keywords in FFmpeg's nvenc spelling.
 
@@ -123,12 +131,16 @@ class _LogCapture:
 
     PyAV hands its errors only "Operation not permitted"; the reason ("Cannot load
     libcuda.so.1", "OpenEncodeSessionEx failed: unsupported device (2)") is in the log.
+    Capturing means PyAV's callback for a moment; afterwards the logging is put back as
+    it was: PyAV's silence, or FFmpeg's own printer, which ``nvenc -v`` installs along
+    with libav's VERBOSE level (the only way that level is set).
     """
 
     def __enter__(self) -> _LogCapture:
         import av.logging
 
         self._level = av.logging.get_level()
+        self._libav_level = _libav_level()
         av.logging.set_level(_LOG_WARNING)
         self._capture = av.logging.Capture(True)
         self.logs = self._capture.__enter__()
@@ -139,6 +151,10 @@ class _LogCapture:
 
         self._capture.__exit__(*exc)
         av.logging.set_level(self._level)
+        if self._libav_level is not None:
+            av.logging.set_libav_level(self._libav_level)
+            if self._level is None and self._libav_level >= av.logging.VERBOSE:
+                av.logging.restore_default_callback()
 
     def text(self, exc: BaseException) -> str:
         lines = [str(m).strip() for level, _, m in self.logs if level <= _LOG_WARNING]
