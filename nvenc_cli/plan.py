@@ -117,6 +117,7 @@ def make_plan(
     color = resolve_color(options.color_matrix, options.color_range, height, pixel_format)
     _check_gray_matrix(info, pixel_format, color)
     codec_opts, format_opts = _split_extra(choice.encoder, container, options, choice.backend)
+    ffopts.check_param_lists(choice.encoder, codec_opts)  # x264-params entries the library rejects
     format_opts = _container_defaults(container, fps, format_opts)
     notices = list(choice.notices)
     depth_note = _depth_notice(choice.encoder, info, pixel_format)
@@ -282,6 +283,12 @@ def _check_pixel_format(encoder: str, pixel_format: str) -> None:
             f"codec {encoder} does not support pixel format {pixel_format}: "
             f"{_alternatives(formats, pixel_format)}",
             torchcodec=tc_pixel_format(pixel_format, encoder, formats, known=True),
+        )
+    if av.VideoFormat(pixel_format).has_palette:
+        # The codec lists it, but FFmpeg's scaler cannot make palette frames (ENOTSUP).
+        raise SettingError(
+            f"pixel format {pixel_format} (a palette) cannot be made from RGB frames here: "
+            f"{_alternatives([f for f in formats if not av.VideoFormat(f).has_palette], pixel_format)}"
         )
 
 

@@ -80,7 +80,14 @@ def encoder_threads(encoder: str) -> int:
     """
     if encoder not in ("libx264", "libx264rgb", "libx265"):
         return 0
-    return min(2 * (os.cpu_count() or 1), 16)
+    return min(2 * cores(), 16)
+
+
+def cores() -> int:
+    """The cores one encode sizes its threads for: ``NVENC_CORES`` when set (``-j N`` gives
+    each worker its share of the machine), else every core."""
+    value = os.environ.get("NVENC_CORES", "")
+    return max(1, int(value)) if value.strip().isdigit() else (os.cpu_count() or 1)
 
 
 def lookahead_threads() -> int:
@@ -93,7 +100,7 @@ def lookahead_threads() -> int:
     cores, two lookahead threads made a 1080p medium encode ~10 % faster, with a file 2 %
     smaller at the same PSNR.
     """
-    return min(os.cpu_count() or 1, 2)  # from 12 frame threads up, x264's own share is 2
+    return min(cores(), 2)  # from 12 frame threads up, x264's own share is 2
 
 
 class CpuSession:
