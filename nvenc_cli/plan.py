@@ -13,6 +13,7 @@ from fractions import Fraction
 from nvenc_cli import ffopts
 from nvenc_cli.errors import (
     InputDataError,
+    NvencError,
     SettingError,
     UnavailableError,
     UsageError,
@@ -74,6 +75,9 @@ class EncodePlan:
     the API turns each into a ``UserWarning``."""
     #: ``--resize``: the size frames are scaled to (before --pad/--crop) and the filter.
     resize: tuple[int, int, str] | None = None
+    # The same encode on the CPU, when --device auto chose NVENC: run instead if NVENC
+    # fails before its first packet (pipeline.Job).
+    fallback: EncodePlan | None = field(default=None, repr=False, compare=False)
 
     @property
     def time_base(self) -> Fraction:
@@ -115,6 +119,7 @@ def make_plan(
     color = resolve_color(options.color_matrix, options.color_range, height, pixel_format)
     _check_gray_matrix(info, pixel_format, color)
     codec_opts, format_opts = _split_extra(choice.encoder, container, options, choice.backend)
+    ffopts.check_param_lists(choice.encoder, codec_opts)  # x264-params entries the library rejects
     format_opts = _container_defaults(container, fps, format_opts)
     notices = list(choice.notices)
     depth_note = _depth_notice(choice.encoder, info, pixel_format)
@@ -167,7 +172,21 @@ def make_plan(
         ignored=tuple(ignored),
         resize=resize,
     )
-    return _with_codec_defaults(plan)
+    plan = _with_codec_defaults(plan)
+    if choice.may_fall_back:
+        plan = replace(plan, fallback=_cpu_plan(options, info, container, fps_hint))
+    return plan
+
+
+def _cpu_plan(
+    options: EncodeOptions, info: FrameInfo, container: str, fps_hint: Fraction | None
+) -> EncodePlan | None:
+    """The plan ``--device cpu`` would make, or None when the CPU cannot take these options
+    (an NVENC-only preset or -x key): then an NVENC failure stays a failure."""
+    try:
+        return make_plan(replace(options, device="cpu"), info, container, fps_hint)
+    except NvencError:
+        return None
 
 
 # libx265 (4.x, as PyAV bundles it) corrupts its heap and aborts the whole process
@@ -281,6 +300,12 @@ def _check_pixel_format(encoder: str, pixel_format: str) -> None:
             f"codec {encoder} does not support pixel format {pixel_format}: "
             f"{_alternatives(formats, pixel_format)}",
             torchcodec=tc_pixel_format(pixel_format, encoder, formats, known=True),
+        )
+    if av.VideoFormat(pixel_format).has_palette:
+        # The codec lists it, but FFmpeg's scaler cannot make palette frames (ENOTSUP).
+        raise SettingError(
+            f"pixel format {pixel_format} (a palette) cannot be made from RGB frames here: "
+            f"{_alternatives([f for f in formats if not av.VideoFormat(f).has_palette], pixel_format)}"
         )
 
 

@@ -2,7 +2,8 @@
 
 ``video``: torchcodec's ``VideoEncoder`` and nvenc's streaming ``VideoWriter``/``open_writer``.
 New classes (torchcodec's multi-stream ``Encoder``, ``AudioEncoder``) get modules of their own
-and are re-exported here, so ``nvenc_cli.api`` stays the one import path.
+and are re-exported here (as is ``encode_many``, from ``nvenc_cli.batch``), so
+``nvenc_cli.api`` stays the one import path.
 """
 
 from __future__ import annotations
@@ -15,5 +16,17 @@ from nvenc_cli.api.video import (
     python_spelling,
     warn_ignored,
 )
+from nvenc_cli.batch import JobResult, JobSpec, encode_many, iter_encode_many
 
-__all__ = ["VideoEncoder", "VideoWriter", "api_errors", "open_writer", "python_spelling", "warn_ignored"]
+__all__ = [
+    "JobResult",
+    "JobSpec",
+    "VideoEncoder",
+    "VideoWriter",
+    "api_errors",
+    "encode_many",
+    "iter_encode_many",
+    "open_writer",
+    "python_spelling",
+    "warn_ignored",
+]

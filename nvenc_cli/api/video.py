@@ -51,7 +51,7 @@ from nvenc_cli.sources.memory import (
 if TYPE_CHECKING:
     import torch
 
-    from nvenc_cli.pipeline import Job
+    from nvenc_cli.pipeline import Job, Result
     from nvenc_cli.plan import EncodePlan
 
 __all__ = ["VideoEncoder", "VideoWriter", "api_errors", "open_writer", "python_spelling", "warn_ignored"]
@@ -178,6 +178,14 @@ def _value_range(value: Any, described: MemoryFrames | None) -> tuple[float, flo
             "(uint8 is 0–255, uint16 0–65535)"
         )
     return pair
+
+
+def _warn_if_fell_back(result: Result) -> None:
+    """NVENC failed at its start and the CPU encoded instead: say why, as the CLI does."""
+    if result.fell_back:
+        warnings.warn(
+            result.plan.fallback_reason or "NVENC failed; encoded on the CPU", RuntimeWarning, stacklevel=3
+        )
 
 
 def _device(frames_device: str, override: str | None) -> str:
@@ -392,7 +400,7 @@ class VideoEncoder:
             warn_ignored(plan)
             adopt_plan(source, plan)
             source.backend = plan.backend
-            run_source(source, plan, dest, options)
+            _warn_if_fell_back(run_source(source, plan, dest, options))
 
 
 class VideoWriter:
@@ -515,7 +523,7 @@ class VideoWriter:
             raise UsageError("no frames were written: nothing to encode")
         job, self._job = self._job, None
         with _api_errors():
-            job.finish()
+            _warn_if_fell_back(job.finish())
 
     def abort(self) -> None:
         """Stop without completing: a path output is removed; safe to call any time."""

@@ -80,7 +80,14 @@ def encoder_threads(encoder: str) -> int:
     """
     if encoder not in ("libx264", "libx264rgb", "libx265"):
         return 0
-    return min(2 * (os.cpu_count() or 1), 16)
+    return min(2 * cores(), 16)
+
+
+def cores() -> int:
+    """The cores one encode sizes its threads for: ``NVENC_CORES`` when set (``-j N`` gives
+    each worker its share of the machine), else every core."""
+    value = os.environ.get("NVENC_CORES", "")
+    return max(1, int(value)) if value.strip().isdigit() else (os.cpu_count() or 1)
 
 
 def lookahead_threads() -> int:
@@ -93,7 +100,7 @@ def lookahead_threads() -> int:
     cores, two lookahead threads made a 1080p medium encode ~10 % faster, with a file 2 %
     smaller at the same PSNR.
     """
-    return min(os.cpu_count() or 1, 2)  # from 12 frame threads up, x264's own share is 2
+    return min(cores(), 2)  # from 12 frame threads up, x264's own share is 2
 
 
 class CpuSession:
@@ -114,32 +121,45 @@ class CpuSession:
         ctx.colorspace = plan.color.space
         ctx.thread_type = "AUTO"
         ctx.thread_count = encoder_threads(plan.encoder)
-        options = dict(plan.codec_options)
-        if plan.crf is not None:
-            options.setdefault("crf", f"{plan.crf:g}")
-        if plan.preset is not None:
-            options.setdefault("preset", str(plan.preset))
-        ctx.options = options
-        try:
-            ctx.open()
-        except (av.FFmpegError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or "Invalid argument"
-            raise SettingError(
-                f"{plan.encoder} refused these settings ({brief(exc)}): check --pixel-format, "
-                "--crf, --preset and -x values",
-                torchcodec=tc_open_failed(reason),
-            ) from None
+        ctx.options = self._codec_options(plan)
+        self._open(ctx)
         unused = sorted(ctx.options)
         if unused:
             raise UsageError(f"unknown option -x {unused[0]}: {plan.encoder} has no such option")
         self.ctx = ctx
-        self.description = f"{plan.encoder} (PyAV)"
+        self.description = self._describe(plan)
         self._channels = plan.source.channels
         self._last_dts: int | None = None
         self._reformat_args = _reformat_args(plan)
         # One swscale context for the whole run (PyAV otherwise builds one per frame).
         self._reformatter = av.video.reformatter.VideoReformatter()
         self._exact = exact_converter(plan)
+
+    # The three steps an FFmpeg encoder of another kind (ffmpeg_nvenc.py) does its own way;
+    # everything else — conversion, tags, timestamps — is shared.
+    def _codec_options(self, plan: EncodePlan) -> dict[str, str]:
+        options = dict(plan.codec_options)
+        if plan.crf is not None:
+            options.setdefault("crf", f"{plan.crf:g}")
+        if plan.preset is not None:
+            options.setdefault("preset", str(plan.preset))
+        return options
+
+    def _open(self, ctx: Any) -> None:
+        import av
+
+        try:
+            ctx.open()
+        except (av.FFmpegError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or "Invalid argument"
+            raise SettingError(
+                f"{self.plan.encoder} refused these settings ({brief(exc)}): check --pixel-format, "
+                "--crf, --preset and -x values",
+                torchcodec=tc_open_failed(reason),
+            ) from None
+
+    def _describe(self, plan: EncodePlan) -> str:
+        return f"{plan.encoder} (PyAV)"
 
     def convert(self, batch: FrameBatch) -> list[av.VideoFrame]:
         """Colour-convert one window into encoder-ready frames (runs off the encode thread)."""
