@@ -54,6 +54,12 @@ def _libs() -> tuple[ctypes.CDLL, ctypes.CDLL, ctypes.CDLL] | None:
     return util, codec, fmt
 
 
+def libavutil() -> ctypes.CDLL | None:
+    """PyAV's own libavutil (for calls PyAV does not wrap), or None if it cannot be found."""
+    libs = _libs()
+    return None if libs is None else libs[0]
+
+
 def codec_accepts(encoder: str, keys: list[str]) -> dict[str, bool] | None:
     """Map each key to whether ``encoder`` has such an option; None if we cannot tell."""
     libs = _libs()
