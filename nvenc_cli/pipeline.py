@@ -120,6 +120,8 @@ class Job:
         except BaseException:
             self.muxer.abort()
             raise
+        # One attribute, so the converter thread never sees a new session with an old plan.
+        self._current = (self.session, plan)
 
     @property
     def _may_fall_back(self) -> bool:
@@ -127,7 +129,7 @@ class Job:
 
     def convert(self, data: Any, start: int) -> Any:
         """Convert one window; returns it tagged with the session that converted it."""
-        session, plan, held = self.session, self.plan, self._held
+        (session, plan), held = self._current, self._held
         if held is not None and plan.fallback is not None and not self._written:
             held[start] = _copy(data)
         return session, start, session.convert(self._batch(data, start, plan))
@@ -140,7 +142,7 @@ class Job:
 
     def encode(self, converted: Any, count: int) -> None:
         session, start, item = converted
-        if session is not self.session:  # converted by the encoder that failed: again
+        if session is not self._current[0]:  # converted by the encoder that failed: again
             item = self._reconvert(start)
         try:
             self._write(self.session.encode(item))

@@ -231,3 +231,65 @@ def test_info_shows_each_route_with_its_reason(ffmpeg_route_probes_fine):
     section = shown.stdout.split("Backends:")[1].split("\n\n")[0]
     rows = {line.split()[0]: line for line in section.splitlines()[2:]}
     assert "not installed" in rows["nvenc"] and "pretend" in rows["ffmpeg_nvenc"]
+
+
+@pytest.mark.parametrize(
+    ("pixel_format", "chroma", "colour_range"),
+    [("p010le", "420", "tv"), ("p010le", "420", "pc"), ("yuv444p16le", "444", "tv"), ("p016le", "420", "tv")],
+)
+def test_sixteen_bit_input_reaches_nvenc_as_exact_ten_bit_samples(pixel_format, chroma, colour_range):
+    """The 10-bit planes in the top bits of each word equal color.py's, sample for sample."""
+    import torch
+
+    from nvenc_cli import color
+
+    plan = make(family="hevc", pixel_format=pixel_format)
+    plan = type(plan)(**{**plan.__dict__, "color": resolve(plan, colour_range), "width": 64, "height": 48})
+    rgb = np.random.default_rng(3).integers(0, 65536, (48, 64, 3), dtype=np.uint16)
+    frame = ffmpeg_nvenc.ten_bit_converter(plan)(rgb)
+    assert frame.format.name == pixel_format
+    words = [
+        np.frombuffer(p, "<u2").reshape(p.height, p.line_size // 2)[:, : plan.width] for p in frame.planes
+    ]
+    spec = color.YuvSpec(plan.color.matrix, colour_range == "pc", 10, chroma)
+    y, u, v = (
+        t[0].numpy() for t in color.rgb_to_planes(torch.from_numpy(rgb[None].astype(np.int32)), spec, 16)
+    )
+    if chroma == "420":
+        got = [words[0] >> 6, words[1][:, 0::2] >> 6, words[1][:, 1::2] >> 6]
+    else:
+        got = [w >> 6 for w in words]
+    for mine, want in zip(got, (y, u, v), strict=True):
+        assert np.array_equal(mine.astype(np.int64), want.astype(np.int64))
+
+
+def resolve(plan, colour_range):
+    from nvenc_cli.options import resolve_color
+
+    return resolve_color("bt709", colour_range, plan.height, plan.pixel_format)
+
+
+@needs_no_driver
+def test_capturing_ffmpegs_words_leaves_verbose_logging_printing(tmp_path):
+    """After the probe's capture, ``-v`` still shows FFmpeg's own lines (its default printer)."""
+    import subprocess
+    import sys
+
+    frames = tmp_path / "in.npy"
+    np.save(frames, clip(3, 64, 48))
+    code = (
+        "import sys\n"
+        "from nvenc_cli.backends import ffmpeg_nvenc\n"
+        "from nvenc_cli.report import Reporter\n"
+        "Reporter(verbose=True, quiet=False, no_color=True, progress_path=None).ffmpeg_logging()\n"
+        "ffmpeg_nvenc.trial_encode()\n"
+        "import av, numpy as np\n"
+        "c = av.open(sys.argv[1], 'w'); s = c.add_stream('libx264', rate=30); s.width = s.height = 64\n"
+        "c.mux(s.encode(av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format='rgb24')))\n"
+        "c.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "o.mp4")], capture_output=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert b"[libx264 @ 0x" in done.stderr

@@ -15,10 +15,13 @@ nvenc.c spells them (:func:`ffmpeg_options`).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.backends.base import Availability
 from nvenc_cli.backends.cpu import CpuSession
+from nvenc_cli.backends.exact import exact_converter
 from nvenc_cli.backends.nvenc import (
     ENCODERS,
     UNAVAILABLE_CODES,
@@ -32,6 +35,9 @@ from nvenc_cli.backends.nvenc_options import NvencSettings, settings_for
 from nvenc_cli.errors import EncoderError, UnavailableError, UsageError, brief
 
 if TYPE_CHECKING:
+    import av
+    import numpy as np
+
     from nvenc_cli.mux import Muxer
     from nvenc_cli.plan import EncodePlan
 
@@ -42,8 +48,20 @@ _TUNE = {
     "ultra_low_latency": "ull",
     "lossless": "lossless",
 }
+# NVENC reads these as 10-bit samples in the top bits of 16-bit words (P010, YUV444_10BIT).
+# exact.py writes planar formats, so 16-bit input is converted to 10-bit planes there and
+# swscale only moves them into place (a shift and, for P010, an interleave).
+_TEN_BIT_PLANAR = {"p010le": "yuv420p10le", "p016le": "yuv420p10le", "yuv444p16le": "yuv444p10le"}
 # Levels FFmpeg logs at (libavutil/log.h): errors and warnings carry the driver's words.
 _LOG_ERROR, _LOG_WARNING = 16, 24
+
+
+def _libav_level() -> int | None:
+    """libav's own log level (``av_log_get_level``), which PyAV does not expose."""
+    from nvenc_cli.ffopts import libavutil
+
+    util = libavutil()
+    return None if util is None else int(util.av_log_get_level())
 
 
 def ffmpeg_options(settings: NvencSettings, global_header: bool) -> dict[str, str]:
@@ -113,12 +131,16 @@ class _LogCapture:
 
     PyAV hands its errors only "Operation not permitted"; the reason ("Cannot load
     libcuda.so.1", "OpenEncodeSessionEx failed: unsupported device (2)") is in the log.
+    Capturing means PyAV's callback for a moment; afterwards the logging is put back as
+    it was: PyAV's silence, or FFmpeg's own printer, which ``nvenc -v`` installs along
+    with libav's VERBOSE level (the only way that level is set).
     """
 
     def __enter__(self) -> _LogCapture:
         import av.logging
 
         self._level = av.logging.get_level()
+        self._libav_level = _libav_level()
         av.logging.set_level(_LOG_WARNING)
         self._capture = av.logging.Capture(True)
         self.logs = self._capture.__enter__()
@@ -129,6 +151,10 @@ class _LogCapture:
 
         self._capture.__exit__(*exc)
         av.logging.set_level(self._level)
+        if self._libav_level is not None:
+            av.logging.set_libav_level(self._libav_level)
+            if self._level is None and self._libav_level >= av.logging.VERBOSE:
+                av.logging.restore_default_callback()
 
     def text(self, exc: BaseException) -> str:
         lines = [str(m).strip() for level, _, m in self.logs if level <= _LOG_WARNING]
@@ -214,8 +240,29 @@ class FfmpegNvencBackend:
         return FfmpegNvencSession(plan, muxer)
 
 
+def ten_bit_converter(plan: EncodePlan) -> Callable[[np.ndarray], av.VideoFrame] | None:
+    """Exact conversion of 16-bit RGB to the 10-bit surfaces NVENC reads, where swscale's
+    16-bit input path is biased (see exact.py); None for other formats."""
+    planar = _TEN_BIT_PLANAR.get(plan.pixel_format)
+    exact = exact_converter(replace(plan, pixel_format=planar)) if planar else None
+    if exact is None:
+        return None
+    import av.video.reformatter
+
+    reformatter = av.video.reformatter.VideoReformatter()
+
+    def convert(image: np.ndarray) -> av.VideoFrame:
+        return reformatter.reformat(exact(image), format=plan.pixel_format)
+
+    return convert
+
+
 class FfmpegNvencSession(CpuSession):
     """A CPU session whose encoder is FFmpeg's nvenc: same frames, NVENC's options."""
+
+    def __init__(self, plan: EncodePlan, muxer: Muxer) -> None:
+        super().__init__(plan, muxer)
+        self._exact = ten_bit_converter(plan) or self._exact
 
     def _codec_options(self, plan: EncodePlan) -> dict[str, str]:
         from nvenc_cli.backends.nvenc import _global_header

@@ -109,10 +109,17 @@ class _NpyStream:
             version = np.lib.format.read_magic(fh)
             if version == (1, 0):
                 shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            elif version == (2, 0):
+            elif version in ((2, 0), (3, 0)):
+                # 3.0 is 2.0 with a UTF-8 header (for non-ASCII field names); a frame
+                # array's header is ASCII, which both decodings read alike.
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
             else:
-                shape, fortran, dtype = np.lib.format._read_array_header(fh, version)
+                raise InputDataError(
+                    f"{label}: .npy format version {version[0]}.{version[1]} is not one numpy "
+                    "writes (1.0, 2.0, 3.0)"
+                )
+        except InputDataError:
+            raise
         except Exception as exc:  # a parser of untrusted bytes: any failure means corrupt
             raise InputDataError(f"{label}: not a valid .npy array ({brief(exc)})") from None
         if dtype.hasobject:
