@@ -170,6 +170,8 @@ def encode_many(*args: Any, **kwargs: Any) -> list[JobResult]:
 
 
 def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink | None) -> Iterator[JobResult]:
+    """The local pool; when a worker dies (which breaks a ``ProcessPoolExecutor`` and
+    fails all its pending futures), a fresh pool takes the jobs that are left."""
     workers = min(opts.workers or default_workers(), len(todo))
     started: set[int] = set()
 
@@ -213,6 +215,7 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
 
 
 def _run_ray(todo: list[JobSpec], opts: ExecutorOptions) -> Iterator[JobResult]:
+    """Ray tasks; Ray itself retries a task whose worker died."""
     # Ray workers run in their own folders (and on other machines): absolute paths only.
     jobs = [replace(j, input=os.path.abspath(j.input), output=os.path.abspath(j.output)) for j in todo]
     names = {j.index: (t.input, t.output) for j, t in zip(jobs, todo, strict=True)}
@@ -232,15 +235,11 @@ def _run_ray(todo: list[JobSpec], opts: ExecutorOptions) -> Iterator[JobResult]:
                 yield replace(result, input=source, output=dest, report=report)
     except BaseException:
         executor.interrupt()
-        _wait_quietly(list(futures), timeout=10)
+        wait(list(futures), timeout=10)  # let cancelled tasks unwind before cleaning up
         _clean_unfinished(futures.values())
         raise
     finally:
         executor.shutdown()
-
-
-def _wait_quietly(futures: list[Future[JobResult]], timeout: float) -> None:
-    wait(futures, timeout=timeout)
 
 
 def _clean_unfinished(jobs: Iterable[JobSpec]) -> None:
