@@ -134,6 +134,11 @@ class CpuSession:
         # One swscale context for the whole run (PyAV otherwise builds one per frame).
         self._reformatter = av.video.reformatter.VideoReformatter()
         self._exact = exact_converter(plan)
+        self._palette = None
+        if plan.pixel_format == "pal8":
+            from nvenc_cli.backends.palette import PaletteConverter
+
+            self._palette = PaletteConverter(plan.width, plan.height, plan.fps)
 
     # The three steps an FFmpeg encoder of another kind (ffmpeg_nvenc.py) does its own way;
     # everything else — conversion, tags, timestamps — is shared.
@@ -171,6 +176,11 @@ class CpuSession:
             image = data[offset]
             if image.shape[2] == 1:
                 image = image[:, :, 0]
+            if self._palette is not None:
+                frame = av.VideoFrame.from_ndarray(image, format=self._input_format(image))
+                frame.pts = batch.start + offset
+                frames.extend(self._palette.convert(frame))
+                continue
             if self._exact is not None and image.ndim == 3 and image.dtype.itemsize == 2:
                 out = self._exact(image)  # 16-bit RGB: swscale's path is biased
             else:
@@ -199,7 +209,8 @@ class CpuSession:
         return packets
 
     def flush(self) -> list[av.Packet]:
-        return self._encode(None)
+        packets = self.encode(self._palette.flush()) if self._palette is not None else []
+        return packets + self._encode(None)
 
     def _encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
         import av
