@@ -139,6 +139,11 @@ class CpuSession:
         # new ones on this same session: both take this lock (uncontended otherwise).
         self._convert_lock = threading.Lock()
         self._exact = exact_converter(plan)
+        self._palette = None
+        if plan.pixel_format == "pal8":
+            from nvenc_cli.backends.palette import PaletteConverter
+
+            self._palette = PaletteConverter(plan.width, plan.height, plan.fps)
 
     # The three steps an FFmpeg encoder of another kind (ffmpeg_nvenc.py) does its own way;
     # everything else — conversion, tags, timestamps — is shared.
@@ -180,6 +185,11 @@ class CpuSession:
             image = data[offset]
             if image.shape[2] == 1:
                 image = image[:, :, 0]
+            if self._palette is not None:
+                frame = av.VideoFrame.from_ndarray(image, format=self._input_format(image))
+                frame.pts = batch.start + offset
+                frames.extend(self._palette.convert(frame))
+                continue
             if self._exact is not None and image.ndim == 3 and image.dtype.itemsize == 2:
                 out = self._exact(image)  # 16-bit RGB: swscale's path is biased
             else:
@@ -208,7 +218,8 @@ class CpuSession:
         return packets
 
     def flush(self) -> list[av.Packet]:
-        return self._encode(None)
+        packets = self.encode(self._palette.flush()) if self._palette is not None else []
+        return packets + self._encode(None)
 
     def _encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
         import av
