@@ -198,7 +198,7 @@ X265_MIN_WIDTH = 64
 def _check_x265_size(encoder: str, width: int, height: int) -> None:
     """Refuse, before anything runs, a size at which libx265 would take the process down."""
     if encoder == "libx265" and width < X265_MIN_WIDTH:
-        raise InputDataError(
+        raise UsageError(
             f"frames {width}x{height} are too narrow for libx265, which crashes below "
             f"{X265_MIN_WIDTH} pixels wide: use --resize {X265_MIN_WIDTH}x-2, or -c libx264"
         )
@@ -272,7 +272,7 @@ def default_pixel_format(encoder: str, family: str, info: FrameInfo) -> str:
         "png": ("rgb24", "rgba", "rgb48be", "rgba64be", "gray", "gray16be"),
         "prores": ("yuv422p10le", "yuva444p10le", "yuv422p10le", "yuva444p10le", None, None),
         "mjpeg": ("yuvj420p",) * 4 + (None, None),
-        "gif": ("rgb8",) * 4 + ("gray", "gray"),
+        "gif": ("pal8",) * 4 + ("gray", "gray"),  # a palette from the frames (backends/palette.py)
     }
     choices = table.get(family)
     if choices is None:
@@ -301,7 +301,9 @@ def _check_pixel_format(encoder: str, pixel_format: str) -> None:
             f"{_alternatives(formats, pixel_format)}",
             torchcodec=tc_pixel_format(pixel_format, encoder, formats, known=True),
         )
-    if av.VideoFormat(pixel_format).has_palette:
+    if av.VideoFormat(pixel_format).has_palette and pixel_format != "pal8":
+        # pal8 is made by FFmpeg's palette filters (backends/palette.py); other palette
+        # formats would go through the scaler, which cannot make them (ENOTSUP).
         # The codec lists it, but FFmpeg's scaler cannot make palette frames (ENOTSUP).
         raise SettingError(
             f"pixel format {pixel_format} (a palette) cannot be made from RGB frames here: "

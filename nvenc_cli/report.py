@@ -337,7 +337,9 @@ class Reporter:
             return
         for notice in plan.notices:
             self.note(notice)
-        show = self.verbose or (bool(report["fallback_reason"]) and nvidia_driver_present())
+        # An NVENC run that failed and gave way to the CPU is always news.
+        fell_back = bool(getattr(result, "fell_back", False))
+        show = self.verbose or fell_back or (bool(report["fallback_reason"]) and nvidia_driver_present())
         sys.stderr.write(summary_line(report, show_fallback=show) + "\n")
         sys.stderr.flush()
 
