@@ -447,6 +447,7 @@ def summary_line(r: dict[str, Any]) -> str:
     fps = r["fps"].removesuffix("/1")
     colour = f" {r['color_matrix']}/{r['color_range']}" if r["color_matrix"] else ""
     where = r["backend"] if not r["fallback_reason"] else f"cpu; NVENC not used: {r['fallback_reason']}"
+    where = printable(str(where))  # a driver's or library's words: one line, no escape codes
     name = printable(str(r["output"]))
     return (
         f"nvenc: wrote {name}: {r['frames']} frames {r['width']}x{r['height']} @ {fps} fps, "

@@ -1044,3 +1044,18 @@ def test_pt_files_torch_must_load_whole_are_bounded(tmp_path: Path, kind: str) -
     proc, _ = _peak_mb("encode", "big.pt", "-o", "big.mp4", cwd=tmp_path, setup=setup)
     one_line_error(proc_without_rss(proc), 65, "refused")
     assert not (tmp_path / "big.mp4").exists()
+
+
+def test_torch_boilerplate_never_replaces_the_reason(tmp_path: Path) -> None:
+    """torch's weights-only refusal opens with a paragraph of advice (with ESC codes); the
+    line shown is the one naming what was refused."""
+    import collections
+
+    import torch
+
+    value = {"frames": torch.zeros(2, 48, 64, 3, dtype=torch.uint8), "x": collections.deque([1])}
+    torch.save(value, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    proc = run_cli("encode", "legacy.pt", "--key", "frames", "-o", "out.mp4", cwd=tmp_path)
+    stderr = one_line_error(proc, 65, "GLOBAL collections.deque")
+    assert "Weights only load failed" not in stderr and "\\x1b" not in stderr
+    assert not (tmp_path / "out.mp4").exists()

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import mmap
 import os
+import re
 import warnings
 import zipfile
 import zlib
@@ -428,14 +429,22 @@ def _loaded_whole(path: str) -> int | None:
     return size
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
 def _unpickle_reason(exc: BaseException) -> str:
     """The specific line of torch's weights-only refusal (e.g. which GLOBAL it blocked),
-    not the paragraph of boilerplate around it."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for line in lines:
-        if line.lower().startswith(("trying to load unsupported", "unsupported")):
-            return line.rstrip(".")[:160]
-    return brief(exc, 160)
+    not the paragraph of boilerplate (with its terminal escape codes) around it, nor its
+    advice to allowlist the global."""
+    lines = [_ANSI.sub("", line).strip() for line in str(exc).splitlines()]
+    for line in filter(None, lines):
+        _, marker, rest = line.partition("WeightsUnpickler error:")
+        text = rest.strip() if marker else line
+        if text.lower().startswith(("trying to load unsupported", "unsupported")):
+            return text.split(" Please use ", 1)[0].rstrip(".")[:160]
+    boilerplate = ("weights only load failed", "check the documentation", "(1)", "(2)")
+    useful = [line for line in filter(None, lines) if not line.lower().startswith(boilerplate)]
+    return (useful[0] if useful else type(exc).__name__)[:160]
 
 
 def _pick_tensor(obj: Any, key: str | None, path: str) -> tuple[Any, list[Any]]:
