@@ -584,6 +584,7 @@ def testsrc(
     pattern: Annotated[
         str, typer.Option("--pattern", help="FFmpeg lavfi pattern: testsrc2, testsrc, smptebars, mandelbrot.")
     ] = "testsrc2",
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing on success.")] = False,
 ) -> None:
     """Write sample frames (FFmpeg's testsrc2 pattern) for demos and tests."""
     from nvenc_cli import testsrc as samples
@@ -605,7 +606,10 @@ def testsrc(
         _die(f"internal error: {type(exc).__name__}: {exc} (please report it)", 70)
     from nvenc_cli.report import printable
 
-    typer.echo(f"nvenc: wrote {frames} frames of {width}x{height} {pattern} to {printable(output)}", err=True)
+    if not quiet:
+        typer.echo(
+            f"nvenc: wrote {frames} frames of {width}x{height} {pattern} to {printable(output)}", err=True
+        )
 
 
 def _die(message: str, code: int) -> NoReturn:
@@ -627,6 +631,8 @@ def run() -> None:
     try:
         _fill_closed_std_fds()
         _apply_color_rules(sys.argv[1:])
+        _show_completion(sys.argv[1:])
+        _check_habits(sys.argv[1:])
         click_error, abort = _click_exceptions()
         try:
             code = app(standalone_mode=False, prog_name="nvenc")  # same name under python -m
@@ -640,6 +646,62 @@ def run() -> None:
     # The outcome is decided: a late signal must not turn it into a traceback at shutdown.
     signals.settle()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _show_completion(argv: list[str]) -> None:
+    """``--show-completion zsh`` prints that shell's script (Typer's flag alone takes no
+    shell name: it guesses the current shell and ignores the word after it)."""
+    if not argv or not argv[0].startswith("--show-completion"):
+        return
+    name, _, attached = argv[0].partition("=")
+    if name != "--show-completion":
+        return
+    shell = attached or (argv[1] if len(argv) > 1 else "")
+    if not shell:
+        return  # Typer detects the current shell
+    from nvenc_cli.completion import SHELLS, completion_script
+
+    if shell not in SHELLS:
+        sys.stderr.write(
+            f"nvenc: error: unknown shell {shell!r} for --show-completion: choose {', '.join(SHELLS)}\n"
+        )
+        sys.exit(2)
+    sys.stdout.write(completion_script(shell) + "\n")
+    sys.exit(0)
+
+
+def _check_habits(argv: list[str]) -> None:
+    """ffmpeg spellings (``-crf 20``) and a repeated ``-o`` fail with one line, exit 2,
+    before Typer would misread them; a command line without either costs nothing."""
+    from nvenc_cli import habits
+
+    outputs = sum(1 for t in argv if t in ("-o", "--output") or t.startswith("--output="))
+    if outputs < 2 and not any(t in habits.WATCHED for t in argv):
+        return
+    options, takes_value = _command_options(argv[0] if argv else "")
+    message = habits.check(argv, takes_value.__contains__, options.__contains__)
+    if message is None and argv[:1] == ["encode"]:
+        message = habits.repeated_output(argv, takes_value.__contains__)
+    if message is not None:
+        from nvenc_cli.report import color_enabled, write_prefixed
+
+        write_prefixed("error", message, color_enabled("--no-color" in argv))
+        sys.exit(2)
+
+
+def _command_options(name: str) -> tuple[set[str], set[str]]:
+    """A command's option names, and those of them that take a value (the next token)."""
+    command = getattr(typer.main.get_command(app), "commands", {}).get(name)
+    every: set[str] = set()
+    valued: set[str] = set()
+    for param in getattr(command, "params", []):
+        if getattr(param, "param_type_name", "") != "option":
+            continue
+        names = {*param.opts, *param.secondary_opts}
+        every |= names
+        if not getattr(param, "is_flag", False):
+            valued |= names
+    return every, valued
 
 
 def _stop_line(exc: Interrupted) -> NoReturn:

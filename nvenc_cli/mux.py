@@ -462,6 +462,8 @@ class Muxer:
             for lane in self._lanes:
                 lane.done = True
             self._drain(final=True)
+            if not self._header_written:
+                self.output.start_encoding()  # streams without packets: still a valid file
             self.output.close()
         except (av.FFmpegError, OSError) as exc:
             self.abort()

@@ -42,6 +42,7 @@ from nvenc_cli.options import (
     is_rgb_format,
     resolve_color,
 )
+from nvenc_cli.suggest import did_you_mean, encoder_names
 
 _YUV420_FAMILIES = frozenset({"h264", "hevc", "vp9", "vp8", "av1", "mpeg4"})
 _ALPHA_HINT = "ffv1, png, prores_ks (yuva444p10le) or libvpx-vp9 (yuva420p)"
@@ -118,6 +119,7 @@ def make_plan(
     resize = _resize(options, info)
     scaled = info if resize is None else replace(info, width=resize[0], height=resize[1])
     width, height, geometry = _geometry(scaled, pixel_format, options)
+    _check_x265_size(choice.encoder, width, height)
     color = resolve_color(options.color_matrix, options.color_range, height, pixel_format)
     _check_gray_matrix(info, pixel_format, color)
     codec_opts, format_opts = _split_extra(choice.encoder, container, options, choice.backend)
@@ -191,6 +193,21 @@ def _cpu_plan(
         return None
 
 
+# libx265 (4.x, as PyAV bundles it) corrupts its heap and aborts the whole process
+# ("corrupted size vs. prev_size", SIGABRT/SIGSEGV) on frames narrower than 64 pixels:
+# measured at 34, 40 and 48 wide in 8-bit, 10-bit and gray alike, never from 64 up.
+X265_MIN_WIDTH = 64
+
+
+def _check_x265_size(encoder: str, width: int, height: int) -> None:
+    """Refuse, before anything runs, a size at which libx265 would take the process down."""
+    if encoder == "libx265" and width < X265_MIN_WIDTH:
+        raise UsageError(
+            f"frames {width}x{height} are too narrow for libx265, which crashes below "
+            f"{X265_MIN_WIDTH} pixels wide: use --resize {X265_MIN_WIDTH}x-2, or -c libx264"
+        )
+
+
 def _resize(options: EncodeOptions, info: FrameInfo) -> tuple[int, int, str] | None:
     """The size ``--resize`` asks for these frames, and the filter that gets there."""
     if options.resize is None:
@@ -222,8 +239,8 @@ def _family(encoder: str) -> str:
         codec = av.Codec(encoder, "w")
     except Exception:
         raise UnavailableError(
-            f"unknown codec {encoder!r}: this FFmpeg build has no such encoder "
-            "(see 'nvenc info' for the list)",
+            f"unknown codec {encoder!r}{did_you_mean(encoder, encoder_names())}: this FFmpeg "
+            "build has no such encoder (see 'nvenc info' for the list)",
             torchcodec=tc_codec_not_found(encoder),
         ) from None
     if codec.type != "video":
@@ -259,7 +276,7 @@ def default_pixel_format(encoder: str, family: str, info: FrameInfo) -> str:
         "png": ("rgb24", "rgba", "rgb48be", "rgba64be", "gray", "gray16be"),
         "prores": ("yuv422p10le", "yuva444p10le", "yuv422p10le", "yuva444p10le", None, None),
         "mjpeg": ("yuvj420p",) * 4 + (None, None),
-        "gif": ("rgb8",) * 4 + ("gray", "gray"),
+        "gif": ("pal8",) * 4 + ("gray", "gray"),  # a palette from the frames (backends/palette.py)
     }
     choices = table.get(family)
     if choices is None:
@@ -279,7 +296,7 @@ def _check_pixel_format(encoder: str, pixel_format: str) -> None:
         av.VideoFormat(pixel_format)
     except Exception:
         raise SettingError(
-            f"unknown --pixel-format {pixel_format!r}",
+            f"unknown --pixel-format {pixel_format!r}{did_you_mean(pixel_format, formats)}",
             torchcodec=tc_pixel_format(pixel_format, encoder, formats, known=False),
         ) from None
     if formats and pixel_format not in formats:
@@ -288,7 +305,9 @@ def _check_pixel_format(encoder: str, pixel_format: str) -> None:
             f"{_alternatives(formats, pixel_format)}",
             torchcodec=tc_pixel_format(pixel_format, encoder, formats, known=True),
         )
-    if av.VideoFormat(pixel_format).has_palette:
+    if av.VideoFormat(pixel_format).has_palette and pixel_format != "pal8":
+        # pal8 is made by FFmpeg's palette filters (backends/palette.py); other palette
+        # formats would go through the scaler, which cannot make them (ENOTSUP).
         # The codec lists it, but FFmpeg's scaler cannot make palette frames (ENOTSUP).
         raise SettingError(
             f"pixel format {pixel_format} (a palette) cannot be made from RGB frames here: "
@@ -453,7 +472,8 @@ def _check_preset(
         if number is not None and 0 <= number < len(X26X_PRESETS):
             return X26X_PRESETS[number], {}
         raise SettingError(
-            f"unknown --preset {preset!r} for {encoder}: choose {names} (or 0–9)",
+            f"unknown --preset {preset!r} for {encoder}{did_you_mean(name, X26X_PRESETS)}: "
+            f"choose {names} (or 0–9)",
             torchcodec=tc_open_failed(),
         )
     if encoder == "libsvtav1":

@@ -51,6 +51,7 @@ from nvenc_cli.sources.memory import (
 if TYPE_CHECKING:
     import torch
 
+    from nvenc_cli.audio import AudioTrack
     from nvenc_cli.pipeline import Job, Result
     from nvenc_cli.plan import EncodePlan
 
@@ -421,8 +422,10 @@ class VideoWriter:
         device: str | None,
         layout: str | None,
         value_range: tuple[float, float] | None = None,
+        audio: AudioTrack | None = None,
     ) -> None:
         self._dest = dest
+        self._audio = audio
         self._value_range = value_range
         self._options = options
         self._container = container
@@ -481,7 +484,7 @@ class VideoWriter:
         options = replace(self._options, device=_device(described.device, self._device))
         plan = _plan(options, source, self._container, described.device.startswith("cuda"))
         warn_ignored(plan)
-        self._job = Job(plan, self._dest, options.overwrite)
+        self._job = Job(plan, self._dest, options.overwrite, self._audio)
         self._first = described
         self._prefer = same_family(described.layout.kind)
 
@@ -520,6 +523,8 @@ class VideoWriter:
             return
         self._closed = True
         if self._job is None:
+            if self._audio is not None:
+                self._audio.close()
             raise UsageError("no frames were written: nothing to encode")
         job, self._job = self._job, None
         with _api_errors():
@@ -531,6 +536,8 @@ class VideoWriter:
         job, self._job = self._job, None
         if job is not None:
             job.abort()
+        elif self._audio is not None:
+            self._audio.close()
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -571,6 +578,10 @@ def open_writer(
     overwrite: bool = True,
     batch_size: int = 8,
     value_range: tuple[float, float] | None = None,
+    audio: Any = None,
+    audio_sample_rate: int | None = None,
+    audio_codec: str | None = None,
+    audio_bit_rate: int | None = None,
 ) -> VideoWriter:
     """Open a :class:`VideoWriter` on ``dest``: a path, ``"-"`` (stdout) or a file object.
 
@@ -578,6 +589,12 @@ def open_writer(
     ``format`` names the container when ``dest`` has no extension (required for ``"-"``
     and file objects); ``batch_size`` caps how many frames of one ``write`` are
     converted at once; ``value_range`` is the ``(lo, hi)`` float frames are in.
+
+    ``audio`` adds a sound track cut at the video's end: a file (wav, flac, mp3, m4a, a
+    video's sound, or an .npz/.pt holding samples) or samples in memory, (C, S) or (S,),
+    float in [-1, 1] or int16, at ``audio_sample_rate``. ``audio_codec`` (default: copy a
+    file's codec when the container takes it, else the container's usual one) and
+    ``audio_bit_rate`` (bits per second) shape it.
 
     The container, destination and frame rate are checked now. When ``device`` is
     given, codec, pixel format, crf, preset and extra options are checked now too;
@@ -606,7 +623,10 @@ def open_writer(
         if device is not None:
             _precheck(options, container, _device("cpu", device))
         pair = _value_range(value_range, None)
-    return VideoWriter(dest if path is None else path, options, container, device, layout, pair)
+        from nvenc_cli.audio import writer_track
+
+        track = writer_track(audio, audio_sample_rate, audio_codec, audio_bit_rate, container)
+    return VideoWriter(dest if path is None else path, options, container, device, layout, pair, track)
 
 
 def _precheck(options: EncodeOptions, container: str, device: str) -> None:

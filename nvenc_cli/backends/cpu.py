@@ -8,6 +8,7 @@ the pipeline can run them on different threads: both release the GIL, which is w
 from __future__ import annotations
 
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.backends.base import Availability
@@ -133,7 +134,16 @@ class CpuSession:
         self._reformat_args = _reformat_args(plan)
         # One swscale context for the whole run (PyAV otherwise builds one per frame).
         self._reformatter = av.video.reformatter.VideoReformatter()
+        # An swscale context is not thread-safe, and after an NVENC fallback the encode
+        # thread reconverts the windows it held while the converter thread goes on with
+        # new ones on this same session: both take this lock (uncontended otherwise).
+        self._convert_lock = threading.Lock()
         self._exact = exact_converter(plan)
+        self._palette = None
+        if plan.pixel_format == "pal8":
+            from nvenc_cli.backends.palette import PaletteConverter
+
+            self._palette = PaletteConverter(plan.width, plan.height, plan.fps)
 
     # The three steps an FFmpeg encoder of another kind (ffmpeg_nvenc.py) does its own way;
     # everything else — conversion, tags, timestamps — is shared.
@@ -163,6 +173,10 @@ class CpuSession:
 
     def convert(self, batch: FrameBatch) -> list[av.VideoFrame]:
         """Colour-convert one window into encoder-ready frames (runs off the encode thread)."""
+        with self._convert_lock:
+            return self._convert_window(batch)
+
+    def _convert_window(self, batch: FrameBatch) -> list[av.VideoFrame]:
         import av
 
         data = batch.data
@@ -171,6 +185,11 @@ class CpuSession:
             image = data[offset]
             if image.shape[2] == 1:
                 image = image[:, :, 0]
+            if self._palette is not None:
+                frame = av.VideoFrame.from_ndarray(image, format=self._input_format(image))
+                frame.pts = batch.start + offset
+                frames.extend(self._palette.convert(frame))
+                continue
             if self._exact is not None and image.ndim == 3 and image.dtype.itemsize == 2:
                 out = self._exact(image)  # 16-bit RGB: swscale's path is biased
             else:
@@ -199,7 +218,8 @@ class CpuSession:
         return packets
 
     def flush(self) -> list[av.Packet]:
-        return self._encode(None)
+        packets = self.encode(self._palette.flush()) if self._palette is not None else []
+        return packets + self._encode(None)
 
     def _encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
         import av

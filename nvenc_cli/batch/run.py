@@ -18,7 +18,13 @@ from typing import Any
 
 from nvenc_cli.batch.executors import EventSink, LocalExecutor, RayExecutor, default_workers
 from nvenc_cli.batch.jobs import JobSpec, check_collisions, is_done, jobs_from_inputs, select_shard
-from nvenc_cli.batch.worker import JobResult, failed, remove_stale_temporaries
+from nvenc_cli.batch.worker import (
+    JobResult,
+    failed,
+    file_key,
+    redo_over_own_output,
+    remove_stale_temporaries,
+)
 from nvenc_cli.encode import InputOptions
 from nvenc_cli.errors import UsageError
 from nvenc_cli.options import EncodeOptions
@@ -174,6 +180,7 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
             on_event(kind, *values)
 
     attempts = dict.fromkeys((job.index for job in todo), 0)
+    before = {job.index: file_key(job.output) for job in todo}
     pending = list(todo)
     while pending:
         executor = LocalExecutor(workers, verbose=opts.verbose, on_event=note)
@@ -192,7 +199,7 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
                         if attempts[job.index] >= WORKER_ATTEMPTS:
                             yield failed(job, 70, "its worker process died (killed or out of memory)")
                         else:
-                            pending.append(job)
+                            pending.append(redo_over_own_output(job, before[job.index]))
             if broken:  # a dead worker took the pool: clean what its jobs left, start afresh
                 for job in pending:
                     remove_stale_temporaries(job.output)
