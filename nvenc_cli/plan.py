@@ -24,10 +24,13 @@ from nvenc_cli.errors import (
 )
 from nvenc_cli.frames import FrameInfo
 from nvenc_cli.options import (
+    BT470BG_SPACE,
     CONTAINER_CODECS,
     CRF_RANGE,
     DEFAULT_CODEC,
     DEFAULT_FPS,
+    FFMPEG_COLORSPACES,
+    FFMPEG_RANGES,
     MAX_FPS,
     SVT_PRESETS,
     VPX_ENCODERS,
@@ -94,6 +97,7 @@ def make_plan(
 
     fps = options.fps or fps_hint or DEFAULT_FPS
     _check_fps(fps, container)
+    options, bt470bg = _colour_from_extra(options)
     requested = options.codec or DEFAULT_CODEC.get(container, "libx264")
     choice = select(options.device, requested, explicit=options.codec is not None)
     family = _family(choice.encoder)
@@ -107,6 +111,8 @@ def make_plan(
     _check_pixel_format(choice.encoder, pixel_format)
     width, height, geometry = _geometry(info, pixel_format, options)
     color = resolve_color(options.color_matrix, options.color_range, height, pixel_format)
+    if bt470bg and color.matrix == "bt601":
+        color = replace(color, space=BT470BG_SPACE)
     _check_gray_matrix(info, pixel_format, color)
     codec_opts, format_opts = _split_extra(choice.encoder, container, options, choice.backend)
     format_opts = _container_defaults(container, fps, format_opts)
@@ -157,6 +163,40 @@ def make_plan(
         ignored=tuple(ignored),
     )
     return _with_codec_defaults(plan)
+
+
+def _colour_from_extra(options: EncodeOptions) -> tuple[EncodeOptions, bool]:
+    """FFmpeg's ``colorspace``/``color_range`` codec options, as torchcodec's users pass
+    them, become nvenc's colour matrix and range: the pixels are converted with what the
+    file is tagged with (handed to the encoder, they would only retag pixels converted
+    otherwise). A matrix nvenc cannot convert with is refused. Also says whether the
+    BT.601 matrix is to be tagged ``bt470bg`` rather than ``smpte170m``."""
+    wanted = {"colorspace": options.color_matrix, "color_range": options.color_range}
+    table = {"colorspace": FFMPEG_COLORSPACES, "color_range": FFMPEG_RANGES}
+    own = {"colorspace": "--color-matrix", "color_range": "--color-range"}
+    rest: list[tuple[str, str]] = []
+    bt470bg = False
+    for key, value in options.extra:
+        if key not in table:
+            rest.append((key, value))
+            continue
+        mapped = table[key].get(value.strip().lower())
+        if mapped is None:
+            raise SettingError(
+                f"invalid value {value!r} for -x {key}: nvenc converts with "
+                f"{', '.join(sorted(table[key]))} (or use {own[key]})",
+                torchcodec=tc_open_failed(),
+            )
+        if wanted[key] is not None and wanted[key] != mapped:
+            raise UsageError(f"-x {key} {value!r} contradicts {own[key]} {wanted[key]}: give one")
+        wanted[key] = mapped
+        bt470bg = bt470bg or (key == "colorspace" and value.strip().lower() == "bt470bg")
+    if len(rest) == len(options.extra):
+        return options, False
+    changed = replace(
+        options, extra=tuple(rest), color_matrix=wanted["colorspace"], color_range=wanted["color_range"]
+    )
+    return changed, bt470bg
 
 
 def _check_fps(fps: Fraction, container: str) -> None:
@@ -365,7 +405,7 @@ def _check_crf(encoder: str, crf: float | None, lenient: bool, ignored: list[str
         return None
     bounds = crf_range(encoder)
     if bounds is None:
-        hint = "set its quality with -x (e.g. -x b=8M or -x qscale=2)"
+        hint = "set its quality with -x (e.g. a bitrate: -x b=8M)"
         if lenient:
             ignored.append(f"crf={crf:g} ignored: {encoder} has no crf; {hint}")
             return None

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # Hardware encoders FFmpeg lists but the CPU backend does not drive.
 _HARDWARE_SUFFIXES = ("_nvenc", "_vaapi", "_qsv", "_v4l2m2m", "_vulkan", "_amf", "_mf")
-_SWS_MATRIX = {"bt601": "ITU601", "bt709": "ITU709", "bt2020": "BT2020"}
+_SWS_MATRIX = {"bt601": "ITU601", "bt709": "ITU709", "bt2020": "BT2020", "fcc": "FCC"}
 _INPUT_FORMAT = {  # (channels, depth) -> PyAV input pixel format of an NHWC frame
     (1, 8): "gray",
     (3, 8): "rgb24",
