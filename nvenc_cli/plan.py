@@ -110,7 +110,7 @@ def make_plan(
     pixel_format = options.pixel_format or default_pixel_format(choice.encoder, family, info)
     _check_pixel_format(choice.encoder, pixel_format)
     width, height, geometry = _geometry(info, pixel_format, options)
-    color = resolve_color(options.color_matrix, options.color_range, height, pixel_format)
+    color = resolve_color(_untagged_matrix(family, options), options.color_range, height, pixel_format)
     if bt470bg and color.matrix == "bt601":
         color = replace(color, space=BT470BG_SPACE)
     _check_gray_matrix(info, pixel_format, color)
@@ -197,6 +197,26 @@ def _colour_from_extra(options: EncodeOptions) -> tuple[EncodeOptions, bool]:
         options, extra=tuple(rest), color_matrix=wanted["colorspace"], color_range=wanted["color_range"]
     )
     return changed, bt470bg
+
+
+# Codecs whose bitstream has no place for the colour matrix or range (MPEG-4 part 2 and
+# FLV1 as FFmpeg writes them; AVI and FLV have none either): every decoder reads them as
+# BT.601, limited range, so that is the only maths whose "tag" is true.
+_UNTAGGED_FAMILIES = frozenset({"mpeg4", "flv1", "h263", "msmpeg4v3"})
+
+
+def _untagged_matrix(family: str, options: EncodeOptions) -> str | None:
+    """BT.601 for codecs that cannot say otherwise; asking for another matrix or full range
+    there is refused (the file would be read back with the wrong colours)."""
+    if family not in _UNTAGGED_FAMILIES:
+        return options.color_matrix
+    if options.color_matrix not in (None, "bt601") or options.color_range == "pc":
+        asked = options.color_matrix if options.color_matrix not in (None, "bt601") else "full range"
+        raise UsageError(
+            f"{family} cannot record its colour matrix or range, so decoders read it as BT.601 "
+            f"limited range: drop {asked} or pick a codec that records it (e.g. libx264)"
+        )
+    return "bt601"
 
 
 def _check_fps(fps: Fraction, container: str) -> None:

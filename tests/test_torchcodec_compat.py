@@ -344,3 +344,23 @@ def _probe(path: Path) -> str:
 def test_colorspace_nvenc_cannot_convert_with_is_refused(frames: torch.Tensor) -> None:
     with pytest.raises(RuntimeError, match=r"nvenc converts with .*bt709"):
         VideoEncoder(frames, frame_rate=30).to_tensor("mp4", extra_options={"colorspace": "ycgco"})
+
+
+@pytest.mark.parametrize("ext", ["avi", "flv"])
+def test_codecs_without_colour_tags_convert_as_decoders_read_them(ext: str, tmp_path: Path) -> None:
+    """MPEG-4 part 2 in AVI and FLV1 carry no colour matrix: decoders assume BT.601, so
+    that is what 720p frames are converted with (BT.709 would come back tinted)."""
+    colours = torch.tensor([[230, 40, 40], [40, 200, 60], [50, 60, 220], [200, 200, 40]], dtype=torch.uint8)
+    frames = colours[:, :, None, None].expand(4, 3, 720, 1280).contiguous()
+    path = tmp_path / f"flat.{ext}"
+    VideoEncoder(frames, frame_rate=30).to_file(path)
+    decoded, _ = decode(path)  # PyAV/swscale: BT.601 for an untagged stream, as every decoder
+    centre = decoded[:, 300:420, 560:720].reshape(4, -1, 3).astype(np.float64).mean(axis=1)
+    assert np.abs(centre - colours.numpy()).max() < 4, centre
+
+
+def test_codecs_without_colour_tags_refuse_another_matrix(frames: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="mpeg4 cannot record its colour matrix"):
+        VideoEncoder(frames, frame_rate=30).to_tensor("avi", color_matrix="bt709")
+    with pytest.raises(ValueError, match="flv1 cannot record its colour matrix"):
+        VideoEncoder(frames, frame_rate=30).to_tensor("flv", color_range="pc")
