@@ -22,6 +22,13 @@ each peer also encodes a one-frame clip, and ``(N - 1) / (wall_N - wall_1)`` rem
 the fixed cost of start-up, imports and encoder set-up, which otherwise dominates short
 clips for the Python-based peers.
 
+``--many`` times many short clips instead (the case where per-process start-up adds up):
+24 clips of 48 frames at 640x360 (and 6 at 1080p) through one ``nvenc encode CLIPS -o
+TEMPLATE -j 2`` against ``xargs -P2 ffmpeg`` on raw rgb24 files, a shell loop of ``nvenc
+encode`` and of ffmpeg, ``xargs -P2 nvenc``, ``-j 1`` (no parallelism, start-up paid once)
+and ``-j 2`` with every job's encoder threads sized for all the cores (``NVENC_CORES``), each
+contender one shell command timed as a whole, interleaved, median of ``--repeat``.
+
 ``--memory`` instead encodes large inputs (a ~3 GB 1080p ``.npy`` written frame by
 frame through ``open_memmap``, ``.pt`` files from ``torch.save`` and a PNG sequence)
 with ``nvenc encode`` at several lengths, to show whether peak RSS stays flat.
@@ -32,6 +39,7 @@ Usage::
     python bench/bench.py --quick           # smoke run, well under a minute
     python bench/bench.py --sizes 1080p --presets ultrafast --repeat 5
     python bench/bench.py --memory          # nvenc peak RSS vs input length
+    python bench/bench.py --many            # many short clips: -j 2 vs xargs ffmpeg, loops
 
 Only numpy and PyAV (to render the test pattern) are required; a missing peer is
 skipped with a note, and a failing one is reported with the tail of its stderr.
@@ -199,7 +207,9 @@ class Run:
         return not self.error
 
 
-# Each peer is started through this tiny launcher (``python -S``, ~8 MB).  On Linux a
+# Each peer is started through this tiny launcher (``python -S``, ~8 MB); it is the
+# subreaper of everything the peer starts, so CPU time and the largest process's peak RSS
+# cover worker processes too (the peak is that of one process, not a sum).  On Linux a
 # child's ru_maxrss also covers the address space it had before exec, and children
 # spawned straight from this script (vfork/posix_spawn) share this script's address
 # space up to that exec, so every peer would inherit this process's peak RSS (frames
@@ -208,6 +218,11 @@ class Run:
 LAUNCHER = """
 import os, sys, time
 cmd = sys.argv[1:]
+try:  # adopt orphaned descendants (a pool's forkserver and workers) to count their usage
+    import ctypes
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+except Exception:
+    pass
 start = time.perf_counter()
 pid = os.fork()
 if pid == 0:
@@ -221,6 +236,13 @@ if pid == 0:
 os.close(0)
 _, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - start
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        break
+import resource
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the peer and every descendant
 cpu = usage.ru_utime + usage.ru_stime
 print(wall, cpu, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
 """
@@ -536,6 +558,173 @@ def throughput_mode(args: argparse.Namespace, workdir: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------
+# Many clips mode
+# ------------------------------------------------------------------------------------
+
+MANY_CLIPS = {"360p": 24, "1080p": 6}
+"""Clips per size: 24 short clips at 640x360, as in the issue; fewer at 1080p, whose clips
+take long enough that start-up matters less and a run must still fit a coffee break."""
+MANY_FRAMES = 48
+
+# Each contender is one shell command over the whole folder, so its wall time covers every
+# process it starts. {x264} is "-c libx264 --preset P --crf C" in nvenc's spelling, {ffx264}
+# ffmpeg's; clips are clips/NAME.npy for nvenc and clips/NAME.rgb (raw rgb24) for ffmpeg.
+_NVENC_ONE = '{nvenc} encode "$1" -o "{out}/$(basename "$1" .npy).mp4" {x264} -y -q'
+_FFMPEG_ONE = (
+    "{ffmpeg} -nostdin -hide_banner -loglevel error -f rawvideo -pix_fmt rgb24 -s {size} -r 30 "
+    '-i "$1" {ffx264} -pix_fmt yuv420p -y "{out}/$(basename "$1" .rgb).mp4"'
+)
+MANY_CONTENDERS = {
+    "nvenc -j 2": "{nvenc} encode {clips}/*.npy -o '{out}/{{stem}}.mp4' -j 2 {x264} -y -q",
+    "nvenc -j 2 all threads": (
+        "NVENC_CORES={cores} {nvenc} encode {clips}/*.npy -o '{out}/{{stem}}.mp4' -j 2 {x264} -y -q"
+    ),
+    "nvenc -j 1": "{nvenc} encode {clips}/*.npy -o '{out}/{{stem}}.mp4' -j 1 {x264} -y -q",
+    "xargs -P2 ffmpeg": f"printf '%s\\0' {{clips}}/*.rgb | xargs -0 -n1 -P2 sh -c '{_FFMPEG_ONE}' _",
+    "xargs -P2 nvenc": f"printf '%s\\0' {{clips}}/*.npy | xargs -0 -n1 -P2 sh -c '{_NVENC_ONE}' _",
+    "ffmpeg loop": f'for f in {{clips}}/*.rgb; do set -- "$f"; {_FFMPEG_ONE} || exit 1; done',
+    "nvenc loop": f'for f in {{clips}}/*.npy; do set -- "$f"; {_NVENC_ONE} || exit 1; done',
+}
+
+
+def write_clips(folder: Path, width: int, height: int, clips: int, frames: int) -> None:
+    """``clips`` different clips (consecutive stretches of testsrc2), each as ``.npy`` for
+    nvenc and as raw rgb24 for ffmpeg: the same pixels, read straight from disk by both."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source = testsrc2_frames(width, height, clips * frames)
+    for index in range(clips):
+        chunk = np.stack([next(source) for _ in range(frames)])
+        np.save(folder / f"clip{index:03d}.npy", chunk)
+        (folder / f"clip{index:03d}.rgb").write_bytes(chunk.tobytes())
+
+
+def many_command(
+    name: str, nvenc: list[str], clips: Path, out: Path, preset: str, crf: int, size: str
+) -> str:
+    ffmpeg = shutil.which("ffmpeg") or "ffmpeg"
+    values = {
+        "nvenc": shlex.join(nvenc),
+        "ffmpeg": shlex.quote(ffmpeg),
+        "clips": shlex.quote(str(clips)),
+        "out": str(out),
+        "x264": f"-c libx264 --preset {preset} --crf {crf}",
+        "ffx264": f"-c:v libx264 -preset {preset} -crf {crf}",
+        "size": size,
+        "cores": os.cpu_count() or 1,
+    }
+    return MANY_CONTENDERS[name].format(**values)
+
+
+def check_many(out: Path, run: Run, clips: int, frames: int) -> None:
+    """Every clip written with every frame, or the run counts as an error."""
+    if not run.ok:
+        return
+    names = sorted(out.glob("*.mp4"))
+    if len(names) != clips:
+        run.error = f"wrote {len(names)} files, expected {clips}"
+        return
+    total = 0
+    for name in names:
+        check_output(name, run, frames)
+        total += run.out_bytes
+        if not run.ok:
+            return
+    run.out_bytes = total
+
+
+def many_mode(args: argparse.Namespace, workdir: Path) -> None:
+    """Many short clips: every contender encodes the same folder, interleaved, N times."""
+    nvenc = nvenc_program(args.nvenc)
+    names = [n for n in MANY_CONTENDERS if "ffmpeg" not in n or shutil.which("ffmpeg")]
+    skipped = [n for n in MANY_CONTENDERS if n not in names]
+    for size in args.sizes:
+        label, width, height = parse_size(size)
+        clips = MANY_CLIPS.get(label, 24)
+        frames = args.frames or MANY_FRAMES
+        folder = workdir / f"clips_{width}x{height}"
+        print(f"\nwriting {clips} clips of {frames} testsrc2 frames {width}x{height} -> {folder}", flush=True)
+        write_clips(folder, width, height, clips, frames)
+        for preset in args.presets:
+            tallies: dict[str, list[Run]] = {n: [] for n in names}
+            errors: dict[str, str] = {}
+            loads: list[float] = []
+            for rep in range(1, args.repeat + 1):
+                for name in names:
+                    if name in errors:
+                        continue
+                    out = workdir / "many_out"
+                    shutil.rmtree(out, ignore_errors=True)
+                    out.mkdir()
+                    cmd = many_command(name, nvenc, folder, out, preset, args.crf, f"{width}x{height}")
+                    loads.append(os.getloadavg()[0])
+                    run = run_process(["bash", "-c", cmd], None, args.timeout)
+                    check_many(out, run, clips, frames)
+                    if not run.ok:
+                        errors[name] = run.error
+                        print(f"  {name}: {run.error}", flush=True)
+                        continue
+                    tallies[name].append(run)
+                    print(f"  {label} {preset} {rep}/{args.repeat} {name:<24} {run.wall_s:6.2f}s", flush=True)
+            title = (
+                f"{clips} clips x {frames} frames {width}x{height}, libx264 preset {preset}, crf {args.crf}, "
+                f"median of {args.repeat}, load average {min(loads):.1f}-{max(loads):.1f} during the runs"
+            )
+            report_many(title, clips, frames, names, tallies, errors)
+            for name in skipped:
+                print(f"  note: {name}: skipped (ffmpeg not on PATH)")
+    print(
+        "\nwall s: the whole command (every process it starts); s/clip: wall / clips; vs: that"
+        "\n  command's wall over this one's (>1 = this one is faster); 'all threads': each of the 2"
+        "\n  jobs sizes x264's threads for every core instead of its share; peak RSS: the largest"
+        "\n  single process; CPU s: user+sys of every process."
+    )
+
+
+def report_many(
+    title: str,
+    clips: int,
+    frames: int,
+    names: list[str],
+    tallies: dict[str, list[Run]],
+    errors: dict[str, str],
+) -> None:
+    """The table for one (size, preset), with ratios to xargs ffmpeg and the nvenc loop."""
+    print(f"\n== {title} ==")
+    walls = {
+        name: statistics.median(r.wall_s for r in runs)
+        for name, runs in tallies.items()
+        if runs and name not in errors
+    }
+    rows = []
+    for name in names:
+        if name not in walls:
+            rows.append([name, "error", *["-"] * 6])
+            continue
+        wall, runs = walls[name], tallies[name]
+        ratios = [walls[ref] / wall if ref in walls else None for ref in ("xargs -P2 ffmpeg", "nvenc loop")]
+        rows.append([
+            name,
+            fmt(wall, ".2f"),
+            fmt(wall / clips, ".3f"),
+            fmt(clips * frames / wall, ".1f"),
+            fmt(ratios[0], ".2f", "x"),
+            fmt(ratios[1], ".2f", "x"),
+            fmt(max(r.maxrss_mb for r in runs), ".0f"),
+            fmt(median([r.cpu_s for r in runs]), ".1f"),
+        ])  # fmt: skip
+    headers = ["command", "wall s", "s/clip", "fps", "vs xargs ffmpeg", "vs nvenc loop",
+               "peak RSS MB", "CPU s"]  # fmt: skip
+    print_table(headers, rows)
+    if "nvenc loop" in walls and "nvenc -j 1" in walls:
+        overhead = (walls["nvenc loop"] - walls["nvenc -j 1"]) / clips
+        print(
+            f"  per-clip overhead of a process per clip (nvenc loop - nvenc -j 1) / clips: {overhead:.3f} s"
+        )
+    for name, error in errors.items():
+        print(f"  note: {name}: error: {error}")
+
+
+# ------------------------------------------------------------------------------------
 # Memory mode
 # ------------------------------------------------------------------------------------
 
@@ -709,6 +898,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: nvenc peak RSS on growing .npy / .pt / PNG inputs",
     )
     add(
+        "--many",
+        action="store_true",
+        help="instead: many short clips (24 x 48 frames at 360p, 6 at 1080p; sizes 360p,1080p, "
+        "presets medium,ultrafast unless given): nvenc -j 2 vs xargs -P2 ffmpeg and shell loops",
+    )
+    add(
         "--nvenc",
         default=None,
         help="command line that runs the CLI (default: the nvenc script beside this "
@@ -781,6 +976,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.quick:
         apply_quick(args, argv)
+    if args.many:
+        given = {arg.split("=")[0] for arg in argv}
+        if "--sizes" not in given:
+            args.sizes = ["360p", "1080p"]
+        if "--presets" not in given:
+            args.presets = ["medium", "ultrafast"]
     unknown = sorted(set(args.peers) - set(PEERS))
     if unknown:
         raise SystemExit(f"bench: unknown peer {unknown[0]}; pick from {PEERS}")
@@ -796,6 +997,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.memory:
             memory_mode(args, workdir)
+        elif args.many:
+            many_mode(args, workdir)
         else:
             throughput_mode(args, workdir)
     finally:

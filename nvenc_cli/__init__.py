@@ -1,6 +1,7 @@
 """nvenc: frame tensors in, video files out — on NVENC when it is there, on the CPU when not.
 
-The Python API (``VideoEncoder``, ``open_writer``, ``VideoWriter``) is loaded on first use,
+The Python API (``VideoEncoder``, ``open_writer``, ``VideoWriter``, ``Encoder``,
+``AudioEncoder``, and ``encode_many`` for many clips at once) is loaded on first use,
 so ``import nvenc_cli`` and ``nvenc --help`` import neither torch nor PyAV.
 """
 
@@ -10,12 +11,44 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["VideoEncoder", "VideoWriter", "__version__", "open_writer"]
+__all__ = [
+    "AudioEncoder",
+    "AudioStream",
+    "Encoder",
+    "JobSpec",
+    "VideoEncoder",
+    "VideoStream",
+    "VideoWriter",
+    "__version__",
+    "encode_many",
+    "iter_encode_many",
+    "open_writer",
+]
 
-_LAZY = {"VideoEncoder": "nvenc_cli.api", "VideoWriter": "nvenc_cli.api", "open_writer": "nvenc_cli.api"}
+_LAZY = {
+    "VideoEncoder": "nvenc_cli.api",
+    "VideoWriter": "nvenc_cli.api",
+    "open_writer": "nvenc_cli.api",
+    "Encoder": "nvenc_cli.api",
+    "VideoStream": "nvenc_cli.api",
+    "AudioStream": "nvenc_cli.api",
+    "AudioEncoder": "nvenc_cli.api",
+    "encode_many": "nvenc_cli.api",
+    "iter_encode_many": "nvenc_cli.api",
+    "JobSpec": "nvenc_cli.api",
+}
 
 if TYPE_CHECKING:
-    from nvenc_cli.api import VideoEncoder, VideoWriter, open_writer
+    from nvenc_cli.api import (
+        AudioEncoder,
+        AudioStream,
+        Encoder,
+        VideoEncoder,
+        VideoStream,
+        VideoWriter,
+        open_writer,
+    )
+    from nvenc_cli.batch import JobSpec, encode_many, iter_encode_many
 
 
 def __getattr__(name: str) -> Any:

@@ -6,6 +6,7 @@ commands so ``nvenc --help`` stays instant.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from enum import Enum
@@ -21,7 +22,7 @@ from nvenc_cli.completion import (
     complete_preset,
     complete_raw_format,
 )
-from nvenc_cli.errors import Interrupted, NvencError
+from nvenc_cli.errors import Interrupted, NvencError, UsageError
 
 app = typer.Typer(
     name="nvenc",
@@ -70,22 +71,34 @@ def main(
     """nvenc: frames in, video out."""
 
 
+class Executor(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 @app.command()
 def encode(
+    ctx: typer.Context,
     input: Annotated[
-        str,
+        list[str],
         typer.Argument(
             help="Frames: .npy/.npz/.pt file, image folder, quoted glob, printf pattern "
             "(frame_%05d.png), a video file, or - for standard input (raw frames with "
-            "--input-size, a .npy stream, or y4m/nut/mkv/ts).",
+            "--input-size, a .npy stream, or y4m/nut/mkv/ts). Several inputs make one video each (see -o).",
             show_default=False,
-            metavar="INPUT",
+            metavar="INPUT...",
         ),
     ],
     output: Annotated[
-        str,
-        typer.Option("-o", "--output", help="Output file (extension picks the container) or - for stdout."),
-    ],
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output file (extension picks the container) or - for stdout; for several inputs a "
+            "template with {stem}, {name}, {parent}, {index}, {ext}, or a folder ending in /.",
+            show_default=False,
+        ),
+    ] = None,
     fps: Annotated[
         str | None,
         typer.Option(
@@ -231,6 +244,14 @@ def encode(
             metavar="MIN,MAX",
         ),
     ] = None,
+    resize: Annotated[
+        str | None,
+        typer.Option(
+            "--resize",
+            help="Scale to WIDTHxHEIGHT; -1 keeps the aspect ratio, -2 keeps it and rounds to even (640x-2).",
+            metavar="WxH",
+        ),
+    ] = None,
     input_size: Annotated[
         str | None,
         typer.Option(
@@ -247,79 +268,301 @@ def encode(
             autocompletion=complete_raw_format,
         ),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "-j", "--jobs", help="Worker processes for several inputs (default: one per core).", min=1
+        ),
+    ] = None,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="Skip jobs whose output exists (resume a run).")
+    ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", help="Run only slice K of N of the jobs (0-based K/N), e.g. 0/4."),
+    ] = None,
+    executor: Annotated[
+        Executor,
+        typer.Option("--executor", help="Where jobs run: local worker processes, or Ray tasks."),
+    ] = Executor.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Ray cluster to use (default: start a local one for the run)."),
+    ] = None,
+    manifest: Annotated[bool, typer.Option("--manifest", hidden=True)] = False,
 ) -> None:
-    """Encode frames into a video file."""
+    """Encode frames into a video file. Several inputs make one video each (see -o)."""
     from nvenc_cli import report
 
     out = report.Reporter(quiet=quiet, verbose=verbose, no_color=no_color, progress_path=progress)
     _keep_freed_memory()
     if overwrite and no_overwrite:
         out.fail(NvencError("-y and -n exclude each other"), code=2)
+    if output is None and not manifest:
+        out.fail(NvencError("missing option '-o' / '--output'"), code=2)
     if json_report and output == "-":
         out.fail(NvencError("--json and -o - both need standard output: write the video to a file"), code=2)
     if output == "-" and sys.stdout.isatty():  # as gzip and zstd do: binary would garble it
         out.fail(
             NvencError("refusing to write video to a terminal: pipe or redirect -o - (… | ffplay -)"), code=2
         )
+    many = manifest or len(input) > 1 or bool(jobs or shard or skip_existing or ray_address)
+    if many or executor is not Executor.local:
+        _encode_many(ctx, out, input, output, manifest)
+    assert output is not None
     try:
+        from nvenc_cli.batch.jobs import expand_output, has_placeholder, is_dir_template
         from nvenc_cli.sources import input_files
 
+        if has_placeholder(output) or is_dir_template(output):
+            output = expand_output(output, input[0], 0)
         stdout_data = output == "-" or json_report
-        report.check_progress_path(progress, output, input_files(input), stdout_data)
+        report.check_progress_path(progress, output, input_files(input[0]), stdout_data)
     except NvencError as exc:
         out.progress_file = None  # refused: it must not be opened, not even for the last block
         out.fail(exc)
     try:
-        from nvenc_cli.audio import AudioOptions, parse_bitrate
-        from nvenc_cli.encode import InputOptions, encode_path
-        from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
-        from nvenc_cli.sources.layout import parse_value_range
-        from nvenc_cli.sources.pipe import parse_size
+        from nvenc_cli.encode import encode_path
 
-        sound = AudioOptions(
-            enabled=not no_audio,
-            codec=audio_codec,
-            bitrate=parse_bitrate(audio_bitrate),
-            file=audio,
-            key=audio_key,
-            rate=audio_rate,
-        )
-        options = EncodeOptions(
-            fps=parse_fps(fps) if fps is not None else None,
-            codec=codec,
-            pixel_format=pixel_format,
-            crf=crf,
-            preset=preset,
-            extra=parse_extra(option or []),
-            device=device.value,
-            color_matrix=color_matrix.value if color_matrix else None,
-            color_range=color_range.value if color_range else None,
-            pad=pad,
-            crop=crop,
-            format=format,
-            batch_size=batch_size,
-            overwrite=overwrite,
-            audio=sound,
-        )
-        inputs = InputOptions(
-            key=key,
-            layout=layout.value if layout else None,
-            start_number=start_number,
-            start=start,
-            frames=frames,
-            value_range=parse_value_range(value_range),
-            input_size=parse_size(input_size) if input_size is not None else None,
-            input_pixel_format=input_pixel_format,
-        )
+        options, inputs = _options(ctx.params)
         out.ffmpeg_logging()
-        result = encode_path(input, output, options, inputs, progress=out.progress, on_plan=out.planned)
+        result = encode_path(input[0], output, options, inputs, progress=out.progress, on_plan=out.planned)
     except (NvencError, Interrupted) as exc:
         out.fail(exc)
     except KeyboardInterrupt:  # SIGINT's default handler, where a host kept it
         out.fail(Interrupted("interrupted"))
     except Exception as exc:
         out.fail(exc, code=70)
-    out.done(input, output, result, json_report)
+    out.done(input[0], output, result, json_report)
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _options(params: dict[str, Any]) -> tuple[Any, Any]:
+    """``EncodeOptions`` and ``InputOptions`` from ``encode``'s parameters by name: the
+    command line's, or a manifest row's laid over them."""
+    from nvenc_cli.audio import AudioOptions, parse_bitrate
+    from nvenc_cli.encode import InputOptions
+    from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
+    from nvenc_cli.resize import parse_resize
+    from nvenc_cli.sources.layout import parse_value_range
+    from nvenc_cli.sources.pipe import parse_size
+
+    p = {name: _plain(value) for name, value in params.items()}
+    sound = AudioOptions(
+        enabled=not p["no_audio"],
+        codec=p["audio_codec"],
+        bitrate=parse_bitrate(p["audio_bitrate"]),
+        file=p["audio"],
+        key=p["audio_key"],
+        rate=p["audio_rate"],
+    )
+    options = EncodeOptions(
+        fps=parse_fps(p["fps"]) if p["fps"] is not None else None,
+        codec=p["codec"],
+        pixel_format=p["pixel_format"],
+        crf=p["crf"],
+        preset=p["preset"],
+        extra=parse_extra(list(p["option"] or [])),
+        device=p["device"],
+        color_matrix=p["color_matrix"],
+        color_range=p["color_range"],
+        pad=p["pad"],
+        crop=p["crop"],
+        format=p["format"],
+        batch_size=p["batch_size"],
+        overwrite=p["overwrite"],
+        audio=sound,
+        resize=parse_resize(p["resize"]),
+    )
+    inputs = InputOptions(
+        key=p["key"],
+        layout=p["layout"],
+        start_number=p["start_number"],
+        start=p["start"],
+        frames=p["frames"],
+        value_range=parse_value_range(p["value_range"]),
+        input_size=parse_size(p["input_size"]) if p["input_size"] is not None else None,
+        input_pixel_format=p["input_pixel_format"],
+    )
+    return options, inputs
+
+
+# Options that shape the run, not one job: a manifest row cannot set them.
+_RUN_OPTIONS = frozenset(
+    {
+        "jobs",
+        "skip_existing",
+        "shard",
+        "executor",
+        "ray_address",
+        "manifest",
+        "json_report",
+        "quiet",
+        "verbose",
+        "progress",
+        "no_color",
+        "no_overwrite",
+        "input",
+        "output",
+    }
+)
+
+
+def _row_params(ctx: typer.Context, row: Any) -> dict[str, Any]:
+    """A manifest row's options by long name (``pixel-format`` or ``pixel_format``),
+    converted by the same Click types as the command line's."""
+    by_name: dict[str, Any] = {}
+    for param in ctx.command.params:
+        for opt in getattr(param, "opts", ()):
+            if opt.startswith("--"):
+                by_name[opt[2:]] = param
+        by_name[param.name] = param
+    params: dict[str, Any] = {}
+    for key, value in row.fields.items():
+        if key in ("input", "output"):
+            continue
+        param = by_name.get(str(key).lstrip("-")) or by_name.get(str(key).lstrip("-").replace("_", "-"))
+        if param is None or param.name in _RUN_OPTIONS:
+            raise UsageError(f"{row.where}: {key!r} is not an option a job can set")
+        if value is None:  # JSON null: the option's own default, not the command line's
+            params[param.name] = param.get_default(ctx)
+            continue
+        if getattr(param, "multiple", False) and isinstance(value, str):
+            import shlex
+
+            value = shlex.split(value)
+        try:
+            params[param.name] = param.type_cast_value(ctx, value)
+        except Exception as exc:
+            message = getattr(exc, "message", None) or str(exc)
+            raise UsageError(f"{row.where}: invalid {key!r}: {message}") from None
+    return params
+
+
+def _manifest_jobs(ctx: typer.Context, inputs: list[str], template: str | None) -> list[Any]:
+    """Every job of the manifest, the command line's options as each one's defaults."""
+    from nvenc_cli.batch.jobs import JobSpec, expand_output
+    from nvenc_cli.batch.manifest import read_manifest
+
+    if len(inputs) != 1:
+        raise UsageError("nvenc batch takes one manifest (JSON Lines or CSV)")
+    specs = []
+    for index, row in enumerate(read_manifest(inputs[0])):
+        source = row.fields.get("input")
+        if not source:
+            raise UsageError(f"{row.where}: the job has no 'input'")
+        dest = row.fields.get("output")
+        if not dest:
+            if template is None:
+                raise UsageError(f"{row.where}: the job has no 'output' (or give -o TEMPLATE)")
+            dest = template
+        dest = str(dest)
+        from nvenc_cli.batch.jobs import has_placeholder, is_dir_template
+
+        if has_placeholder(dest) or is_dir_template(dest):
+            dest = expand_output(dest, str(source), index)
+        options, input_options = _options({**ctx.params, **_row_params(ctx, row)})
+        specs.append(JobSpec(str(source), dest, options, input_options, index))
+    return specs
+
+
+def _check_progress_file(progress: str | None, jobs: list[Any], as_json: bool) -> None:
+    """The --progress file may be no job's output or input (opening it truncates it)."""
+    from nvenc_cli.report import check_progress_path
+    from nvenc_cli.sources import input_files
+
+    for job in jobs:
+        check_progress_path(progress, job.output, input_files(job.input), as_json)
+
+
+def _encode_many(
+    ctx: typer.Context, out: Any, inputs: list[str], output: str | None, manifest: bool
+) -> NoReturn:
+    """Several jobs: plan them all (refusing collisions), run them, report, exit."""
+    from nvenc_cli.batch.jobs import jobs_from_inputs, parse_shard, select_shard
+    from nvenc_cli.batch.report import BatchReporter
+    from nvenc_cli.batch.run import ExecutorOptions, combined_exit_code, iter_encode_many, plan_jobs
+
+    p = ctx.params
+    out.progress_file = None  # the run's reporter writes --progress, for the whole run
+    try:
+        if manifest:
+            specs = _manifest_jobs(ctx, inputs, output)
+        else:
+            assert output is not None
+            options, input_options = _options(p)
+            specs = jobs_from_inputs(inputs, output, options, input_options)
+        shard = parse_shard(p["shard"]) if p["shard"] else None
+        planned = plan_jobs(specs)
+        executor = ExecutorOptions(_plain(p["executor"]), p["jobs"], p["ray_address"], p["verbose"])
+        _check_progress_file(p["progress"], planned, p["json_report"])
+    except NvencError as exc:
+        out.progress_file = None  # refused or not yet needed: the run's reporter opens it
+        out.fail(exc)
+    mine = select_shard(planned, shard)
+    if executor.executor == "ray":
+        where = f"ray {executor.ray_address}" if executor.ray_address else "ray, local cluster"
+    else:
+        from nvenc_cli.batch.executors import default_workers
+
+        count = min(executor.workers or default_workers(), max(1, len(mine)))
+        where = f"{count} worker{'s' if count > 1 else ''}"
+    reporter = BatchReporter(
+        len(mine),
+        quiet=p["quiet"],
+        verbose=p["verbose"],
+        no_color=p["no_color"],
+        progress_path=p["progress"],
+        as_json=p["json_report"],
+        workers=where,
+    )
+    runs = iter_encode_many(
+        planned, executor=executor, skip_existing=p["skip_existing"], shard=shard, on_event=reporter.event
+    )
+    try:
+        try:
+            reporter.start()
+            for result in runs:
+                reporter.result(result)
+        finally:
+            runs.close()  # any way out stops the workers and removes their temporary files
+        code = combined_exit_code(reporter.results)
+        reporter.finish(code)
+    except KeyboardInterrupt:
+        reporter.finish(130, interrupted="interrupted")
+        raise typer.Exit(130) from None
+    except Interrupted as exc:
+        reporter.finish(exc.exit_code, interrupted=str(exc))
+        raise typer.Exit(exc.exit_code) from None
+    except NvencError as exc:
+        reporter.stop()
+        out.fail(exc)
+    except Exception as exc:
+        reporter.stop()
+        out.fail(exc, code=70)
+    raise typer.Exit(code)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    options_metavar="JOBS [ENCODE OPTIONS]",
+)
+def batch(ctx: typer.Context) -> None:
+    """Encode every job of a manifest (JSON Lines or CSV), with encode's options as defaults.
+
+    JOBS is a JSON Lines file (one object per line), a CSV file with a header row, or - for standard input. Each job names an "input", an "output" (or -o TEMPLATE fills it) and any nvenc encode option by its long name ("crf", "pixel-format", "option").
+
+    Every nvenc encode option may follow JOBS and is then each job's default; -j, --skip-existing, --shard, --executor, --json and --progress work as for several inputs of nvenc encode.
+    """
+    if not ctx.args:
+        _die("give the manifest: nvenc batch JOBS [encode options] (see nvenc batch --help)", 2)
+    assert ctx.parent is not None
+    command = ctx.parent.command.get_command(ctx.parent, "encode")  # type: ignore[attr-defined]
+    with command.make_context("nvenc batch", ["--manifest", *ctx.args], parent=ctx.parent) as sub:
+        command.invoke(sub)
 
 
 @app.command()
@@ -341,6 +584,7 @@ def testsrc(
     pattern: Annotated[
         str, typer.Option("--pattern", help="FFmpeg lavfi pattern: testsrc2, testsrc, smptebars, mandelbrot.")
     ] = "testsrc2",
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing on success.")] = False,
 ) -> None:
     """Write sample frames (FFmpeg's testsrc2 pattern) for demos and tests."""
     from nvenc_cli import testsrc as samples
@@ -356,14 +600,22 @@ def testsrc(
     except NvencError as exc:
         _die(str(exc), exc.exit_code)
     except OSError as exc:
-        _die(f"{output}: cannot write ({exc.strerror or exc})", 73)
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        _die(f"{output}: cannot write ({exc.strerror or exc})", 74 if full else 73)
     except Exception as exc:
-        _die(f"cannot make pattern {pattern!r} ({exc})", 2)
-    typer.echo(f"nvenc: wrote {frames} frames of {width}x{height} {pattern} to {output}", err=True)
+        _die(f"internal error: {type(exc).__name__}: {exc} (please report it)", 70)
+    from nvenc_cli.report import printable
+
+    if not quiet:
+        typer.echo(
+            f"nvenc: wrote {frames} frames of {width}x{height} {pattern} to {printable(output)}", err=True
+        )
 
 
 def _die(message: str, code: int) -> NoReturn:
-    typer.echo(f"nvenc: error: {message}", err=True)
+    from nvenc_cli.report import color_enabled, write_prefixed
+
+    write_prefixed("error", message, color_enabled())
     raise typer.Exit(code)
 
 
@@ -379,6 +631,8 @@ def run() -> None:
     try:
         _fill_closed_std_fds()
         _apply_color_rules(sys.argv[1:])
+        _show_completion(sys.argv[1:])
+        _check_habits(sys.argv[1:])
         click_error, abort = _click_exceptions()
         try:
             code = app(standalone_mode=False, prog_name="nvenc")  # same name under python -m
@@ -392,6 +646,62 @@ def run() -> None:
     # The outcome is decided: a late signal must not turn it into a traceback at shutdown.
     signals.settle()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _show_completion(argv: list[str]) -> None:
+    """``--show-completion zsh`` prints that shell's script (Typer's flag alone takes no
+    shell name: it guesses the current shell and ignores the word after it)."""
+    if not argv or not argv[0].startswith("--show-completion"):
+        return
+    name, _, attached = argv[0].partition("=")
+    if name != "--show-completion":
+        return
+    shell = attached or (argv[1] if len(argv) > 1 else "")
+    if not shell:
+        return  # Typer detects the current shell
+    from nvenc_cli.completion import SHELLS, completion_script
+
+    if shell not in SHELLS:
+        sys.stderr.write(
+            f"nvenc: error: unknown shell {shell!r} for --show-completion: choose {', '.join(SHELLS)}\n"
+        )
+        sys.exit(2)
+    sys.stdout.write(completion_script(shell) + "\n")
+    sys.exit(0)
+
+
+def _check_habits(argv: list[str]) -> None:
+    """ffmpeg spellings (``-crf 20``) and a repeated ``-o`` fail with one line, exit 2,
+    before Typer would misread them; a command line without either costs nothing."""
+    from nvenc_cli import habits
+
+    outputs = sum(1 for t in argv if t in ("-o", "--output") or t.startswith("--output="))
+    if outputs < 2 and not any(t in habits.WATCHED for t in argv):
+        return
+    options, takes_value = _command_options(argv[0] if argv else "")
+    message = habits.check(argv, takes_value.__contains__, options.__contains__)
+    if message is None and argv[:1] == ["encode"]:
+        message = habits.repeated_output(argv, takes_value.__contains__)
+    if message is not None:
+        from nvenc_cli.report import color_enabled, write_prefixed
+
+        write_prefixed("error", message, color_enabled("--no-color" in argv))
+        sys.exit(2)
+
+
+def _command_options(name: str) -> tuple[set[str], set[str]]:
+    """A command's option names, and those of them that take a value (the next token)."""
+    command = getattr(typer.main.get_command(app), "commands", {}).get(name)
+    every: set[str] = set()
+    valued: set[str] = set()
+    for param in getattr(command, "params", []):
+        if getattr(param, "param_type_name", "") != "option":
+            continue
+        names = {*param.opts, *param.secondary_opts}
+        every |= names
+        if not getattr(param, "is_flag", False):
+            valued |= names
+    return every, valued
 
 
 def _stop_line(exc: Interrupted) -> NoReturn:

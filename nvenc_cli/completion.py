@@ -61,27 +61,44 @@ def _typed(ctx: Any, name: str) -> str | None:
 
 
 def encoder_names() -> list[Candidate]:
-    """Every video encoder nvenc accepts for ``--codec``, with FFmpeg's long name as help.
+    """The video encoders nvenc can use here, with FFmpeg's long name as help.
 
-    CPU encoders come from the FFmpeg that PyAV bundles; the ``*_nvenc`` names are served
-    by nvenc's own NVENC backend whether or not that FFmpeg has them; the family aliases
-    (``h264``, ``hevc``…) let ``--device`` decide between CPU and GPU.
+    Only encoders some container of nvenc's can carry (not FFmpeg's every name: a64multi,
+    cinepak, libwebp…); the ``*_nvenc`` names only where an NVIDIA driver is present (a
+    real probe would cost seconds per TAB); the family aliases (``h264``, ``hevc``…) let
+    ``--device`` decide between CPU and GPU.
     """
     import av
 
     from nvenc_cli.backends.cpu import CpuBackend
+    from nvenc_cli.options import CONTAINER_CODECS
+    from nvenc_cli.report import nvidia_driver_present
 
+    carried = set().union(*CONTAINER_CODECS.values())
     out: dict[str, str] = {}
     for name in CpuBackend().encoders():
         try:
-            out[name] = av.Codec(name, "w").long_name or ""
+            codec = av.Codec(name, "w")
         except Exception:
-            out[name] = ""
-    for family, name in NVENC_ENCODERS.items():
-        out[name] = f"{family.upper()} on the GPU (NVENC)"
+            continue
+        if codec.canonical_name in carried:
+            out[name] = codec.long_name or ""
+    if nvidia_driver_present():
+        for family, name in NVENC_ENCODERS.items():
+            out[name] = f"{family.upper()} on the GPU (NVENC)"
     for alias, name in CPU_ENCODER_FOR.items():
         out.setdefault(alias, f"{alias}: NVENC when usable, else {name}")
     return sorted(out.items())
+
+
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+def completion_script(shell: str) -> str:
+    """The completion script ``--show-completion SHELL`` prints (Typer's own scripts)."""
+    from typer._completion_shared import get_completion_script
+
+    return get_completion_script(prog_name="nvenc", complete_var="_NVENC_COMPLETE", shell=shell)
 
 
 def complete_codec(incomplete: str) -> list[Candidate]:

@@ -48,12 +48,23 @@ def prepare(
     )
     try:
         source.set_value_range(inputs.value_range)
+        _rate_notice(source, options)
         plan = make_plan(options, source.info, container, source.fps_hint)
     except BaseException:
         source.close()
         raise
     adopt_plan(source, plan)
     return source, plan
+
+
+def _rate_notice(source: Source, options: EncodeOptions) -> None:
+    """Say where the frame rate came from when the file's metadata set (or lost) it."""
+    if source.fps_from is None or source.fps_hint is None:
+        return
+    if options.fps is None:
+        source.notices.append(f"frame rate {source.fps_hint} fps from {source.fps_from} (-r overrides it)")
+    elif options.fps != source.fps_hint:
+        source.notices.append(f"-r {options.fps} used; {source.fps_from} says {source.fps_hint} fps")
 
 
 def check_output(dest: Destination, options: EncodeOptions, inputs: tuple[str, ...] = ()) -> str:

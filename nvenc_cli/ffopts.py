@@ -54,6 +54,12 @@ def _libs() -> tuple[ctypes.CDLL, ctypes.CDLL, ctypes.CDLL] | None:
     return util, codec, fmt
 
 
+def libavutil() -> ctypes.CDLL | None:
+    """PyAV's own libavutil (for calls PyAV does not wrap), or None if it cannot be found."""
+    libs = _libs()
+    return None if libs is None else libs[0]
+
+
 def codec_accepts(encoder: str, keys: list[str]) -> dict[str, bool] | None:
     """Map each key to whether ``encoder`` has such an option; None if we cannot tell."""
     libs = _libs()
@@ -83,6 +89,112 @@ def muxer_accepts(muxer: str, keys: list[str]) -> dict[str, bool] | None:
         return {k: bool(util.av_opt_find(ctx, k.encode(), None, 0, _SEARCH_CHILDREN)) for k in keys}
     finally:
         fmt.avformat_free_context(ctx)
+
+
+# Codec options that carry a list of the encoder library's own settings (``a=1:b=2``).
+# FFmpeg splits the list and hands each entry to the library's parser, and when the
+# library rejects a name or a value it only logs a warning and encodes without it, so
+# ``-x x264-params=keyint=abc`` would be ignored in silence.
+PARAM_LISTS = {
+    "libx264": ("x264-params", "x264opts"),
+    "libx264rgb": ("x264-params", "x264opts"),
+    "libx265": ("x265-params",),
+}
+_PARAM_BAD = {-1: "unknown setting", -2: "bad value"}  # X264/X265_PARAM_BAD_NAME/VALUE
+
+
+class _Entry(ctypes.Structure):
+    _fields_ = [("key", ctypes.c_char_p), ("value", ctypes.c_char_p)]
+
+
+def check_param_lists(encoder: str, options: dict[str, str]) -> None:
+    """Refuse (exit 2) a settings list whose entries the encoder library rejects.
+
+    The list is split as FFmpeg splits it (``av_dict_parse_string``, ``=`` and ``:``) and
+    each entry is given to the library's own parser (``x264_param_parse``,
+    ``x265_param_parse``) in the build PyAV bundles, so the verdict is the library's.
+    """
+    from nvenc_cli.errors import UsageError
+
+    for key in PARAM_LISTS.get(encoder, ()):
+        if key not in options:
+            continue
+        value = options[key]
+        entries = _split_list(value)
+        if entries is None:
+            raise UsageError(f"-x {key}={value}: not a list of name=value settings separated by ':'")
+        problems = _library_rejects("x265" if encoder == "libx265" else "x264", entries)
+        if problems:
+            raise UsageError(f"-x {key}={value}: {encoder} rejects {'; '.join(problems)}")
+
+
+def _split_list(value: str) -> list[tuple[str, str]] | None:
+    """FFmpeg's own split of ``a=1:b=2`` (escapes and quoting included), or None."""
+    libs = _libs()
+    if libs is None:
+        return [tuple(item.split("=", 1)) for item in value.split(":") if "=" in item]  # type: ignore[misc]
+    util = libs[0]
+    util.av_dict_parse_string.argtypes = [
+        ctypes.POINTER(ctypes.c_void_p),
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_int,
+    ]
+    util.av_dict_get.restype = ctypes.POINTER(_Entry)
+    util.av_dict_get.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(_Entry), ctypes.c_int]
+    util.av_dict_free.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+    table = ctypes.c_void_p()
+    try:
+        if util.av_dict_parse_string(ctypes.byref(table), value.encode(), b"=", b":", 0) < 0:
+            return None
+        entries: list[tuple[str, str]] = []
+        entry = util.av_dict_get(table, b"", None, 2)  # AV_DICT_IGNORE_SUFFIX: every entry
+        while entry:
+            entries.append((entry.contents.key.decode(), entry.contents.value.decode()))
+            entry = util.av_dict_get(table, b"", entry, 2)
+        return entries
+    finally:
+        util.av_dict_free(ctypes.byref(table))
+
+
+def _library_rejects(library: str, entries: list[tuple[str, str]]) -> list[str]:
+    lib = _encoder_library(library)
+    if lib is None:
+        return []  # the library is not where PyAV keeps it: FFmpeg alone decides
+    if library == "x264":
+        param = ctypes.create_string_buffer(1 << 16)  # x264_param_t is ~1 KiB; room to spare
+        lib.x264_param_default(param)
+        parse, handle, free = lib.x264_param_parse, ctypes.cast(param, ctypes.c_void_p), None
+    else:
+        lib.x265_param_alloc.restype = ctypes.c_void_p
+        lib.x265_param_default.argtypes = [ctypes.c_void_p]
+        lib.x265_param_free.argtypes = [ctypes.c_void_p]
+        handle = ctypes.c_void_p(lib.x265_param_alloc())
+        lib.x265_param_default(handle)
+        parse, free = lib.x265_param_parse, lib.x265_param_free
+    parse.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+    try:
+        problems = []
+        for name, value in entries:
+            code = parse(handle, name.encode(), value.encode())
+            if code < 0:
+                problems.append(f"{name}={value} ({_PARAM_BAD.get(code, 'refused')})")
+        return problems
+    finally:
+        if free is not None:
+            free(handle)
+
+
+@functools.cache
+def _encoder_library(library: str) -> ctypes.CDLL | None:
+    import av
+
+    paths = glob.glob(os.path.join(os.path.dirname(av.__file__), "..", "av.libs", f"lib{library}-*"))
+    try:
+        return ctypes.CDLL(paths[0]) if paths else None
+    except OSError:
+        return None
 
 
 class _AVOption(ctypes.Structure):

@@ -123,6 +123,7 @@ def _containers(encoders: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]
 
 def collect_info() -> dict[str, Any]:
     """Everything ``nvenc info`` shows, as plain JSON-ready data."""
+    from nvenc_cli.backends import ffmpeg_nvenc
     from nvenc_cli.backends.cpu import CpuBackend
     from nvenc_cli.backends.nvenc import probe_details
     from nvenc_cli.backends.nvenc_options import PRESET_ALIASES, PRESETS, describe_keys
@@ -130,6 +131,7 @@ def collect_info() -> dict[str, Any]:
     cpu_encoders = _cpu_encoders()
     nvenc_encoders = _nvenc_encoders()
     nvenc = probe_details()
+    ffmpeg = ffmpeg_nvenc.probe_details()
     encoders = {**cpu_encoders, **nvenc_encoders}
     return {
         "versions": versions(),
@@ -148,6 +150,13 @@ def collect_info() -> dict[str, Any]:
                 "encoders": sorted(nvenc_encoders),
                 "presets": {**{p.lower(): p for p in PRESETS}, **PRESET_ALIASES},
                 "options": dict(describe_keys()),
+            },
+            "ffmpeg_nvenc": {
+                "available": ffmpeg.ok,
+                "reason": ffmpeg.reason,
+                "code": ffmpeg.code,
+                "colour_conversion": "swscale (as the CPU path)" if ffmpeg.ok else None,
+                "encoders": sorted(nvenc_encoders),
             },
         },
         "encoders": encoders,

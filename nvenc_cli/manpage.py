@@ -434,6 +434,11 @@ EXIT_STATUS = [
         "**74**",
         "I/O error while writing (disk full, file size limit, closed pipe) or an encoder failure.",
     ),
+    (
+        "**1**",
+        "Several jobs (several inputs, **nvenc batch**) failed with different codes; each "
+        "failure's own line and **--json** object give its code. Jobs failing alike give that code.",
+    ),
     ("**130**", "Interrupted (Ctrl-C); the partial output was removed."),
     ("**143**", "Terminated (SIGTERM); the partial output was removed."),
     (
@@ -456,6 +461,11 @@ ENVIRONMENT = [
         "**SVT_LOG**",
         "SVT-AV1's own log level; without **-v** nvenc sets it to 1 (errors only) unless it is set.",
     ),
+    (
+        "**NVENC_CORES**",
+        "Cores one encode sizes its encoder threads for (default: all); **-j N** gives each "
+        "worker its share unless this is set.",
+    ),
     ("**_NVENC_COMPLETE**", "Set by the completion scripts when the shell asks for candidates."),
 ]
 
@@ -477,6 +487,8 @@ EXAMPLES = [
         "nvenc encode 'renders/*.png' -o web.mp4 --crf 20 -x movflags=+faststart",
     ),
     ("A lossless archive:", "nvenc encode frames.npz -o archive.mkv -c ffv1"),
+    ("One video per input, two at a time:", "nvenc encode clips/*.npy -o 'out/{stem}.mp4' -j 2"),
+    ("The jobs of a manifest, resumable:", "nvenc batch jobs.jsonl --skip-existing --crf 20"),
     (
         "An animated GIF preview of the first 50 frames:",
         "nvenc encode frames.npy -o preview.gif --frames 50 -r 10",

@@ -166,7 +166,7 @@ def _name_max(folder: Path) -> int:
         return 255
 
 
-def _temp_prefix(target: Path) -> str:
+def temp_prefix(target: Path) -> str:
     """``.NAME.`` for the temporary file, shortened so the whole name (with mkstemp's
     8 random characters and ``.part``) fits the file system's name limit."""
     limit = _name_max(target.parent) - len(".") - len(".") - 8 - len(".part")
@@ -309,7 +309,7 @@ class Muxer:
         if self.target is not None:
             try:
                 fd, name = tempfile.mkstemp(
-                    prefix=_temp_prefix(self.target), suffix=".part", dir=self.target.parent or "."
+                    prefix=temp_prefix(self.target), suffix=".part", dir=self.target.parent or "."
                 )
             except OSError as exc:  # read-only or full filesystem, immutable folder
                 raise OutputError(f"{self.target}: cannot create it ({exc.strerror or exc})") from None
@@ -448,6 +448,8 @@ class Muxer:
             for lane in self._lanes:
                 lane.done = True
             self._drain(final=True)
+            if not self._header_written:
+                self.output.start_encoding()  # streams without packets: still a valid file
             self.output.close()
         except (av.FFmpegError, OSError) as exc:
             self.abort()

@@ -167,6 +167,9 @@ LAYOUTS = ("nhwc", "nchw")
 _NTSC = {"23.976": 24, "23.98": 24, "29.97": 30, "47.952": 48, "59.94": 60, "119.88": 120}
 
 
+_EXPONENT = re.compile(r"[eE]\s*([+-]?\d{1,12})")
+
+
 def parse_fps(text: str | float | int | Fraction) -> Fraction:
     """Parse ``30``, ``29.97`` or ``30000/1001`` into an exact rational rate.
 
@@ -182,6 +185,10 @@ def parse_fps(text: str | float | int | Fraction) -> Fraction:
         return rate
     else:
         raw = str(text).strip()
+        exponent = _EXPONENT.search(raw)
+        if exponent is not None and abs(int(exponent.group(1))) > 30:
+            # Fraction would build 10**exponent exactly: minutes of CPU for 1e999999999.
+            raise UsageError(f"invalid frame rate {raw[:40]!r}: out of range (at most 1000 fps)")
         try:
             if raw in _NTSC:
                 rate = Fraction(_NTSC[raw] * 1000, 1001)
@@ -248,6 +255,8 @@ class EncodeOptions:
     which ignores it. The CLI refuses it, with a hint."""
     #: what happens to sound (None: keep a video input's first audio stream)
     audio: AudioOptions | None = None
+    #: ``--resize``: (width, height), either side -1 (keep the aspect) or -2 (and even).
+    resize: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

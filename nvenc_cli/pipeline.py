@@ -7,17 +7,19 @@ busy; queues of two windows keep memory to a handful of batches whatever the inp
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nvenc_cli.backends import get_backend
+from nvenc_cli.errors import EncoderError, UnavailableError, brief
 from nvenc_cli.frames import FrameBatch
 from nvenc_cli.mux import Destination, Muxer
 from nvenc_cli.plan import EncodePlan
@@ -42,6 +44,7 @@ class Result:
     backend_description: str
     audio: AudioPlan | None = None
     audio_duration: float | None = None
+    fell_back: bool = False  # NVENC failed at its start and the CPU encoded (plan says why)
 
 
 def fit_geometry(data: Any, plan: EncodePlan) -> Any:
@@ -66,6 +69,14 @@ class Job:
     """An open encoder + output; feed it windows in order, then finish or abort.
 
     Used directly by the streaming writer (synchronous) and by ``run`` (threaded).
+
+    When the plan carries a CPU ``fallback`` (``--device auto`` chose NVENC), the job keeps
+    a copy of every window until the first packet reaches the muxer. If NVENC fails before
+    that — opening, or on its first frames, where a missing engine, a session cap or a
+    wrong calling convention shows — the output is discarded and the whole encode runs
+    again on the CPU from those copies, so ``auto`` is never worse than the CPU. After the
+    first packet a failure is final (74), as it always is for ``--device cuda``. Audio is
+    held back until then, so a restart finds it untouched.
     """
 
     def __init__(
@@ -77,31 +88,75 @@ class Job:
     ) -> None:
         self.plan = plan
         self.audio = audio
-        try:
-            self.muxer = Muxer(dest, plan.container, plan.format_options, overwrite)
-        except BaseException:
-            if audio is not None:
-                audio.close()
-            raise
-        try:
-            self.session = get_backend(plan.backend).open(plan, self.muxer)
-            if audio is not None:
-                audio.attach(self.muxer)
-        except BaseException:
-            self.muxer.abort()
-            if audio is not None:
-                audio.close()
-            raise
+        self._dest, self._overwrite = dest, overwrite
+        self._held: dict[int, Any] | None = {} if plan.fallback is not None else None
+        self._written = False
+        self._fell_back = False
+        # A session's converter is not thread-safe (one swscale context); after a fallback
+        # the encode thread converts kept windows while the converter thread goes on.
+        self._converting = threading.Lock()
         self.frames = 0
         self.started = time.monotonic()
+        try:
+            try:
+                self._open(plan)
+            except (UnavailableError, EncoderError) as exc:
+                if plan.fallback is None:
+                    raise
+                self._fall_back(exc, upto=-1)
+        except BaseException:
+            if audio is not None:
+                audio.close()
+            raise
+
+    def _open(self, plan: EncodePlan) -> None:
+        self._resizer = None
+        if plan.resize is not None:
+            from nvenc_cli.resize import Resizer
+
+            self._resizer = Resizer(*plan.resize)
+        self.muxer = Muxer(self._dest, plan.container, plan.format_options, self._overwrite)
+        try:
+            self.session = get_backend(plan.backend).open(plan, self.muxer)
+            if self.audio is not None:
+                self.audio.attach(self.muxer)
+        except BaseException:
+            self.muxer.abort()
+            raise
+        # One attribute, so the converter thread never sees a new session with an old plan.
+        self._current = (self.session, plan)
+
+    @property
+    def _may_fall_back(self) -> bool:
+        return self.plan.fallback is not None and not self._written
 
     def convert(self, data: Any, start: int) -> Any:
-        return self.session.convert(FrameBatch(fit_geometry(data, self.plan), start))
+        """Convert one window; returns it tagged with the session that converted it."""
+        (session, plan), held = self._current, self._held
+        if held is not None and plan.fallback is not None and not self._written:
+            held[start] = _copy(data)
+        with self._converting:
+            return session, start, session.convert(self._batch(data, start, plan))
+
+    def _batch(self, data: Any, start: int, plan: EncodePlan) -> FrameBatch:
+        """A window as ``plan``'s session takes it: resized, padded or cropped, on its side."""
+        if self._resizer is not None:
+            data = self._resizer(data)
+        return FrameBatch(_for(plan, fit_geometry(data, plan)), start)
 
     def encode(self, converted: Any, count: int) -> None:
-        self.muxer.write(self.session.encode(converted))
-        self.frames += count
-        if self.audio is not None:
+        session, start, item = converted
+        if session is not self._current[0]:  # converted by the encoder that failed: again
+            item = self._reconvert(start)
+        try:
+            self._write(self.session.encode(item))
+        except (UnavailableError, EncoderError) as exc:
+            if not self._may_fall_back:
+                raise
+            self._fall_back(exc, upto=start)
+        else:
+            self.frames += count
+        if self.audio is not None and not self._may_fall_back:
             # Sound follows the video: read and written only as far as the frames have got.
             self.audio.pump(Fraction(self.frames) / self.plan.fps)
 
@@ -111,7 +166,13 @@ class Job:
 
     def finish(self) -> Result:
         try:
-            self.muxer.write(self.session.flush())
+            try:
+                self._write(self.session.flush())
+            except (UnavailableError, EncoderError) as exc:
+                if not self._may_fall_back:
+                    raise
+                self._fall_back(exc, upto=None)
+                self._write(self.session.flush())
             if self.audio is not None:
                 self.audio.finish(Fraction(self.frames) / self.plan.fps)
             size = self.muxer.finish()
@@ -130,6 +191,7 @@ class Job:
             self.session.description,
             audio.plan if audio is not None else None,
             audio.duration() if audio is not None else None,
+            self._fell_back,
         )
 
     def abort(self) -> None:
@@ -139,6 +201,54 @@ class Job:
             self.muxer.abort()
             if self.audio is not None:
                 self.audio.close()
+
+    def _write(self, packets: list[Any]) -> None:
+        if packets and not self._written:
+            self._written = True
+            if self.plan.fallback is not None:  # NVENC delivered: no copy will be needed
+                self._held = None
+        self.muxer.write(packets)
+
+    def _reconvert(self, start: int) -> Any:
+        """Convert a kept window with the current session (each is used once, then freed)."""
+        assert self._held is not None and start in self._held, (
+            "a window converted before a fallback was not kept"
+        )
+        data = self._held.pop(start)
+        with self._converting:
+            return self.session.convert(self._batch(data, start, self.plan))
+
+    def _fall_back(self, exc: BaseException, upto: int | None) -> None:
+        """Discard the NVENC output and encode every kept window up to ``upto`` on the CPU."""
+        fallback = self.plan.fallback
+        assert fallback is not None and self._held is not None
+        reason = f"NVENC failed before its first packet ({brief(exc, 300)}); encoded on the CPU instead"
+        with contextlib.suppress(Exception):  # already failing: just free the session
+            self.session.close()
+        with contextlib.suppress(AttributeError):  # the muxer was never opened
+            self.muxer.abort()
+        self.plan = replace(fallback, fallback_reason=reason)
+        self._fell_back = True
+        self._open(self.plan)
+        self.frames = 0
+        for start in sorted(self._held):
+            if upto is not None and start > upto:
+                break
+            count = int(self._held[start].shape[0])
+            self._write(self.session.encode(self._reconvert(start)))
+            self.frames += count
+
+
+def _copy(data: Any) -> Any:
+    """A private copy of a window: readers reuse window memory once it is handed back."""
+    return data.clone() if is_torch(data) else np.array(data, copy=True)
+
+
+def _for(plan: EncodePlan, data: Any) -> Any:
+    """The window in the form ``plan``'s backend converts: host arrays for the CPU paths."""
+    if plan.backend != "nvenc" and is_torch(data):
+        return data.detach().cpu().numpy()
+    return data
 
 
 def run(

@@ -13,6 +13,7 @@ from fractions import Fraction
 from nvenc_cli import ffopts
 from nvenc_cli.errors import (
     InputDataError,
+    NvencError,
     SettingError,
     UnavailableError,
     UsageError,
@@ -44,6 +45,7 @@ from nvenc_cli.options import (
     is_rgb_format,
     resolve_color,
 )
+from nvenc_cli.suggest import did_you_mean, encoder_names
 
 _YUV420_FAMILIES = frozenset({"h264", "hevc", "vp9", "vp8", "av1", "mpeg4"})
 _ALPHA_HINT = "ffv1, png, prores_ks (yuva444p10le) or libvpx-vp9 (yuva420p)"
@@ -74,6 +76,11 @@ class EncodePlan:
     ignored: tuple[str, ...] = ()
     """Settings dropped because they mean nothing to the codec (``lenient`` options only);
     the API turns each into a ``UserWarning``."""
+    #: ``--resize``: the size frames are scaled to (before --pad/--crop) and the filter.
+    resize: tuple[int, int, str] | None = None
+    # The same encode on the CPU, when --device auto chose NVENC: run instead if NVENC
+    # fails before its first packet (pipeline.Job).
+    fallback: EncodePlan | None = field(default=None, repr=False, compare=False)
 
     @property
     def time_base(self) -> Fraction:
@@ -109,12 +116,16 @@ def make_plan(
         )
     pixel_format = options.pixel_format or default_pixel_format(choice.encoder, family, info)
     _check_pixel_format(choice.encoder, pixel_format)
-    width, height, geometry = _geometry(info, pixel_format, options)
+    resize = _resize(options, info)
+    scaled = info if resize is None else replace(info, width=resize[0], height=resize[1])
+    width, height, geometry = _geometry(scaled, pixel_format, options)
+    _check_x265_size(choice.encoder, width, height)
     color = resolve_color(_untagged_matrix(family, options), options.color_range, height, pixel_format)
     if bt470bg and color.matrix == "bt601":
         color = replace(color, space=BT470BG_SPACE)
     _check_gray_matrix(info, pixel_format, color)
     codec_opts, format_opts = _split_extra(choice.encoder, container, options, choice.backend)
+    ffopts.check_param_lists(choice.encoder, codec_opts)  # x264-params entries the library rejects
     format_opts = _container_defaults(container, fps, format_opts)
     notices = list(choice.notices)
     depth_note = _depth_notice(choice.encoder, info, pixel_format)
@@ -126,9 +137,13 @@ def make_plan(
             f"alpha channel dropped: {choice.encoder} with {pixel_format} cannot carry it "
             f"(alpha needs {_ALPHA_HINT})"
         )
+    if resize is not None:
+        notices.append(
+            f"frames resized from {info.width}x{info.height} to {resize[0]}x{resize[1]} ({resize[2]})"
+        )
     if geometry:
         verb = "padded (edge replication)" if geometry == "pad" else "cropped"
-        notices.append(f"frame size {info.width}x{info.height} {verb} to {width}x{height}")
+        notices.append(f"frame size {scaled.width}x{scaled.height} {verb} to {width}x{height}")
     if choice.backend != "cpu" and options.crf == 0:
         from nvenc_cli.backends.nvenc_options import SURFACES, lossless_notice
 
@@ -161,8 +176,50 @@ def make_plan(
         notices=tuple(notices),
         fallback_reason=choice.fallback_reason,
         ignored=tuple(ignored),
+        resize=resize,
     )
-    return _with_codec_defaults(plan)
+    plan = _with_codec_defaults(plan)
+    if choice.may_fall_back:
+        plan = replace(plan, fallback=_cpu_plan(options, info, container, fps_hint))
+    return plan
+
+
+def _cpu_plan(
+    options: EncodeOptions, info: FrameInfo, container: str, fps_hint: Fraction | None
+) -> EncodePlan | None:
+    """The plan ``--device cpu`` would make, or None when the CPU cannot take these options
+    (an NVENC-only preset or -x key): then an NVENC failure stays a failure."""
+    try:
+        return make_plan(replace(options, device="cpu"), info, container, fps_hint)
+    except NvencError:
+        return None
+
+
+# libx265 (4.x, as PyAV bundles it) corrupts its heap and aborts the whole process
+# ("corrupted size vs. prev_size", SIGABRT/SIGSEGV) on frames narrower than 64 pixels:
+# measured at 34, 40 and 48 wide in 8-bit, 10-bit and gray alike, never from 64 up.
+X265_MIN_WIDTH = 64
+
+
+def _check_x265_size(encoder: str, width: int, height: int) -> None:
+    """Refuse, before anything runs, a size at which libx265 would take the process down."""
+    if encoder == "libx265" and width < X265_MIN_WIDTH:
+        raise UsageError(
+            f"frames {width}x{height} are too narrow for libx265, which crashes below "
+            f"{X265_MIN_WIDTH} pixels wide: use --resize {X265_MIN_WIDTH}x-2, or -c libx264"
+        )
+
+
+def _resize(options: EncodeOptions, info: FrameInfo) -> tuple[int, int, str] | None:
+    """The size ``--resize`` asks for these frames, and the filter that gets there."""
+    if options.resize is None:
+        return None
+    from nvenc_cli.resize import filter_name, target_size
+
+    width, height = target_size(options.resize, info.width, info.height)
+    if (width, height) == (info.width, info.height):
+        return None
+    return width, height, filter_name((info.width, info.height), (width, height))
 
 
 def _colour_from_extra(options: EncodeOptions) -> tuple[EncodeOptions, bool]:
@@ -238,8 +295,8 @@ def _family(encoder: str) -> str:
         codec = av.Codec(encoder, "w")
     except Exception:
         raise UnavailableError(
-            f"unknown codec {encoder!r}: this FFmpeg build has no such encoder "
-            "(see 'nvenc info' for the list)",
+            f"unknown codec {encoder!r}{did_you_mean(encoder, encoder_names())}: this FFmpeg "
+            "build has no such encoder (see 'nvenc info' for the list)",
             torchcodec=tc_codec_not_found(encoder),
         ) from None
     if codec.type != "video":
@@ -275,7 +332,7 @@ def default_pixel_format(encoder: str, family: str, info: FrameInfo) -> str:
         "png": ("rgb24", "rgba", "rgb48be", "rgba64be", "gray", "gray16be"),
         "prores": ("yuv422p10le", "yuva444p10le", "yuv422p10le", "yuva444p10le", None, None),
         "mjpeg": ("yuvj420p",) * 4 + (None, None),
-        "gif": ("rgb8",) * 4 + ("gray", "gray"),
+        "gif": ("pal8",) * 4 + ("gray", "gray"),  # a palette from the frames (backends/palette.py)
     }
     choices = table.get(family)
     if choices is None:
@@ -295,7 +352,7 @@ def _check_pixel_format(encoder: str, pixel_format: str) -> None:
         av.VideoFormat(pixel_format)
     except Exception:
         raise SettingError(
-            f"unknown --pixel-format {pixel_format!r}",
+            f"unknown --pixel-format {pixel_format!r}{did_you_mean(pixel_format, formats)}",
             torchcodec=tc_pixel_format(pixel_format, encoder, formats, known=False),
         ) from None
     if formats and pixel_format not in formats:
@@ -303,6 +360,14 @@ def _check_pixel_format(encoder: str, pixel_format: str) -> None:
             f"codec {encoder} does not support pixel format {pixel_format}: "
             f"{_alternatives(formats, pixel_format)}",
             torchcodec=tc_pixel_format(pixel_format, encoder, formats, known=True),
+        )
+    if av.VideoFormat(pixel_format).has_palette and pixel_format != "pal8":
+        # pal8 is made by FFmpeg's palette filters (backends/palette.py); other palette
+        # formats would go through the scaler, which cannot make them (ENOTSUP).
+        # The codec lists it, but FFmpeg's scaler cannot make palette frames (ENOTSUP).
+        raise SettingError(
+            f"pixel format {pixel_format} (a palette) cannot be made from RGB frames here: "
+            f"{_alternatives([f for f in formats if not av.VideoFormat(f).has_palette], pixel_format)}"
         )
 
 
@@ -398,10 +463,11 @@ def _geometry(info: FrameInfo, pixel_format: str, options: EncodeOptions) -> tup
         if width == 0 or height == 0:
             raise InputDataError(f"frames are {info.width}x{info.height}: too small to crop")
         return width, height, "crop"
+    hint = " (or --resize with -2 for a side: even, keeping the aspect ratio)" if options.resize else ""
     raise InputDataError(
         f"frame size {info.width}x{info.height} does not fit {pixel_format}, which needs "
         f"width a multiple of {fw} and height a multiple of {fh}: use --pad (edge "
-        "replication) or --crop"
+        f"replication) or --crop{hint}"
     )
 
 
@@ -462,7 +528,8 @@ def _check_preset(
         if number is not None and 0 <= number < len(X26X_PRESETS):
             return X26X_PRESETS[number], {}
         raise SettingError(
-            f"unknown --preset {preset!r} for {encoder}: choose {names} (or 0–9)",
+            f"unknown --preset {preset!r} for {encoder}{did_you_mean(name, X26X_PRESETS)}: "
+            f"choose {names} (or 0–9)",
             torchcodec=tc_open_failed(),
         )
     if encoder == "libsvtav1":

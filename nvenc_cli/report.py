@@ -337,7 +337,10 @@ class Reporter:
             return
         for notice in plan.notices:
             self.note(notice)
-        sys.stderr.write(summary_line(report) + "\n")
+        # An NVENC run that failed and gave way to the CPU is always news.
+        fell_back = bool(getattr(result, "fell_back", False))
+        show = self.verbose or fell_back or (bool(report["fallback_reason"]) and nvidia_driver_present())
+        sys.stderr.write(summary_line(report, show_fallback=show) + "\n")
         sys.stderr.flush()
 
     def ffmpeg_logging(self) -> None:
@@ -443,10 +446,28 @@ def _audio_summary(audio: dict[str, Any] | None) -> str:
     return f", audio {audio['codec']} {audio['sample_rate']} Hz {audio['layout']}{duration} {audio['action']}"
 
 
-def summary_line(r: dict[str, Any]) -> str:
+def nvidia_driver_present() -> bool:
+    """Whether NVENC could have run here at all (libcuda.so.1 loads).
+
+    On a machine without an NVIDIA driver, "NVENC not used: no driver" on every summary
+    is noise; where a driver exists the reason (a GPU without NVENC, the session cap) is
+    news. ``-v`` and ``--json`` always carry it.
+    """
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def summary_line(r: dict[str, Any], show_fallback: bool = True) -> str:
+    """The one line for people; ``show_fallback`` adds why NVENC was not used."""
     fps = r["fps"].removesuffix("/1")
     colour = f" {r['color_matrix']}/{r['color_range']}" if r["color_matrix"] else ""
-    where = r["backend"] if not r["fallback_reason"] else f"cpu; NVENC not used: {r['fallback_reason']}"
+    reason = r["fallback_reason"] if show_fallback else None
+    where = r["backend"] if not reason else f"cpu; NVENC not used: {reason}"
     name = printable(str(r["output"]))
     return (
         f"nvenc: wrote {name}: {r['frames']} frames {r['width']}x{r['height']} @ {fps} fps, "

@@ -433,7 +433,7 @@ def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(tmp_path)
     exec(compile("\n".join(blocks), "README.md (Python API)", "exec"), {})
     written = sorted(p.name for p in tmp_path.iterdir())
-    assert written == ["ntsc.mov", "out.mp4", "rollout.mp4"]
+    assert written == ["narrated.mp4", "ntsc.mov", "out.mp4", "rollout.mp4", "speech.flac", "talk.mp4"]
     assert decode(tmp_path / "rollout.mp4")[0].shape == (48, 128, 128, 3)
 
 

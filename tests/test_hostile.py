@@ -609,3 +609,227 @@ def test_an_exif_rotation_is_not_applied_silently(tmp_path: Path) -> None:
     assert "EXIF orientation 6 not applied" in proc.stderr.decode()
     frames = frames_of(tmp_path / "out.mp4")
     assert frames.shape[1:3] == (48, 64)  # as stored: the note says so
+
+
+# --- 8. every .npy version, every listed pixel format, rates, concat lists ----------------
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)], ids=["1.0", "2.0", "3.0"])
+def test_every_npy_format_version_numpy_writes_is_read(tmp_path: Path, version: tuple[int, int]) -> None:
+    frames = noise(3, 48, 64)
+    with open(tmp_path / "v.npy", "wb") as out:
+        np.lib.format.write_array(out, frames, version=version)
+    assert (tmp_path / "v.npy").read_bytes()[6:8] == bytes(version)
+    proc = run_cli("encode", "v.npy", "-o", "out.mkv", "-c", "ffv1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert np.array_equal(frames_of(tmp_path / "out.mkv"), frames)
+
+
+def test_an_npz_member_in_npy_format_3_is_read(tmp_path: Path) -> None:
+    import zipfile
+
+    frames = noise(3, 48, 64)
+    with zipfile.ZipFile(tmp_path / "v.npz", "w") as archive, archive.open("frames.npy", "w") as member:
+        np.lib.format.write_array(member, frames, version=(3, 0))
+    proc = run_cli("encode", "v.npz", "-o", "out.mkv", "-c", "ffv1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert np.array_equal(frames_of(tmp_path / "out.mkv"), frames)
+
+
+def test_an_npy_version_numpy_never_wrote_is_bad_data(tmp_path: Path) -> None:
+    np.save(tmp_path / "v.npy", noise(2, 48, 64))
+    data = bytearray((tmp_path / "v.npy").read_bytes())
+    data[6:8] = bytes((9, 0))
+    (tmp_path / "v.npy").write_bytes(bytes(data))
+    one_line_error(run_cli("encode", "v.npy", "-o", "out.mp4", cwd=tmp_path), 65, "version 9.0")
+
+
+def test_every_pixel_format_info_lists_encodes_or_is_refused_up_front(tmp_path: Path) -> None:
+    """What ``nvenc info`` offers for each CPU encoder either works or is a usage error
+    before the output is opened: never an internal error (pal8 was one)."""
+    import json
+
+    from nvenc_cli.encode import encode_path
+    from nvenc_cli.errors import UsageError
+    from nvenc_cli.options import EncodeOptions
+
+    info = json.loads(run_cli("info", "--json").stdout)
+    np.save(tmp_path / "in.npy", noise(2, 16, 32))
+    extension = {"matroska": "mkv", "mpegts": "ts"}
+    tried = refused = 0
+    for name, facts in sorted(info["encoders"].items()):
+        containers = [
+            c for c, cf in info["containers"].items() if any(name in n for n in cf["encoders"].values())
+        ]
+        if facts.get("backend") != "cpu" or not containers:
+            continue
+        out = tmp_path / f"out.{extension.get(containers[0], containers[0])}"
+        for fmt in facts.get("pixel_formats") or []:
+            options = EncodeOptions(codec=name, pixel_format=fmt, pad=True, overwrite=True, device="cpu")
+            tried += 1
+            try:
+                encode_path(str(tmp_path / "in.npy"), str(out), options)
+            except UsageError:
+                refused += 1
+                assert parts(tmp_path) == [], (name, fmt)
+    assert tried > 50 and refused < tried
+
+
+def test_pal8_is_made_by_the_palette_filters(tmp_path: Path) -> None:
+    """pal8 once failed inside the scaler (exit 70); it is now built by FFmpeg's palette
+    filters (backends/palette.py) for every codec that takes it."""
+    import av
+
+    np.save(tmp_path / "in.npy", noise(2, 48, 64))
+    for out, args in (("out.gif", []), ("out.mov", ["-c", "png"])):
+        proc = run_cli("encode", "in.npy", "-o", out, *args, "--pixel-format", "pal8", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        with av.open(str(tmp_path / out)) as container:
+            assert len(list(container.decode(video=0))) == 2
+    assert parts(tmp_path) == []
+
+
+@pytest.mark.parametrize("rate", ["1e999999999", "1e-999999999", "10/1e99999999", "3e40"])
+def test_a_huge_exponent_in_the_rate_is_refused_at_once(tmp_path: Path, rate: str) -> None:
+    np.save(tmp_path / "in.npy", noise(2, 48, 64))
+    started = time.monotonic()
+    proc = run_cli("encode", "in.npy", "-o", "out.mp4", "-r", rate, cwd=tmp_path, timeout=30)
+    one_line_error(proc, 2, "rate")
+    assert time.monotonic() - started < 20
+
+
+def test_a_huge_exponent_in_the_api_frame_rate_is_refused_at_once() -> None:
+    from nvenc_cli import VideoEncoder
+
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="rate"):
+        VideoEncoder(noise(2, 48, 64), frame_rate="1e999999999")
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("entry", ["/etc/hostname", "../outside.mp4", "missing.mp4"])
+def test_a_concat_list_the_demuxer_refuses_is_bad_data(tmp_path: Path, entry: str) -> None:
+    (tmp_path / "list.ffconcat").write_text(f"ffconcat version 1.0\nfile {entry}\n")
+    one_line_error(run_cli("encode", "list.ffconcat", "-o", "out.mp4", cwd=tmp_path), 65, "list.ffconcat")
+    assert not (tmp_path / "out.mp4").exists()
+
+
+# --- x264-params entries the library rejects ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "fragment"),
+    [
+        ("x264-params=keyint=abc", "keyint=abc (bad value)"),
+        ("x264-params=bogus=1", "bogus=1 (unknown setting)"),
+        ("x264-params=keyint=10:ref", "x264-params"),
+    ],
+)
+def test_a_malformed_x264_params_entry_is_a_usage_error(tmp_path: Path, option: str, fragment: str) -> None:
+    np.save(tmp_path / "in.npy", noise(2, 48, 64))
+    one_line_error(run_cli("encode", "in.npy", "-o", "out.mp4", "-x", option, cwd=tmp_path), 2, fragment)
+    assert sorted(os.listdir(tmp_path)) == ["in.npy"]
+
+
+def test_a_malformed_x265_params_entry_is_a_usage_error(tmp_path: Path) -> None:
+    np.save(tmp_path / "in.npy", noise(2, 48, 64))
+    proc = run_cli(
+        "encode", "in.npy", "-o", "o.mp4", "-c", "libx265", "-x", "x265-params=ref=abc", cwd=tmp_path
+    )
+    one_line_error(proc, 2, "ref=abc (bad value)")
+
+
+def test_valid_x264_params_still_take_effect(tmp_path: Path) -> None:
+    import av
+
+    np.save(tmp_path / "in.npy", noise(12, 48, 64))
+    proc = run_cli("encode", "in.npy", "-o", "out.mp4", "-x", "x264-params=keyint=4:min-keyint=4:scenecut=0",
+                   cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        keys = [i for i, frame in enumerate(container.decode(video=0)) if frame.key_frame]
+    assert keys == [0, 4, 8]
+
+
+# --- 9. testsrc ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["--pattern", "nosuch"], 2, "nosuch"),
+        (["--pattern", "testsrc2,split"], 2, "pattern"),
+        (["-s", "99999x99999"], 2, "99999x99999"),
+        (["-s", "0x10"], 2, "size"),
+    ],
+)
+def test_testsrc_validates_before_it_touches_the_file(
+    tmp_path: Path, args: list[str], code: int, fragment: str
+) -> None:
+    for name in ("keep.npy", "keep.npz", "keep.pt"):
+        (tmp_path / name).write_bytes(PREVIOUS)
+        one_line_error(run_cli("testsrc", name, *args, cwd=tmp_path), code, fragment)
+        assert (tmp_path / name).read_bytes() == PREVIOUS
+    assert parts(tmp_path) == []
+
+
+def test_testsrc_refuses_an_output_it_cannot_write(tmp_path: Path) -> None:
+    one_line_error(run_cli("testsrc", "frames.mp4", cwd=tmp_path), 2, ".npy, .npz, .pt")
+    (tmp_path / "shots").mkdir()
+    (tmp_path / "shots" / "frame_00000.png").write_bytes(PREVIOUS)
+    proc = run_cli("testsrc", "shots", "-s", "64x48", "--frames", "2", cwd=tmp_path)
+    one_line_error(proc, 73, "not an empty")
+    assert (tmp_path / "shots" / "frame_00000.png").read_bytes() == PREVIOUS
+    assert sorted(os.listdir(tmp_path)) == ["shots"]
+
+
+@pytest.mark.parametrize("name", ["s.npy", "s.npz", "s.pt", "folder"])
+def test_testsrc_writes_every_kind_completely(tmp_path: Path, name: str) -> None:
+    from nvenc_cli import testsrc
+
+    (tmp_path / name).write_bytes(PREVIOUS) if name != "folder" else None
+    proc = run_cli("testsrc", name, "-s", "64x48", "--frames", "3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    proc = run_cli("encode", name, "-o", "out.mkv", "-c", "ffv1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert np.array_equal(frames_of(tmp_path / "out.mkv"), testsrc.batch(64, 48, 3))
+    assert parts(tmp_path) == [] and not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
+def test_testsrc_interrupted_leaves_the_previous_file(tmp_path: Path) -> None:
+    (tmp_path / "big.npy").write_bytes(PREVIOUS)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "nvenc_cli", "testsrc", "big.npy", "-s", "1920x1080", "--frames", "3000"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any((tmp_path / n).stat().st_size for n in os.listdir(tmp_path) if n.endswith(".part")):
+        assert child.poll() is None and time.monotonic() < deadline, child.communicate()[1].decode()
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 143, stderr.decode()
+    assert stderr == b"nvenc: error: terminated\n"
+    assert (tmp_path / "big.npy").read_bytes() == PREVIOUS
+    assert sorted(os.listdir(tmp_path)) == ["big.npy"]
+
+
+# --- 10. the API: tensors with lazy negation or conjugation bits -------------------------
+
+
+def test_tensors_with_lazy_negation_encode_like_their_values(tmp_path: Path) -> None:
+    import torch
+
+    import nvenc_cli
+    from nvenc_cli import VideoEncoder
+
+    values = torch.from_numpy(noise(3, 48, 64)).permute(0, 3, 1, 2).float().div(255)
+    negated = torch.complex(torch.zeros_like(values), -values).conj().imag  # a negative view
+    assert negated.is_neg() and torch.equal(negated.resolve_neg(), values)
+    VideoEncoder(negated, frame_rate=30).to_file(str(tmp_path / "neg.mkv"), codec="ffv1")
+    with nvenc_cli.open_writer(str(tmp_path / "writer.mkv"), frame_rate=30, codec="ffv1") as writer:
+        writer.write(negated)
+    expected = np.rint(values.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+    assert np.array_equal(frames_of(tmp_path / "neg.mkv"), expected)
+    assert np.array_equal(frames_of(tmp_path / "writer.mkv"), expected)

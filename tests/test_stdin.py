@@ -162,10 +162,12 @@ def test_fifo_path_streams_with_flat_memory(tmp_path: Path, pattern_hd: np.ndarr
     out = tmp_path / "out.mp4"
     import sys
 
+    # The peak RSS of the nvenc process alone, measured by a parent that runs only it.
     script = (
-        "import resource, runpy, sys; sys.argv = ['nvenc'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('nvenc_cli', run_name='__main__')\n"
-        "finally:\n    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "import resource, subprocess, sys\n"
+        "code = subprocess.run([sys.executable, '-m', 'nvenc_cli', *sys.argv[1:]]).returncode\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(code)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, "encode", str(fifo), "--input-size", "1280x720", "-o", str(out),

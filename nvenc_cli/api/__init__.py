@@ -1,12 +1,15 @@
 """The Python API, one module per class family, all thin over plan/pipeline.
 
-``video``: torchcodec's ``VideoEncoder`` and nvenc's streaming ``VideoWriter``/``open_writer``.
-New classes (torchcodec's multi-stream ``Encoder``, ``AudioEncoder``) get modules of their own
-and are re-exported here, so ``nvenc_cli.api`` stays the one import path.
+``video``: torchcodec's ``VideoEncoder`` and nvenc's streaming ``VideoWriter``/``open_writer``;
+``encoder``: torchcodec's multi-stream ``Encoder`` (``VideoStream``, ``AudioStream``);
+``audio``: torchcodec's ``AudioEncoder``. All are re-exported here (as is ``encode_many``,
+from ``nvenc_cli.batch``), so ``nvenc_cli.api`` stays the one import path.
 """
 
 from __future__ import annotations
 
+from nvenc_cli.api.audio import AudioEncoder
+from nvenc_cli.api.encoder import AudioStream, Encoder, VideoStream
 from nvenc_cli.api.video import (
     VideoEncoder,
     VideoWriter,
@@ -15,5 +18,21 @@ from nvenc_cli.api.video import (
     python_spelling,
     warn_ignored,
 )
+from nvenc_cli.batch import JobResult, JobSpec, encode_many, iter_encode_many
 
-__all__ = ["VideoEncoder", "VideoWriter", "api_errors", "open_writer", "python_spelling", "warn_ignored"]
+__all__ = [
+    "AudioEncoder",
+    "AudioStream",
+    "Encoder",
+    "JobResult",
+    "JobSpec",
+    "VideoEncoder",
+    "VideoStream",
+    "VideoWriter",
+    "api_errors",
+    "encode_many",
+    "iter_encode_many",
+    "open_writer",
+    "python_spelling",
+    "warn_ignored",
+]

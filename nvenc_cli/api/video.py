@@ -37,6 +37,7 @@ from nvenc_cli.errors import (
 )
 from nvenc_cli.mux import Destination, is_stdout
 from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
+from nvenc_cli.resize import parse_resize
 from nvenc_cli.sources.layout import parse_value_range
 from nvenc_cli.sources.memory import (
     MemoryFrames,
@@ -50,7 +51,8 @@ from nvenc_cli.sources.memory import (
 if TYPE_CHECKING:
     import torch
 
-    from nvenc_cli.pipeline import Job
+    from nvenc_cli.audio import AudioTrack
+    from nvenc_cli.pipeline import Job, Result
     from nvenc_cli.plan import EncodePlan
 
 __all__ = ["VideoEncoder", "VideoWriter", "api_errors", "open_writer", "python_spelling", "warn_ignored"]
@@ -71,6 +73,7 @@ class _Settings:
     color_range: str | None = None
     pad: bool = False
     crop: bool = False
+    resize: tuple[int, int] | str | None = None
 
     def options(self, fps: Fraction, device: str, fmt: str | None, overwrite: bool) -> EncodeOptions:
         """The ``EncodeOptions`` the CLI would build from the same values."""
@@ -89,6 +92,7 @@ class _Settings:
             format=fmt,
             overwrite=overwrite,
             lenient=True,
+            resize=parse_resize(self.resize),
         )
 
 
@@ -175,6 +179,14 @@ def _value_range(value: Any, described: MemoryFrames | None) -> tuple[float, flo
             "(uint8 is 0–255, uint16 0–65535)"
         )
     return pair
+
+
+def _warn_if_fell_back(result: Result) -> None:
+    """NVENC failed at its start and the CPU encoded instead: say why, as the CLI does."""
+    if result.fell_back:
+        warnings.warn(
+            result.plan.fallback_reason or "NVENC failed; encoded on the CPU", RuntimeWarning, stacklevel=3
+        )
 
 
 def _device(frames_device: str, override: str | None) -> str:
@@ -279,6 +291,7 @@ class VideoEncoder:
         color_range: str | None = None,
         pad: bool = False,
         crop: bool = False,
+        resize: tuple[int, int] | str | None = None,
         overwrite: bool = True,
     ) -> None:
         """Encode the frames into the file ``dest``; its extension picks the container.
@@ -300,6 +313,9 @@ class VideoEncoder:
             pad: grow a size the pixel format cannot hold (odd, for 4:2:0) by repeating
                 the last row/column; without ``pad`` or ``crop`` such sizes raise.
             crop: shrink such a size by dropping the last row/column instead.
+            resize: scale to ``(width, height)`` (or ``"640x360"``); a side of -1 keeps
+                the aspect ratio, -2 keeps it rounded to even. Area filter when shrinking,
+                Lanczos when growing; the colour rules follow the new size.
             overwrite: replace an existing ``dest`` (default, as torchcodec does); with
                 ``False`` an existing file raises ``OSError``.
 
@@ -308,7 +324,7 @@ class VideoEncoder:
         with _api_errors():
             _check_path(dest)
         settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
         )
         self._encode(os.fspath(dest), None, settings, overwrite)
 
@@ -326,6 +342,7 @@ class VideoEncoder:
         color_range: str | None = None,
         pad: bool = False,
         crop: bool = False,
+        resize: tuple[int, int] | str | None = None,
     ) -> None:
         """Encode the frames into a binary file-like object, e.g. ``io.BytesIO()``.
 
@@ -337,7 +354,7 @@ class VideoEncoder:
         with _api_errors():
             _check_file_like(file_like)
         settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
         )
         self._encode(file_like, format, settings, overwrite=False)
 
@@ -354,6 +371,7 @@ class VideoEncoder:
         color_range: str | None = None,
         pad: bool = False,
         crop: bool = False,
+        resize: tuple[int, int] | str | None = None,
     ) -> torch.Tensor:
         """Encode the frames and return the container's bytes as a 1-D uint8 CPU tensor.
 
@@ -365,7 +383,7 @@ class VideoEncoder:
         torch = require_torch("to_tensor (it returns a torch.Tensor; to_file_like needs no torch)")
         buffer = io.BytesIO()
         settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
         )
         self._encode(buffer, format, settings, overwrite=False)
         return torch.frombuffer(bytearray(buffer.getbuffer()), dtype=torch.uint8)
@@ -383,7 +401,7 @@ class VideoEncoder:
             warn_ignored(plan)
             adopt_plan(source, plan)
             source.backend = plan.backend
-            run_source(source, plan, dest, options)
+            _warn_if_fell_back(run_source(source, plan, dest, options))
 
 
 class VideoWriter:
@@ -404,8 +422,10 @@ class VideoWriter:
         device: str | None,
         layout: str | None,
         value_range: tuple[float, float] | None = None,
+        audio: AudioTrack | None = None,
     ) -> None:
         self._dest = dest
+        self._audio = audio
         self._value_range = value_range
         self._options = options
         self._container = container
@@ -464,7 +484,7 @@ class VideoWriter:
         options = replace(self._options, device=_device(described.device, self._device))
         plan = _plan(options, source, self._container, described.device.startswith("cuda"))
         warn_ignored(plan)
-        self._job = Job(plan, self._dest, options.overwrite)
+        self._job = Job(plan, self._dest, options.overwrite, self._audio)
         self._first = described
         self._prefer = same_family(described.layout.kind)
 
@@ -503,10 +523,12 @@ class VideoWriter:
             return
         self._closed = True
         if self._job is None:
+            if self._audio is not None:
+                self._audio.close()
             raise UsageError("no frames were written: nothing to encode")
         job, self._job = self._job, None
         with _api_errors():
-            job.finish()
+            _warn_if_fell_back(job.finish())
 
     def abort(self) -> None:
         """Stop without completing: a path output is removed; safe to call any time."""
@@ -514,6 +536,8 @@ class VideoWriter:
         job, self._job = self._job, None
         if job is not None:
             job.abort()
+        elif self._audio is not None:
+            self._audio.close()
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -549,10 +573,15 @@ def open_writer(
     color_range: str | None = None,
     pad: bool = False,
     crop: bool = False,
+    resize: tuple[int, int] | str | None = None,
     layout: str | None = None,
     overwrite: bool = True,
     batch_size: int = 8,
     value_range: tuple[float, float] | None = None,
+    audio: Any = None,
+    audio_sample_rate: int | None = None,
+    audio_codec: str | None = None,
+    audio_bit_rate: int | None = None,
 ) -> VideoWriter:
     """Open a :class:`VideoWriter` on ``dest``: a path, ``"-"`` (stdout) or a file object.
 
@@ -560,6 +589,12 @@ def open_writer(
     ``format`` names the container when ``dest`` has no extension (required for ``"-"``
     and file objects); ``batch_size`` caps how many frames of one ``write`` are
     converted at once; ``value_range`` is the ``(lo, hi)`` float frames are in.
+
+    ``audio`` adds a sound track cut at the video's end: a file (wav, flac, mp3, m4a, a
+    video's sound, or an .npz/.pt holding samples) or samples in memory, (C, S) or (S,),
+    float in [-1, 1] or int16, at ``audio_sample_rate``. ``audio_codec`` (default: copy a
+    file's codec when the container takes it, else the container's usual one) and
+    ``audio_bit_rate`` (bits per second) shape it.
 
     The container, destination and frame rate are checked now. When ``device`` is
     given, codec, pixel format, crf, preset and extra options are checked now too;
@@ -579,7 +614,7 @@ def open_writer(
         if format is None and (path is None or is_stdout(path)):
             raise UsageError("format is required when dest is a file object or '-' (e.g. format='mp4')")
         settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop
+            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
         )
         options = replace(
             settings.options(_frame_rate(frame_rate), "auto", format, overwrite), batch_size=batch_size
@@ -588,7 +623,10 @@ def open_writer(
         if device is not None:
             _precheck(options, container, _device("cpu", device))
         pair = _value_range(value_range, None)
-    return VideoWriter(dest if path is None else path, options, container, device, layout, pair)
+        from nvenc_cli.audio import writer_track
+
+        track = writer_track(audio, audio_sample_rate, audio_codec, audio_bit_rate, container)
+    return VideoWriter(dest if path is None else path, options, container, device, layout, pair, track)
 
 
 def _precheck(options: EncodeOptions, container: str, device: str) -> None:

@@ -50,3 +50,31 @@ def prepare_audio(
         source.close()
         raise
     return AudioTrack(plan, source), plan.notices
+
+
+def writer_track(
+    audio: object, sample_rate: int | None, codec: str | None, bit_rate: int | None, container: str
+) -> AudioTrack | None:
+    """The track ``open_writer(audio=...)`` adds: a file's sound, or samples in memory
+    ((C, S) or (S,), float in [-1, 1] or int16, at ``sample_rate``); cut at the video's end."""
+    import os
+    from dataclasses import replace
+
+    from nvenc_cli.audio.inputs import ArrayAudio
+    from nvenc_cli.audio.plan import open_input, plan_audio
+
+    if audio is None:
+        return None
+    options = AudioOptions(codec=codec, bitrate=bit_rate)
+    if isinstance(audio, (str, os.PathLike)):
+        options = replace(options, file=os.fspath(audio), rate=sample_rate)
+        source, origin = open_input(options, None, False)
+        assert source is not None
+    else:
+        source, origin = ArrayAudio(audio, sample_rate, "audio"), "samples"
+    try:
+        plan = plan_audio(options, container, source, origin)
+    except BaseException:
+        source.close()
+        raise
+    return AudioTrack(plan, source)

@@ -825,11 +825,10 @@ class Timestamper:
     deliver an earlier one), or when a new sequence starts, or at :meth:`flush`; ``bound``
     is the stream's declared reorder depth, or :data:`MAX_REORDER` when it declares none.
 
-    ``dts`` is the decode index minus a fixed delay, which keeps ``dts <= pts`` and
-    strictly increasing: the declared depth when there is one (what the encoder itself
-    uses), else the deepest reorder actually seen among the first ``MAX_REORDER + 1``
-    pictures, measured before the first packet leaves. Nothing depends on how many
-    B-frames were asked for: a stream that has more than configured is still timed right.
+    ``dts`` is the decode index minus ``bound``, which keeps ``dts <= pts`` (no picture
+    follows more than ``bound`` pictures decoded before it) and strictly increasing.
+    Nothing depends on how many B-frames were asked for: a stream that has more than
+    configured is still timed right.
     """
 
     reorder: int | None = None
@@ -838,16 +837,13 @@ class Timestamper:
     _next_pts: int = 0
     _decoded: int = 0
     _delay: int | None = None
-    _declared: bool | None = None
     _last_bumped_poc: int | None = None
 
     def push(self, unit: AccessUnit, reorder: int | None = None) -> list[TimedUnit]:
         if reorder is not None:
             self.reorder = reorder
-        if self._declared is None:
-            self._declared = self.reorder is not None
         bound = MAX_REORDER if self.reorder is None else self.reorder
-        if self._delay is None and self._declared:
+        if self._delay is None:
             self._delay = bound
         if unit.resets:
             self._bump_all()
@@ -866,7 +862,7 @@ class Timestamper:
 
     def flush(self) -> list[TimedUnit]:
         self._bump_all()
-        return self._emit(final=True)
+        return self._emit()
 
     @property
     def count(self) -> int:
@@ -885,20 +881,8 @@ class Timestamper:
             self._bump()
         self._last_bumped_poc = None
 
-    def _measure_delay(self, final: bool) -> bool:
-        """Fix the dts delay of an undeclared stream once enough pictures are ranked."""
-        if self._delay is not None:
-            return True
-        ranked = [s for s in self._pending if s.pts is not None]
-        if not final and len(ranked) <= MAX_REORDER:
-            return False
-        self._delay = max([0, *(s.decode_index - int(s.pts) for s in ranked)])  # type: ignore[arg-type]
-        return True
-
-    def _emit(self, final: bool = False) -> list[TimedUnit]:
+    def _emit(self) -> list[TimedUnit]:
         out: list[TimedUnit] = []
-        if not self._measure_delay(final):
-            return out
         delay = self._delay or 0
         while self._pending and self._pending[0].pts is not None:
             slot = self._pending.pop(0)
@@ -907,7 +891,7 @@ class Timestamper:
             if dts > pts:
                 raise EncoderError(
                     f"frame {pts} decodes after it is shown (dts {dts}); the encoder's "
-                    f"reorder depth exceeds the {delay} frames measured at its start"
+                    f"reorder depth exceeds the {delay} frames its stream allows"
                 )
             out.append(TimedUnit(slot.unit, pts, dts))
         return out

@@ -8,6 +8,7 @@ the pipeline can run them on different threads: both release the GIL, which is w
 from __future__ import annotations
 
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.backends.base import Availability
@@ -80,7 +81,14 @@ def encoder_threads(encoder: str) -> int:
     """
     if encoder not in ("libx264", "libx264rgb", "libx265"):
         return 0
-    return min(2 * (os.cpu_count() or 1), 16)
+    return min(2 * cores(), 16)
+
+
+def cores() -> int:
+    """The cores one encode sizes its threads for: ``NVENC_CORES`` when set (``-j N`` gives
+    each worker its share of the machine), else every core."""
+    value = os.environ.get("NVENC_CORES", "")
+    return max(1, int(value)) if value.strip().isdigit() else (os.cpu_count() or 1)
 
 
 def lookahead_threads() -> int:
@@ -93,7 +101,7 @@ def lookahead_threads() -> int:
     cores, two lookahead threads made a 1080p medium encode ~10 % faster, with a file 2 %
     smaller at the same PSNR.
     """
-    return min(os.cpu_count() or 1, 2)  # from 12 frame threads up, x264's own share is 2
+    return min(cores(), 2)  # from 12 frame threads up, x264's own share is 2
 
 
 class CpuSession:
@@ -114,35 +122,61 @@ class CpuSession:
         ctx.colorspace = plan.color.space
         ctx.thread_type = "AUTO"
         ctx.thread_count = encoder_threads(plan.encoder)
-        options = dict(plan.codec_options)
-        if plan.crf is not None:
-            options.setdefault("crf", f"{plan.crf:g}")
-        if plan.preset is not None:
-            options.setdefault("preset", str(plan.preset))
-        ctx.options = options
-        try:
-            ctx.open()
-        except (av.FFmpegError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or "Invalid argument"
-            raise SettingError(
-                f"{plan.encoder} refused these settings ({brief(exc)}): check --pixel-format, "
-                "--crf, --preset and -x values",
-                torchcodec=tc_open_failed(reason),
-            ) from None
+        ctx.options = self._codec_options(plan)
+        self._open(ctx)
         unused = sorted(ctx.options)
         if unused:
             raise UsageError(f"unknown option -x {unused[0]}: {plan.encoder} has no such option")
         self.ctx = ctx
-        self.description = f"{plan.encoder} (PyAV)"
+        self.description = self._describe(plan)
         self._channels = plan.source.channels
         self._last_dts: int | None = None
         self._reformat_args = _reformat_args(plan)
         # One swscale context for the whole run (PyAV otherwise builds one per frame).
         self._reformatter = av.video.reformatter.VideoReformatter()
+        # An swscale context is not thread-safe, and after an NVENC fallback the encode
+        # thread reconverts the windows it held while the converter thread goes on with
+        # new ones on this same session: both take this lock (uncontended otherwise).
+        self._convert_lock = threading.Lock()
         self._exact = exact_converter(plan)
+        self._palette = None
+        if plan.pixel_format == "pal8":
+            from nvenc_cli.backends.palette import PaletteConverter
+
+            self._palette = PaletteConverter(plan.width, plan.height, plan.fps)
+
+    # The three steps an FFmpeg encoder of another kind (ffmpeg_nvenc.py) does its own way;
+    # everything else — conversion, tags, timestamps — is shared.
+    def _codec_options(self, plan: EncodePlan) -> dict[str, str]:
+        options = dict(plan.codec_options)
+        if plan.crf is not None:
+            options.setdefault("crf", f"{plan.crf:g}")
+        if plan.preset is not None:
+            options.setdefault("preset", str(plan.preset))
+        return options
+
+    def _open(self, ctx: Any) -> None:
+        import av
+
+        try:
+            ctx.open()
+        except (av.FFmpegError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or "Invalid argument"
+            raise SettingError(
+                f"{self.plan.encoder} refused these settings ({brief(exc)}): check --pixel-format, "
+                "--crf, --preset and -x values",
+                torchcodec=tc_open_failed(reason),
+            ) from None
+
+    def _describe(self, plan: EncodePlan) -> str:
+        return f"{plan.encoder} (PyAV)"
 
     def convert(self, batch: FrameBatch) -> list[av.VideoFrame]:
         """Colour-convert one window into encoder-ready frames (runs off the encode thread)."""
+        with self._convert_lock:
+            return self._convert_window(batch)
+
+    def _convert_window(self, batch: FrameBatch) -> list[av.VideoFrame]:
         import av
 
         data = batch.data
@@ -151,6 +185,11 @@ class CpuSession:
             image = data[offset]
             if image.shape[2] == 1:
                 image = image[:, :, 0]
+            if self._palette is not None:
+                frame = av.VideoFrame.from_ndarray(image, format=self._input_format(image))
+                frame.pts = batch.start + offset
+                frames.extend(self._palette.convert(frame))
+                continue
             if self._exact is not None and image.ndim == 3 and image.dtype.itemsize == 2:
                 out = self._exact(image)  # 16-bit RGB: swscale's path is biased
             else:
@@ -179,7 +218,8 @@ class CpuSession:
         return packets
 
     def flush(self) -> list[av.Packet]:
-        return self._encode(None)
+        packets = self.encode(self._palette.flush()) if self._palette is not None else []
+        return packets + self._encode(None)
 
     def _encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
         import av

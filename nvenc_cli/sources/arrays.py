@@ -53,6 +53,12 @@ class ArraySource(Source):
             self.info = frame_info(self.layout, self.depth)
         except InputDataError as exc:
             raise InputDataError(f"{self.name}: {exc}") from None
+        if self.layout.kind == "chw" and forced_layout is None:
+            kind = {1: "gray", 3: "RGB", 4: "RGBA"}[self.layout.channels]
+            self.notices.append(
+                f"shape {tuple(shape)} read as one {kind} frame, channels first (as the Python API "
+                f"reads it); for {shape[0]} gray frames save them as {(*shape, 1)}"
+            )
         # Cap a window's bytes so huge frames (4K float64) do not multiply by the batch
         # size and the queue depth into gigabytes; ordinary frames keep the batch size.
         samples = self.layout.height * self.layout.width * self.layout.channels
@@ -65,6 +71,19 @@ class ArraySource(Source):
     @property
     def is_float(self) -> bool:
         return self.depth == 0
+
+    def _take_rate(self, entry: tuple[str, Any] | None) -> None:
+        """Use a frame rate saved beside the frames (``fps``/``frame_rate``) as the default."""
+        if entry is None:
+            return
+        from nvenc_cli.options import parse_fps
+
+        name, value = entry
+        try:
+            self.fps_hint = parse_fps(value)
+        except UsageError:
+            raise InputDataError(f"{self.name}: its {name!r} entry ({value!r}) is not a frame rate") from None
+        self.fps_from = f"the file's {name!r} entry"
 
     def _windows(self, start: int, size: int) -> Iterator[np.ndarray]:
         size = min(size, self._max_window)
@@ -90,10 +109,17 @@ class _NpyStream:
             version = np.lib.format.read_magic(fh)
             if version == (1, 0):
                 shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            elif version == (2, 0):
+            elif version in ((2, 0), (3, 0)):
+                # 3.0 is 2.0 with a UTF-8 header (for non-ASCII field names); a frame
+                # array's header is ASCII, which both decodings read alike.
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
             else:
-                shape, fortran, dtype = np.lib.format._read_array_header(fh, version)
+                raise InputDataError(
+                    f"{label}: .npy format version {version[0]}.{version[1]} is not one numpy "
+                    "writes (1.0, 2.0, 3.0)"
+                )
+        except InputDataError:
+            raise
         except Exception as exc:  # a parser of untrusted bytes: any failure means corrupt
             raise InputDataError(f"{label}: not a valid .npy array ({brief(exc)})") from None
         if dtype.hasobject:
@@ -176,7 +202,7 @@ class NpzSource(ArraySource):
             raw.close()
             raise InputDataError(f"{path}: not a valid .npz archive ({brief(exc)})") from None
         try:
-            member = _pick_member(self._zip, key, path)
+            member, rate = _pick_member(self._zip, key, path)
             self.name = f"{path}[{member.filename.removesuffix('.npy')}]"
             try:
                 self._fh = self._zip.open(member)
@@ -185,6 +211,7 @@ class NpzSource(ArraySource):
             self.stream = _NpyStream(self._fh, member.file_size, self.name)
             self._setup(self.stream.shape, self.stream.dtype, layout)
             self.stream.setup_frames(self.layout)
+            self._take_rate(rate)
         except BaseException:
             self._zip.close()
             raw.close()
@@ -199,19 +226,62 @@ class NpzSource(ArraySource):
         self._raw.close()
 
 
-def _pick_member(archive: zipfile.ZipFile, key: str | None, path: str) -> zipfile.ZipInfo:
+def _pick_member(
+    archive: zipfile.ZipFile, key: str | None, path: str
+) -> tuple[zipfile.ZipInfo, tuple[str, Any] | None]:
+    """The member holding the frames, and a frame rate stored beside it (a 0-d ``fps`` or
+    ``frame_rate``). Without ``--key``, the one member of 2 or more dimensions is the
+    frames even when scalars or 1-D arrays (timestamps) sit beside it."""
+    from nvenc_cli.sources.ptfile import RATE_KEYS
+
     members = {m.filename.removesuffix(".npy"): m for m in archive.infolist()}
+    rate = None
+    for name in RATE_KEYS:
+        if name in members and name != (key or "").removesuffix(".npy"):
+            value = _scalar(archive, members[name])
+            rate = None if value is None else (name, value)
+            break
     if key is not None:
         if key.removesuffix(".npy") not in members:
             raise InputDataError(
                 f"{path}: no array named {key!r}; it holds {', '.join(sorted(members)) or 'none'}"
             )
-        return members[key.removesuffix(".npy")]
-    if len(members) != 1:
-        if not members:
-            raise InputDataError(f"{path}: the archive holds no arrays")
-        raise UsageError(f"{path} holds several arrays ({', '.join(sorted(members))}): pick one with --key")
-    return next(iter(members.values()))
+        return members[key.removesuffix(".npy")], rate
+    if not members:
+        raise InputDataError(f"{path}: the archive holds no arrays")
+    if len(members) == 1:
+        return next(iter(members.values())), rate
+    frames = [name for name, member in members.items() if len(_member_shape(archive, member)) >= 2]
+    if len(frames) != 1:
+        listed = ", ".join(sorted(frames or members))
+        raise UsageError(f"{path} holds several arrays ({listed}): pick one with --key")
+    return members[frames[0]], rate
+
+
+def _member_shape(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[int, ...]:
+    """A member's array shape from its .npy header alone (nothing else is inflated)."""
+    try:
+        with archive.open(member) as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                return tuple(np.lib.format.read_array_header_1_0(fh)[0])
+            return tuple(np.lib.format.read_array_header_2_0(fh)[0])
+    except Exception:  # not an array: never the frames; a pick by --key reports it
+        return ()
+
+
+def _scalar(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> float | int | None:
+    """The value of a one-element numeric member (a frame rate), else None."""
+    if member.file_size > 4096:
+        return None
+    try:
+        with archive.open(member) as fh:
+            value = np.lib.format.read_array(fh, allow_pickle=False)
+    except Exception:
+        return None
+    if value.size != 1 or value.dtype.kind not in "iuf":
+        return None
+    return value.reshape(()).item()
 
 
 class TorchSource(ArraySource):
@@ -235,11 +305,18 @@ class TorchSource(ArraySource):
             except BaseException:
                 self._frames.close()
                 raise
+            self._take_rate(self._frames.rate)
             return
         loaded, self._mapped = _torch_load(path)
-        tensor = _plain_tensor(_pick_tensor(loaded, key, path), path)
+        picked, parent = _pick_tensor(loaded, key, path)
+        tensor = _plain_tensor(picked, path)
         self.tensor = tensor
         self._setup(tuple(tensor.shape), _torch_dtype_name(tensor), layout)
+        from nvenc_cli.sources.ptfile import number, rate_entry
+
+        entry = rate_entry(parent)
+        value = None if entry is None else number(entry[1])
+        self._take_rate(None if value is None else (entry[0], value))
 
     def _read(self, index: int, count: int) -> np.ndarray:
         if self._frames is not None:
@@ -349,12 +426,13 @@ def _unpickle_reason(exc: BaseException) -> str:
     return brief(exc, 160)
 
 
-def _pick_tensor(obj: Any, key: str | None, path: str) -> Any:
+def _pick_tensor(obj: Any, key: str | None, path: str) -> tuple[Any, list[Any]]:
+    """The tensor and the containers around it (where a frame rate may sit beside it)."""
     import torch
 
-    from nvenc_cli.sources.ptfile import choose_tensor
+    from nvenc_cli.sources.ptfile import locate_tensor
 
-    return choose_tensor(obj, key, path, lambda value: isinstance(value, torch.Tensor))
+    return locate_tensor(obj, key, path, lambda value: isinstance(value, torch.Tensor))
 
 
 def _release(window: Any) -> None:

@@ -27,6 +27,8 @@ class Source(ABC):
 
     info: FrameInfo
     fps_hint: Fraction | None = None
+    #: where ``fps_hint`` came from when it is file metadata worth a notice (``fps`` entry).
+    fps_from: str | None = None
     name: str = ""
 
     def __init__(self) -> None:

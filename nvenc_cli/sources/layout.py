@@ -48,6 +48,10 @@ def detect_layout(shape: tuple[int, ...], forced: str | None = None) -> Layout:
             return _checked(Layout("chw", 1, dims[1], dims[2], dims[0]))
         if forced == "nhwc" or dims[2] in CHANNELS:
             return _checked(Layout("hwc", 1, dims[0], dims[1], dims[2]))
+        if dims[0] in CHANNELS:
+            # One (C, H, W) frame, as the Python API (and torchcodec) reads it; a stack of
+            # 1, 3 or 4 gray frames is (N, H, W, 1).
+            return Layout("chw", 1, dims[1], dims[2], dims[0])
         return Layout("nhw", dims[0], dims[1], dims[2], 1)
     if len(dims) == 4:
         last, second = dims[3] in CHANNELS, dims[1] in CHANNELS

@@ -152,7 +152,7 @@ def to_backend(
     window is normalised in place on its device and a host window is uploaded.
     """
     if is_torch(raw) and raw.device.type == "cuda" and backend == "nvenc":
-        return _torch_to_nhwc(raw.detach(), layout, out_depth, first_index, value_range)
+        return _torch_to_nhwc(_plain(raw), layout, out_depth, first_index, value_range)
     out = to_nhwc(_host(raw), layout, out_depth, first_index, value_range)
     if backend == "nvenc":
         import torch
@@ -166,10 +166,17 @@ def _host(raw: Any) -> np.ndarray:
         return raw
     import torch
 
-    raw = raw.detach()
+    raw = _plain(raw)
     if raw.dtype == torch.bfloat16:  # numpy has no bfloat16
         raw = raw.float()
     return raw.cpu().numpy()
+
+
+def _plain(raw: Any) -> Any:
+    """The tensor's values as ordinary memory: detached from autograd, with lazy negation
+    and conjugation (``x.conj().imag`` is a negative view) applied, which ``numpy()``
+    and DLPack refuse to export. Both are no-ops, without a copy, when no bit is set."""
+    return raw.detach().resolve_neg().resolve_conj()
 
 
 def _torch_to_nhwc(

@@ -263,6 +263,10 @@ def load_description(archive: zipfile.ZipFile, path: str) -> tuple[Any, str]:
     return obj, "<" if order == b"little" else ">"
 
 
+def _parent_of(obj: Any, key: str | None, path: str) -> list[Any]:
+    return locate_tensor(obj, key, path, lambda value: isinstance(value, TensorRef))[1]
+
+
 def pick_tensor(obj: Any, key: str | None, path: str) -> TensorRef:
     """Choose the tensor ``--key`` names among what the fast unpickler recorded."""
     if isinstance(obj, _StorageKind | _DType | StorageRef):
@@ -273,6 +277,63 @@ def pick_tensor(obj: Any, key: str | None, path: str) -> TensorRef:
 def choose_tensor(obj: Any, key: str | None, path: str, is_tensor: Callable[[Any], bool]) -> Any:
     """The selection rules shared by both .pt readers, so they agree on every message: a
     lone tensor, or the one ``--key`` names among the tensors of a dict, list or tuple."""
+    return locate_tensor(obj, key, path, is_tensor)[0]
+
+
+def locate_tensor(
+    obj: Any, key: str | None, path: str, is_tensor: Callable[[Any], bool]
+) -> tuple[Any, list[Any]]:
+    """The tensor ``--key`` picks and the containers on the way to it, innermost first.
+
+    ``--key a.b.0`` walks nested dicts and lists (a key that exists as written wins, so a
+    dict key with a dot in it still works). Without ``--key``, tensors of fewer than 2
+    dimensions (a frame rate saved as ``torch.tensor(24)``, timestamps) are not frame
+    candidates when frame-shaped ones sit beside them.
+    """
+    if key is not None and "." in key and not _holds(obj, key):
+        parts = key.split(".")
+        containers, value = [], obj
+        for depth, part in enumerate(parts):
+            if is_tensor(value):
+                raise InputDataError(f"{path}: --key {key}: {'.'.join(parts[:depth])!r} is already a tensor")
+            containers.insert(0, value)
+            value = _step(value, part, path, ".".join(parts[: depth + 1]))
+        if not is_tensor(value):
+            raise InputDataError(f"{path}: --key {key} names a {type(value).__name__}, not a tensor")
+        return value, containers
+    tensor = _choose_in(obj, key, path, is_tensor)
+    return tensor, ([] if tensor is obj else [obj])
+
+
+def _holds(obj: Any, key: str) -> bool:
+    return isinstance(obj, dict) and any(str(k) == key for k in obj)
+
+
+def _step(container: Any, part: str, path: str, where: str) -> Any:
+    """One step of a dotted ``--key``: a dict key, or a list/tuple index."""
+    if isinstance(container, dict):
+        for k, value in container.items():
+            if str(k) == part:
+                return value
+        raise InputDataError(
+            f"{path}: no entry {where!r}; there it has {', '.join(sorted(map(str, container))) or 'nothing'}"
+        )
+    if isinstance(container, list | tuple):
+        if part.lstrip("-").isdigit() and -len(container) <= int(part) < len(container):
+            return container[int(part)]
+        raise InputDataError(f"{path}: no index {where!r}: that list has {len(container)} items")
+    raise InputDataError(f"{path}: nothing under {where!r}: it is a {type(container).__name__}")
+
+
+def _dims(value: Any) -> int:
+    size = getattr(value, "size", None)
+    if isinstance(size, tuple):  # TensorRef
+        return len(size)
+    dim = getattr(value, "dim", None)
+    return int(dim()) if callable(dim) else 0
+
+
+def _choose_in(obj: Any, key: str | None, path: str, is_tensor: Callable[[Any], bool]) -> Any:
     if is_tensor(obj):
         if key is not None:
             raise UsageError(f"{path} holds a single tensor: drop --key {key}")
@@ -284,14 +345,71 @@ def choose_tensor(obj: Any, key: str | None, path: str, is_tensor: Callable[[Any
     else:
         found = {}
     if not found:
-        raise InputDataError(f"{path}: holds no tensor (found {type(obj).__name__})")
+        nested = isinstance(obj, dict | list | tuple) and any(
+            isinstance(v, dict | list | tuple) for v in (obj.values() if isinstance(obj, dict) else obj)
+        )
+        hint = "; --key a.b.0 reaches tensors inside nested dicts and lists" if nested else ""
+        raise InputDataError(f"{path}: holds no tensor (found {type(obj).__name__}){hint}")
     if key is not None:
         if key not in found:
             raise InputDataError(f"{path}: no tensor under {key!r}; it has {', '.join(sorted(found))}")
         return found[key]
-    if len(found) > 1:
-        raise UsageError(f"{path} holds several tensors ({', '.join(sorted(found))}): use --key")
-    return next(iter(found.values()))
+    frames = {k: v for k, v in found.items() if _dims(v) >= 2} or found
+    if len(frames) > 1:
+        raise UsageError(f"{path} holds several tensors ({', '.join(sorted(frames))}): use --key")
+    return next(iter(frames.values()))
+
+
+# Entry names that hold a frame rate beside the frames ({'video': t, 'fps': 24}).
+RATE_KEYS = ("fps", "frame_rate", "framerate")
+
+
+def rate_entry(containers: list[Any]) -> tuple[str, Any] | None:
+    """The name and raw value of a frame-rate entry in the nearest dict around the frames
+    (``{'video': t, 'fps': 24}``, or ``{'samples': [t, …], 'fps': 24}`` with ``--key samples.0``)."""
+    for container in containers:
+        if not isinstance(container, dict):
+            continue
+        for name in RATE_KEYS:
+            for k, value in container.items():
+                if str(k) == name:
+                    return name, value
+    return None
+
+
+def number(value: Any, read_ref: Callable[[TensorRef], Any] | None = None) -> float | int | None:
+    """A plain number from a frame-rate entry (int, float, a one-element tensor), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, TensorRef):
+        return read_ref(value) if read_ref is not None else None
+    item = getattr(value, "item", None)
+    numel = getattr(value, "numel", None)
+    if callable(item) and callable(numel) and numel() == 1:
+        got = item()
+        return got if isinstance(got, int | float) and not isinstance(got, bool) else None
+    return None
+
+
+_SCALAR_DTYPES = {
+    "uint8": "u1", "int8": "i1", "int16": "i2", "int32": "i4", "int64": "i8",
+    "uint16": "u2", "float16": "f2", "float32": "f4", "float64": "f8",
+}  # fmt: skip
+
+
+def read_scalar(archive: zipfile.ZipFile, ref: TensorRef, order: str) -> float | int | None:
+    """The value of a one-element tensor recorded by the fast unpickler (a frame rate)."""
+    code = _SCALAR_DTYPES.get(ref.dtype)
+    if code is None or int(np.prod(ref.size, dtype=np.int64)) != 1:
+        return None
+    dtype = np.dtype(order + code) if code[1] != "1" else np.dtype(code)
+    try:
+        data = archive.read(ref.storage.member)
+        return np.frombuffer(data, dtype, count=1, offset=ref.offset * dtype.itemsize)[0].item()
+    except Exception:  # damaged or odd: the rate is optional, the frames decide the outcome
+        return None
 
 
 def _data_start(fh: IO[bytes], info: zipfile.ZipInfo) -> int:
@@ -346,6 +464,12 @@ class PtFrames:
             obj, order = load_description(archive, path)
             tensor = pick_tensor(obj, key, path)
             info = archive.getinfo(tensor.storage.member)
+            #: (entry name, value) of a frame rate saved beside the frames, if any.
+            self.rate: tuple[str, Any] | None = None
+            entry = rate_entry(_parent_of(obj, key, path))
+            if entry is not None:
+                value = number(entry[1], lambda ref: read_scalar(archive, ref, order))
+                self.rate = None if value is None else (entry[0], value)
         typed = tensor.storage.dtype in ("", tensor.dtype)
         if tensor.dtype not in _READABLE or not tensor.plain or not typed:
             raise NeedsTorch(f"dtype {tensor.dtype}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import IO
@@ -34,10 +35,17 @@ class VideoSource(Source):
         self.also_close: IO[bytes] | None = None
         try:
             self._container = av.open(file if file is not None else path, "r")
-        except FileNotFoundError:
-            raise InputMissingError(f"{path}: no such file") from None
-        except PermissionError:
-            raise InputMissingError(f"{path}: cannot read (permission denied)") from None
+        except (FileNotFoundError, PermissionError) as exc:
+            if file is None and not os.access(path, os.R_OK):
+                missing = isinstance(exc, FileNotFoundError)
+                reason = "no such file" if missing else "cannot read (permission denied)"
+                raise InputMissingError(f"{path}: {reason}") from None
+            # The file itself is readable: what FFmpeg could not open or refused is
+            # something the file names (a concat list's entry, an unsafe path in it).
+            raise InputDataError(
+                f"{path}: FFmpeg refused or could not open what the file refers to ({brief(exc)}); "
+                "a concat list's entries must exist and be relative paths without '..' (safe mode)"
+            ) from None
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise InputDataError(f"{path}: not a readable video ({brief(exc)})") from None
         if not self._container.streams.video:

@@ -1,0 +1,234 @@
+"""Where jobs run: long-lived local worker processes, or Ray tasks on a cluster.
+
+Both have the ``concurrent.futures`` shape (``submit(job) -> Future[JobResult]``) so the
+runner and the CLI see only futures and results. Each adds what a run needs on top:
+``interrupt()`` (stop every running job, their temporary files removed) and progress
+events (``on_event(kind, *values)``: ``start``, ``progress``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from nvenc_cli.batch.jobs import JobSpec
+from nvenc_cli.batch.worker import JobResult, file_key
+from nvenc_cli.errors import UnavailableError, UsageError
+
+EventSink = Callable[..., None]
+DEFAULT_GPU_SHARE = 0.25
+"""GPU a Ray task asks for when it encodes on NVENC: at most 4 encodes per GPU at a time,
+under the 5–8 concurrent sessions consumer drivers allow (data-centre GPUs have no cap)."""
+
+
+def available_cores() -> int:
+    """Cores this process may run on (a cpuset or ``taskset`` narrows ``os.cpu_count``)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """One worker per core: each job's pipeline keeps its share busy (measured in README,
+    "Many clips")."""
+    return available_cores()
+
+
+def cores_per_worker(workers: int) -> int:
+    """The cores one job's encoder threads are sized for: an equal share, at least one."""
+    return max(1, available_cores() // max(1, workers))
+
+
+class LocalExecutor:
+    """A process pool whose workers import nvenc once and then take job after job.
+
+    Workers are forked from a forkserver that has already imported nvenc (numpy, PyAV),
+    so even that start-up is paid once per run, not once per worker; the parent's own
+    threads (the progress display) are never forked.
+    """
+
+    def __init__(self, workers: int, *, verbose: bool = False, on_event: EventSink | None = None) -> None:
+        if workers < 1:
+            raise UsageError(f"invalid --jobs {workers}: it must be at least 1")
+        from nvenc_cli.batch import worker
+
+        self.workers = workers
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["nvenc_cli.batch.worker", "nvenc_cli.encode", "nvenc_cli.report"])
+        else:  # Windows: each worker imports nvenc itself, still once for all its jobs
+            context = multiprocessing.get_context("spawn")
+        # No cross-process lock anywhere: a worker killed while holding one (SIGKILL, the
+        # OOM killer) would block every other process for good. Events are small pickles
+        # written to one pipe (a write under PIPE_BUF is atomic), the stop flag a raw int.
+        self._events, self._writer = context.Pipe(duplex=False)
+        self._stop = context.RawValue("i", 0)
+        self._on_event = on_event
+        self._pids: set[int] = set()
+        self._lock = threading.Lock()
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=worker.init_pool_worker,
+            initargs=(self._writer, self._stop, cores_per_worker(workers), verbose),
+        )
+        self._reader = threading.Thread(target=self._read_events, daemon=True, name="nvenc-batch-events")
+        self._reader.start()
+
+    def submit(self, job: JobSpec) -> Future[JobResult]:
+        from nvenc_cli.batch import worker
+
+        return self._pool.submit(worker.pool_job, job)
+
+    def _read_events(self) -> None:
+        while True:
+            try:
+                message = self._events.recv()
+            except (EOFError, OSError):
+                return
+            if message is None:
+                return
+            kind, *values = message
+            if kind == "hello":
+                with self._lock:
+                    self._pids.add(values[0])
+            elif self._on_event is not None:
+                with contextlib.suppress(Exception):  # a display error must not stop the run
+                    self._on_event(kind, *values)
+
+    def interrupt(self) -> None:
+        """Stop every worker: queued jobs are not started, running ones unwind (their
+        temporary files removed) on SIGTERM, idle workers exit at once."""
+        self._stop.value = 1
+        deadline = time.monotonic() + 1.0
+        while self._events.poll() and time.monotonic() < deadline:
+            time.sleep(0.01)  # every worker that could be running said hello before it ran
+        with self._lock:
+            pids = list(self._pids)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(OSError):
+            self._writer.send(None)
+        self._reader.join(timeout=2)
+        self._writer.close()
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def import_ray() -> Any:
+    """Ray, imported only when ``--executor ray`` asks for it."""
+    try:
+        import ray
+    except ImportError:
+        raise UnavailableError(
+            "--executor ray needs Ray: pip install 'nvenc-cli[ray]' (or pip install ray)"
+        ) from None
+    return ray
+
+
+def _ray_task(job: JobSpec, cores: int, before: tuple[int, int, int] | None) -> JobResult:
+    """A Ray task: one job. A retry after a killed worker first removes the temporary file
+    the dead attempt left beside the output (the output path itself never holds a partial
+    file: it appears by rename only), and redoes a job whose output the dead attempt had
+    already finished."""
+    from nvenc_cli.batch import worker
+
+    worker.set_cores(cores)
+    worker.quiet_libraries(False)
+    worker.remove_stale_temporaries(job.output)
+    job = worker.redo_over_own_output(job, before)
+    try:
+        return worker.run_job(job)
+    except KeyboardInterrupt:  # ray.cancel: the encode has unwound and cleaned up
+        return worker.failed(job, 130, "cancelled", status="cancelled")
+
+
+class RayExecutor:
+    """Each job a Ray task, on the cluster at ``address`` or on a local one started for the
+    run (and shut down after it). Ray retries a task whose worker died (``max_retries``);
+    a job that fails on its own merits returns a ``failed`` result and is not retried."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        cpus_per_job: int = 1,
+        gpu_share: float = DEFAULT_GPU_SHARE,
+        max_retries: int = 3,
+        local_cpus: int | None = None,
+    ) -> None:
+        ray = import_ray()
+        self._ray = ray
+        self._owns_cluster = not ray.is_initialized()
+        if self._owns_cluster:
+            import logging
+
+            try:
+                ray.init(
+                    address=address,
+                    num_cpus=local_cpus if address is None else None,
+                    include_dashboard=False,
+                    logging_level=logging.ERROR,  # nvenc reports; Ray's notices stay in its logs
+                    log_to_driver=False,
+                )
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                where = address or "a local cluster"
+                raise UnavailableError(f"cannot start Ray on {where} ({exc})") from None
+        self._cpus = cpus_per_job
+        self._gpu_share = gpu_share
+        self._has_gpus = float(ray.cluster_resources().get("GPU", 0)) > 0
+        self._task = ray.remote(_ray_task)
+        self._retries = max_retries
+        self._refs: list[Any] = []
+
+    def wants_gpu(self, job: JobSpec) -> bool:
+        """NVENC jobs reserve a GPU share so Ray spreads their sessions over the GPUs:
+        ``--device cuda``, an ``*_nvenc`` codec, or ``auto`` on a cluster that has GPUs."""
+        options = job.options
+        if options.device == "cpu":
+            return False
+        if options.device == "cuda" or (options.codec or "").endswith("_nvenc"):
+            return True
+        return self._has_gpus
+
+    def submit(self, job: JobSpec) -> Future[JobResult]:
+        gpus = self._gpu_share if self.wants_gpu(job) else 0
+        task = self._task.options(
+            name="nvenc-job", max_retries=self._retries, num_cpus=self._cpus, num_gpus=gpus
+        )
+        ref = task.remote(job, self._cpus, file_key(job.output))
+        self._refs.append(ref)
+        return ref.future()
+
+    def interrupt(self) -> None:
+        """Cancel every task: a running one gets KeyboardInterrupt and unwinds its encode."""
+        for ref in self._refs:
+            with contextlib.suppress(Exception):  # already finished, or the cluster is gone
+                self._ray.cancel(ref, force=False)
+
+    def shutdown(self) -> None:
+        if self._owns_cluster and self._ray.is_initialized():
+            self._ray.shutdown()
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()

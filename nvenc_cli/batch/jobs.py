@@ -1,0 +1,181 @@
+"""Jobs as plain data, decided before anything runs.
+
+A run of many encodes is a list of ``JobSpec``s built up front: output templates are
+expanded, collisions refused, the shard picked and finished outputs skipped here, so an
+executor only ever sees independent jobs and every shard of a cluster run computes the
+same list from the same arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nvenc_cli.encode import InputOptions
+from nvenc_cli.errors import UsageError
+from nvenc_cli.options import EncodeOptions
+
+PLACEHOLDERS = ("stem", "name", "parent", "index", "ext")
+PLACEHOLDER_TEXT = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+DIR_TEMPLATE = "{stem}.mp4"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One encode: ``encode_path(input, output, options, inputs)`` and nothing more.
+
+    ``index`` is the job's place in the whole list (before sharding), so ``{index}`` and
+    the reports name a job the same way on every machine of a sharded run.
+    """
+
+    input: str
+    output: str
+    options: EncodeOptions = field(default_factory=EncodeOptions)
+    inputs: InputOptions = field(default_factory=InputOptions)
+    index: int = 0
+
+
+def has_placeholder(template: str) -> bool:
+    """Whether ``template`` names at least one of the known placeholders."""
+    return any(name in PLACEHOLDERS for name in _fields(template))
+
+
+def _fields(template: str) -> list[str]:
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise UsageError(f"invalid output template {template!r} ({exc}): use {PLACEHOLDER_TEXT}") from None
+    return [name.split(".")[0].split("[")[0] for _, name, _, _ in parsed if name is not None]
+
+
+def is_dir_template(output: str) -> bool:
+    """``-o DIR/`` (a trailing separator) means ``DIR/{stem}.mp4``."""
+    return output.endswith(("/", os.sep))
+
+
+def expand_output(template: str, input_spec: str, index: int) -> str:
+    """The output path for one input: placeholders filled from the input's path.
+
+    ``{stem}`` is the file name without its extension, ``{name}`` with it, ``{ext}`` the
+    extension without the dot, ``{parent}`` the name of the folder holding the input and
+    ``{index}`` the input's position (0-based; ``{index:04d}`` pads it). A folder or glob
+    input uses its last path component as the name.
+    """
+    if is_dir_template(template):
+        template = template + DIR_TEMPLATE
+    unknown = [name for name in _fields(template) if name not in PLACEHOLDERS]
+    if unknown:
+        raise UsageError(f"unknown placeholder {{{unknown[0]}}} in -o {template!r}: use {PLACEHOLDER_TEXT}")
+    path = Path(input_spec.rstrip("/\\") or input_spec)
+    parent = path.resolve().parent.name if path.parent == Path(".") else path.parent.name
+    values = {
+        "stem": path.stem,
+        "name": path.name,
+        "ext": path.suffix.lstrip("."),
+        "parent": parent,
+        "index": index,
+    }
+    try:
+        return template.format(**values)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise UsageError(f"invalid output template {template!r} ({exc}): use {PLACEHOLDER_TEXT}") from None
+
+
+def jobs_from_inputs(
+    inputs: Sequence[str],
+    template: str,
+    options: EncodeOptions | None = None,
+    input_options: InputOptions | None = None,
+) -> list[JobSpec]:
+    """One job per input, its output from ``template``.
+
+    Several inputs need a template that tells their outputs apart; without one the likely
+    story is a shell-expanded image glob, and the error says to quote it.
+    """
+    if not inputs:
+        raise UsageError("no input given")
+    if len(inputs) > 1 and not (is_dir_template(template) or has_placeholder(template)):
+        raise UsageError(_no_placeholder_message(inputs, template))
+    options = options or EncodeOptions()
+    input_options = input_options or InputOptions()
+    return [
+        JobSpec(spec, expand_output(template, spec, i), options, input_options, i)
+        for i, spec in enumerate(inputs)
+    ]
+
+
+def _no_placeholder_message(inputs: Sequence[str], template: str) -> str:
+    from nvenc_cli.sources.images import IMAGE_EXTENSIONS
+
+    head = f"{len(inputs)} inputs but one output {template!r}"
+    if all(Path(spec).suffix.lower() in IMAGE_EXTENSIONS for spec in inputs):
+        folder = os.path.dirname(inputs[0]) or "."
+        ext = Path(inputs[0]).suffix
+        return (
+            f"{head}: the shell expanded an image glob into {len(inputs)} files; quote it to make "
+            f"one video of them ('{os.path.join(folder, '*' + ext)}'), or put a placeholder "
+            f"({PLACEHOLDER_TEXT}) in -o for one video per input"
+        )
+    return (
+        f"{head}: put a placeholder in -o ({PLACEHOLDER_TEXT}, e.g. -o 'out/{{stem}}.mp4') "
+        "or give a folder (-o out/) for one video per input"
+    )
+
+
+def _key(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def check_collisions(jobs: Iterable[JobSpec]) -> None:
+    """Refuse, before any work, two jobs writing one file or a job writing over an input."""
+    jobs = list(jobs)
+    if len(jobs) > 1 and any(job.input == "-" for job in jobs):
+        raise UsageError("standard input (-) can feed one encode, not one of several jobs")
+    outputs: dict[str, JobSpec] = {}
+    for job in jobs:
+        if job.output == "-":
+            if len(jobs) > 1:
+                raise UsageError("-o - (standard output) takes one input, not several")
+            continue
+        key = _key(job.output)
+        if key in outputs:
+            first = outputs[key]
+            raise UsageError(
+                f"inputs {first.input} and {job.input} would both be written to {job.output}: "
+                f"use a placeholder that tells them apart ({PLACEHOLDER_TEXT})"
+            )
+        outputs[key] = job
+    for job in jobs:
+        hit = outputs.get(_key(job.input))
+        if hit is not None:
+            raise UsageError(f"{hit.output}: the output of {hit.input} would overwrite the input {job.input}")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` with 0 ≤ K < N: the K-th of N slices (0-based, as Kubernetes' indexed jobs
+    and ``--array=0-N`` Slurm arrays number them)."""
+    try:
+        k_text, n_text = text.split("/")
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise UsageError(f"invalid --shard {text!r}: use K/N, e.g. 0/4 for the first of 4 slices") from None
+    if n < 1 or not 0 <= k < n:
+        raise UsageError(f"invalid --shard {text!r}: K must be 0…N-1 and N at least 1")
+    return k, n
+
+
+def select_shard(jobs: Sequence[JobSpec], shard: tuple[int, int] | None) -> list[JobSpec]:
+    """Job ``i`` belongs to slice ``i mod N``: disjoint, together complete, and balanced
+    even when the list is sorted by size (neighbours go to different machines)."""
+    if shard is None:
+        return list(jobs)
+    k, n = shard
+    return [job for job in jobs if job.index % n == k]
+
+
+def is_done(job: JobSpec) -> bool:
+    """An existing output is a complete one: outputs appear only by atomic rename."""
+    return job.output != "-" and os.path.isfile(job.output)

@@ -1,0 +1,249 @@
+"""Run a list of jobs through an executor; the results come back as each job finishes.
+
+``iter_encode_many`` is the one loop (the CLI and ``encode_many`` are both thin over it):
+jobs are planned up front (``plan_jobs``), finished outputs are reported as skipped, the
+rest are submitted, and any way out of the loop other than its end (Ctrl-C, SIGTERM, the
+caller leaving the iterator) stops every worker and removes the temporary files of the
+jobs that were running.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from nvenc_cli.batch.executors import EventSink, LocalExecutor, RayExecutor, default_workers
+from nvenc_cli.batch.jobs import JobSpec, check_collisions, is_done, jobs_from_inputs, select_shard
+from nvenc_cli.batch.worker import (
+    JobResult,
+    failed,
+    file_key,
+    redo_over_own_output,
+    remove_stale_temporaries,
+)
+from nvenc_cli.encode import InputOptions
+from nvenc_cli.errors import UsageError
+from nvenc_cli.options import EncodeOptions
+
+EXECUTORS = ("local", "ray")
+MIXED_FAILURES = 1
+"""Exit code of a run whose failed jobs failed for different reasons (each job's own code
+is on its error line and in its --json object)."""
+WORKER_ATTEMPTS = 3
+"""Tries a job gets when its local worker process dies under it (killed, out of memory);
+the pool is restarted for the jobs that are left."""
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Where and how wide a run goes: ``local`` worker processes or ``ray`` tasks."""
+
+    executor: str = "local"
+    workers: int | None = None
+    ray_address: str | None = None
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise UsageError(f"invalid --executor {self.executor!r}: choose local or ray")
+        if self.workers is not None and self.workers < 1:
+            raise UsageError(f"invalid --jobs {self.workers}: it must be at least 1")
+
+
+def job_from_mapping(
+    spec: Mapping[str, Any], index: int, options: EncodeOptions, inputs: InputOptions
+) -> JobSpec:
+    """A job from a dict: ``input``, ``output`` and any ``EncodeOptions``/``InputOptions``
+    field by name, the given options being the defaults."""
+    data = dict(spec)
+    try:
+        source, dest = str(data.pop("input")), str(data.pop("output"))
+    except KeyError as exc:
+        raise UsageError(f"job {index}: {exc.args[0]!r} is missing") from None
+    encode_fields = {f.name for f in fields(EncodeOptions)}
+    input_fields = {f.name for f in fields(InputOptions)}
+    unknown = sorted(set(data) - encode_fields - input_fields)
+    if unknown:
+        raise UsageError(f"job {index}: unknown option {unknown[0]!r}")
+    try:
+        opts = replace(options, **{k: v for k, v in data.items() if k in encode_fields})
+        ins = replace(inputs, **{k: v for k, v in data.items() if k in input_fields})
+    except TypeError as exc:
+        raise UsageError(f"job {index}: {exc}") from None
+    return JobSpec(source, dest, opts, ins, index)
+
+
+def plan_jobs(
+    jobs: Iterable[JobSpec | Mapping[str, Any]] | None = None,
+    *,
+    inputs: Sequence[str] | None = None,
+    output: str | None = None,
+    options: EncodeOptions | None = None,
+    input_options: InputOptions | None = None,
+    shard: tuple[int, int] | None = None,
+) -> list[JobSpec]:
+    """The whole job list, checked (collisions refused) before the shard is taken, so
+    every shard of a cluster run refuses or accepts the same arguments."""
+    options = options or EncodeOptions()
+    input_options = input_options or InputOptions()
+    if (jobs is None) == (inputs is None):
+        raise UsageError("give either jobs or inputs (with an output template)")
+    if inputs is not None:
+        if output is None:
+            raise UsageError("inputs need an output template (e.g. 'out/{stem}.mp4')")
+        planned = jobs_from_inputs(list(inputs), output, options, input_options)
+    else:
+        planned = []
+        for i, spec in enumerate(jobs or ()):
+            if isinstance(spec, JobSpec):
+                planned.append(replace(spec, index=i))
+            else:
+                planned.append(job_from_mapping(spec, i, options, input_options))
+    check_collisions(planned)
+    return select_shard(planned, shard)
+
+
+def combined_exit_code(results: Iterable[JobResult]) -> int:
+    """0 when every job succeeded (or was skipped); the failures' code when they agree;
+    ``MIXED_FAILURES`` (1) when they differ. An interruption (130/143) always wins."""
+    codes = {r.exit_code for r in results if not r.ok}
+    for signal_code in (130, 143):
+        if signal_code in codes:
+            return signal_code
+    if not codes:
+        return 0
+    return codes.pop() if len(codes) == 1 else MIXED_FAILURES
+
+
+def iter_encode_many(
+    jobs: Iterable[JobSpec | Mapping[str, Any]] | None = None,
+    *,
+    inputs: Sequence[str] | None = None,
+    output: str | None = None,
+    options: EncodeOptions | None = None,
+    input_options: InputOptions | None = None,
+    executor: ExecutorOptions | str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    skip_existing: bool = False,
+    shard: tuple[int, int] | str | None = None,
+    on_event: EventSink | None = None,
+) -> Iterator[JobResult]:
+    """Encode many clips; yield each job's ``JobResult`` as it finishes (in that order).
+
+    ``jobs`` are ``JobSpec``s or dicts (``input``, ``output`` and option fields by name,
+    ``options``/``input_options`` being their defaults); or give ``inputs`` and an
+    ``output`` template (``{stem}``, ``{name}``, ``{parent}``, ``{index}``, ``{ext}``,
+    or a folder ending in ``/``). A failed job yields a ``failed`` result; the others
+    carry on. Leaving the loop early stops the workers and cleans up.
+    """
+    if isinstance(shard, str):
+        from nvenc_cli.batch.jobs import parse_shard
+
+        shard = parse_shard(shard)
+    if isinstance(executor, str):
+        executor = ExecutorOptions(executor, workers, ray_address)
+    planned = plan_jobs(
+        jobs, inputs=inputs, output=output, options=options, input_options=input_options, shard=shard
+    )
+    todo: list[JobSpec] = []
+    for job in planned:
+        if skip_existing and is_done(job):
+            yield JobResult(job.index, job.input, job.output, "skipped")
+        else:
+            todo.append(job)
+    if not todo:
+        return
+    if executor.executor == "ray":
+        yield from _run_ray(todo, executor)
+    else:
+        yield from _run_local(todo, executor, on_event)
+
+
+def encode_many(*args: Any, **kwargs: Any) -> list[JobResult]:
+    """``iter_encode_many``, collected and returned in job order."""
+    return sorted(iter_encode_many(*args, **kwargs), key=lambda r: r.index)
+
+
+def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink | None) -> Iterator[JobResult]:
+    workers = min(opts.workers or default_workers(), len(todo))
+    started: set[int] = set()
+
+    def note(kind: str, *values: Any) -> None:
+        if kind == "start":
+            started.add(values[0])
+        if on_event is not None:
+            on_event(kind, *values)
+
+    attempts = dict.fromkeys((job.index for job in todo), 0)
+    before = {job.index: file_key(job.output) for job in todo}
+    pending = list(todo)
+    while pending:
+        executor = LocalExecutor(workers, verbose=opts.verbose, on_event=note)
+        futures: dict[Future[JobResult], JobSpec] = {executor.submit(job): job for job in pending}
+        pending, broken = [], False
+        try:
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = futures.pop(future)
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        attempts[job.index] += job.index in started
+                        if attempts[job.index] >= WORKER_ATTEMPTS:
+                            yield failed(job, 70, "its worker process died (killed or out of memory)")
+                        else:
+                            pending.append(redo_over_own_output(job, before[job.index]))
+            if broken:  # a dead worker took the pool: clean what its jobs left, start afresh
+                for job in pending:
+                    remove_stale_temporaries(job.output)
+                pending.sort(key=lambda j: j.index)
+        except BaseException:
+            executor.interrupt()
+            _clean_unfinished(futures.values())
+            raise
+        finally:
+            executor.shutdown()
+
+
+def _run_ray(todo: list[JobSpec], opts: ExecutorOptions) -> Iterator[JobResult]:
+    # Ray workers run in their own folders (and on other machines): absolute paths only.
+    jobs = [replace(j, input=os.path.abspath(j.input), output=os.path.abspath(j.output)) for j in todo]
+    names = {j.index: (t.input, t.output) for j, t in zip(jobs, todo, strict=True)}
+    executor = RayExecutor(opts.ray_address, local_cpus=opts.workers)
+    futures = {executor.submit(job): job for job in jobs}
+    try:
+        while futures:
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = futures.pop(future)
+                try:
+                    result = future.result()
+                except Exception as exc:
+                    result = failed(job, 70, f"the Ray task failed: {type(exc).__name__}: {exc}")
+                source, dest = names[job.index]  # reported as the user named them
+                report = {**result.report, "input": source, "output": dest} if result.report else {}
+                yield replace(result, input=source, output=dest, report=report)
+    except BaseException:
+        executor.interrupt()
+        _wait_quietly(list(futures), timeout=10)
+        _clean_unfinished(futures.values())
+        raise
+    finally:
+        executor.shutdown()
+
+
+def _wait_quietly(futures: list[Future[JobResult]], timeout: float) -> None:
+    wait(futures, timeout=timeout)
+
+
+def _clean_unfinished(jobs: Iterable[JobSpec]) -> None:
+    """After the workers are gone: no temporary file of an unfinished job survives."""
+    for job in jobs:
+        remove_stale_temporaries(job.output)

@@ -1,0 +1,202 @@
+"""What runs inside a worker: one job is one ``encode_path`` call, its outcome plain data.
+
+The same ``run_job`` serves the local process pool and Ray tasks. Failures never escape
+as exceptions (a bad job must not look like a broken worker); only an interruption
+does, after ``encode_path`` has removed its temporary file on the way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from nvenc_cli.batch.jobs import JobSpec
+from nvenc_cli.errors import Interrupted, NvencError, OutputError
+
+CORES_ENV = "NVENC_CORES"
+PROGRESS_PERIOD = 0.25  # seconds between a worker's progress messages for one job
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """The outcome of one job: ``status`` is ``ok``, ``failed``, ``skipped`` or
+    ``cancelled``; ``report`` holds the single-encode ``--json`` fields when it is ok."""
+
+    index: int
+    input: str
+    output: str
+    status: str
+    exit_code: int = 0
+    error: str | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "skipped")
+
+    @property
+    def frames(self) -> int:
+        return int(self.report.get("frames") or 0)
+
+    def to_json(self) -> dict[str, Any]:
+        """The job's ``--json`` object: today's fields, then ``status`` and ``error``."""
+        base = self.report or {"input": self.input, "output": self.output}
+        return {**base, "index": self.index, "status": self.status, "error": self.error}
+
+
+def failed(job: JobSpec, code: int, message: str, status: str = "failed") -> JobResult:
+    return JobResult(job.index, job.input, job.output, status, code, message)
+
+
+def run_job(job: JobSpec, progress: Callable[[int, int | None], None] | None = None) -> JobResult:
+    """Encode one job; every failure becomes a ``failed`` result with its exit code."""
+    from nvenc_cli.encode import encode_path
+    from nvenc_cli.report import json_report
+
+    started = time.monotonic()
+    try:
+        make_folder(job.output)
+        result = encode_path(job.input, job.output, job.options, job.inputs, progress=progress)
+    except Interrupted:
+        raise
+    except NvencError as exc:
+        return failed(job, exc.exit_code, str(exc) or type(exc).__name__)
+    except Exception as exc:  # a bug must cost its job, not the run
+        return failed(job, 70, f"internal error: {type(exc).__name__}: {exc}")
+    report = json_report(job.input, job.output, result)
+    return JobResult(job.index, job.input, job.output, "ok", 0, None, report, time.monotonic() - started)
+
+
+def make_folder(output: str) -> None:
+    """Templates name folders per input (``out/{parent}/{stem}.mp4``): create them."""
+    if output == "-":
+        return
+    folder = Path(output).parent
+    if str(folder) in ("", ".") or folder.is_dir():
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{output}: cannot create folder {folder} ({exc.strerror or exc})") from None
+
+
+def stale_temporaries(output: str) -> list[str]:
+    """Temporary files an earlier, killed attempt at ``output`` left (the muxer names them
+    ``.NAME.XXXXXXXX.part`` beside the target; outputs never collide within a run)."""
+    if output == "-":
+        return []
+    path = Path(output)
+    pattern = os.path.join(glob.escape(str(path.parent)), f".{glob.escape(path.name)}.*.part")
+    return glob.glob(pattern)
+
+
+def remove_stale_temporaries(output: str) -> None:
+    for name in stale_temporaries(output):
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def file_key(path: str) -> tuple[int, int, int] | None:
+    """What tells a run's own output from a file that was there before the run (inode,
+    size, modification time: the same on every node of a shared filesystem)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def redo_over_own_output(job: JobSpec, before: tuple[int, int, int] | None) -> JobSpec:
+    """A retried job whose earlier attempt finished (its output appeared since the run
+    began) but whose result was lost with its worker: encode it again over that output."""
+    now = file_key(job.output)
+    if now is None or now == before or job.options.overwrite:
+        return job
+    return replace(job, options=replace(job.options, overwrite=True))
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Encoder logs as the single-encode CLI has them: FFmpeg's lines only with -v."""
+    from nvenc_cli.report import Reporter
+
+    Reporter(quiet=True, verbose=verbose, no_color=True, progress_path=None).ffmpeg_logging()
+
+
+def set_cores(cores: int | None) -> None:
+    """Encoder threads follow ``NVENC_CORES``: each of N workers gets its share of the
+    machine's cores rather than all of them (a value the user set is kept)."""
+    if cores and not os.environ.get(CORES_ENV):
+        os.environ[CORES_ENV] = str(cores)
+
+
+# -- the local pool's worker process ---------------------------------------------------------
+_events: Any = None
+_stop: Any = None
+_busy = False
+
+
+def init_pool_worker(events: Any, stop: Any, cores: int | None, verbose: bool) -> None:
+    """Runs once per worker process: the imports, the signal rules, the logging.
+
+    The parent coordinates Ctrl-C: workers ignore SIGINT (a terminal sends it to the whole
+    process group, and SIGHUP too) and stop on the SIGTERM the parent sends them, which unwinds a running
+    encode (removing its temporary file) exactly as it does for ``nvenc encode``.
+    """
+    global _events, _stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP", "SIGXCPU"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _on_term)
+    if hasattr(signal, "SIGXFSZ"):  # a file size limit is a write error (74), as for one encode
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    _events, _stop = events, stop
+    set_cores(cores)
+    importlib.import_module("nvenc_cli.encode")  # the point of a long-lived worker: import once
+    from nvenc_cli.cli import _keep_freed_memory
+
+    _keep_freed_memory()
+    quiet_libraries(verbose)
+    events.send(("hello", os.getpid()))
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    if _busy:
+        raise Interrupted("terminated", exit_code=143)
+    os._exit(143)
+
+
+def pool_job(job: JobSpec) -> JobResult:
+    """The function the pool runs per job: progress messages out, the result back."""
+    global _busy
+    if _stop is not None and _stop.value:
+        return failed(job, 130, "cancelled", status="cancelled")
+    _busy = True
+    try:
+        _events.send(("start", job.index, os.getpid()))
+        return run_job(job, _progress_sender(job.index))
+    except Interrupted:
+        # encode_path has removed its temporary file while unwinding; the run is over.
+        os._exit(143)
+    finally:
+        _busy = False
+
+
+def _progress_sender(index: int) -> Callable[[int, int | None], None]:
+    last = [float("-inf")]
+
+    def send(done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_PERIOD or (total is not None and done >= total):
+            last[0] = now
+            _events.send(("progress", index, done, total))
+
+    return send
