@@ -78,6 +78,10 @@ class EncodePlan:
     # The same encode on the CPU, when --device auto chose NVENC: run instead if NVENC
     # fails before its first packet (pipeline.Job).
     fallback: EncodePlan | None = field(default=None, repr=False, compare=False)
+    #: the input's display rotation (counter-clockwise degrees) and sample aspect ratio,
+    #: written to the output's stream (``encode.carry_display``).
+    rotation: int = 0
+    sample_aspect: Fraction | None = None
 
     @property
     def time_base(self) -> Fraction:
