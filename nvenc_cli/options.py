@@ -188,7 +188,7 @@ def parse_fps(text: str | float | int | Fraction) -> Fraction:
         exponent = _EXPONENT.search(raw)
         if exponent is not None and abs(int(exponent.group(1))) > 30:
             # Fraction would build 10**exponent exactly: minutes of CPU for 1e999999999.
-            raise UsageError(f"invalid frame rate {raw[:40]!r}: out of range (at most 1000 fps)")
+            raise UsageError(f"invalid frame rate {raw[:40]!r}: out of range (its exponent is too large)")
         try:
             if raw in _NTSC:
                 rate = Fraction(_NTSC[raw] * 1000, 1001)

@@ -116,6 +116,7 @@ class Job:
 
             self._resizer = Resizer(*plan.resize)
         self.muxer = Muxer(self._dest, plan.container, plan.format_options, self._overwrite)
+        self.muxer.display(plan.rotation, plan.sample_aspect)
         try:
             self.session = get_backend(plan.backend).open(plan, self.muxer)
             if self.audio is not None:

@@ -81,6 +81,10 @@ class EncodePlan:
     # The same encode on the CPU, when --device auto chose NVENC: run instead if NVENC
     # fails before its first packet (pipeline.Job).
     fallback: EncodePlan | None = field(default=None, repr=False, compare=False)
+    #: the input's display rotation (counter-clockwise degrees) and sample aspect ratio,
+    #: written to the output's stream (``encode.carry_display``).
+    rotation: int = 0
+    sample_aspect: Fraction | None = None
 
     @property
     def time_base(self) -> Fraction:
@@ -425,12 +429,17 @@ def _check_gray_matrix(info: FrameInfo, pixel_format: str, color: ColorSpec) -> 
 
 
 def _container_defaults(container: str, fps: Fraction, options: dict[str, str]) -> dict[str, str]:
-    """MP4/MOV movie timescale on a multiple of the frame rate's numerator.
+    """MP4/MOV movie timescale on a multiple of the frame rate's numerator; Matroska and
+    WebM written bitexact (reproducible bytes).
 
     The muxer's default (1000) rounds the movie duration to whole milliseconds, so
     ffprobe's format duration of 10 frames at 30000/1001 read 0.334 s instead of
     0.333667 s; any multiple of the numerator makes N/fps an integer tick count.
     """
+    if container in ("matroska", "webm") and "fflags" not in options:
+        # Matroska writes a random segment UID and the muxing date unless told to be
+        # bitexact: the same frames made different files on every run.
+        options = {**options, "fflags": "+bitexact"}
     if container not in ("mp4", "mov") or "movie_timescale" in options:
         return options
     scale = fps.numerator
