@@ -8,7 +8,6 @@ the pipeline can run them on different threads: both release the GIL, which is w
 from __future__ import annotations
 
 import os
-import threading
 from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.backends.base import Availability
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
 
 # Hardware encoders FFmpeg lists but the CPU backend does not drive.
 _HARDWARE_SUFFIXES = ("_nvenc", "_vaapi", "_qsv", "_v4l2m2m", "_vulkan", "_amf", "_mf")
-_SWS_MATRIX = {"bt601": "ITU601", "bt709": "ITU709", "bt2020": "BT2020"}
+_SWS_MATRIX = {"bt601": "ITU601", "bt709": "ITU709", "bt2020": "BT2020", "fcc": "FCC"}
 _INPUT_FORMAT = {  # (channels, depth) -> PyAV input pixel format of an NHWC frame
     (1, 8): "gray",
     (3, 8): "rgb24",
@@ -134,10 +133,6 @@ class CpuSession:
         self._reformat_args = _reformat_args(plan)
         # One swscale context for the whole run (PyAV otherwise builds one per frame).
         self._reformatter = av.video.reformatter.VideoReformatter()
-        # An swscale context is not thread-safe, and after an NVENC fallback the encode
-        # thread reconverts the windows it held while the converter thread goes on with
-        # new ones on this same session: both take this lock (uncontended otherwise).
-        self._convert_lock = threading.Lock()
         self._exact = exact_converter(plan)
         self._palette = None
         if plan.pixel_format == "pal8":
@@ -173,10 +168,6 @@ class CpuSession:
 
     def convert(self, batch: FrameBatch) -> list[av.VideoFrame]:
         """Colour-convert one window into encoder-ready frames (runs off the encode thread)."""
-        with self._convert_lock:
-            return self._convert_window(batch)
-
-    def _convert_window(self, batch: FrameBatch) -> list[av.VideoFrame]:
         import av
 
         data = batch.data
