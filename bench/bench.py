@@ -640,8 +640,9 @@ def check_many(out: Path, run: Run, clips: int, frames: int) -> None:
 def many_mode(args: argparse.Namespace, workdir: Path) -> None:
     """Many short clips: every contender encodes the same folder, interleaved, N times."""
     nvenc = nvenc_program(args.nvenc)
-    everything = [n for n in MANY_CONTENDERS if "ffmpeg" not in n or shutil.which("ffmpeg")]
-    skipped = [n for n in MANY_CONTENDERS if n not in everything]
+    wanted = [n for n in MANY_CONTENDERS if not args.commands or n in args.commands]
+    everything = [n for n in wanted if "ffmpeg" not in n or shutil.which("ffmpeg")]
+    skipped = [n for n in wanted if n not in everything]
     for size in args.sizes:
         label, width, height = parse_size(size)
         large = width * height > 1280 * 720
@@ -909,6 +910,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: many short clips (24 x 48 frames at 360p, 6 at 1080p; sizes 360p,1080p, "
         "presets medium,ultrafast unless given): nvenc -j 2 vs xargs -P2 ffmpeg and shell loops",
+    )
+    add(
+        "--commands",
+        type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
+        default=None,
+        help="with --many: a comma-separated subset of the commands, e.g. 'nvenc -j 2,xargs -P2 ffmpeg'",
     )
     add(
         "--nvenc",
