@@ -144,7 +144,7 @@ class VideoStream:
 
     def add_frames(self, frames: Any) -> None:
         """Encode frames: a uint8 (N, C, H, W) tensor with C = 3 (RGB) of the size given to
-        ``add_video`` (channels-last, numpy, gray and RGBA frames work as in ``VideoEncoder``).
+        ``add_video``; channels-last (N, H, W, 3) tensors and numpy arrays work too.
 
         Raises:
             RuntimeError: before :meth:`Encoder.open_file` or after :meth:`Encoder.close`;
