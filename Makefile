@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: all install bytecode demo test lint man bench bench-memory clean
+.PHONY: all install bytecode demo test lint man bench bench-many bench-memory clean
 
 all: test
 
@@ -49,6 +49,11 @@ man: $(STAMP)
 bench: install
 	-@$(PIP) install --quiet "torchcodec==0.13.0" 2>/dev/null
 	$(PY) bench/bench.py
+	$(PY) bench/bench.py --many
+
+# Many short clips in one run (-j 2) against xargs -P2 ffmpeg and shell loops.
+bench-many: install
+	$(PY) bench/bench.py --many
 
 bench-memory: install
 	$(PY) bench/bench.py --memory

@@ -587,6 +587,11 @@ MANY_CONTENDERS = {
 }
 
 
+LARGE_CONTENDERS = ("nvenc -j 2", "nvenc -j 2 all threads", "nvenc -j 1", "xargs -P2 ffmpeg", "nvenc loop")
+"""At 1080p and above: the commands the ratios need (each clip takes seconds there, so a
+process start matters less and the other loops only lengthen the run)."""
+
+
 def write_clips(folder: Path, width: int, height: int, clips: int, frames: int) -> None:
     """``clips`` different clips (consecutive stretches of testsrc2), each as ``.npy`` for
     nvenc and as raw rgb24 for ffmpeg: the same pixels, read straight from disk by both."""
@@ -635,10 +640,12 @@ def check_many(out: Path, run: Run, clips: int, frames: int) -> None:
 def many_mode(args: argparse.Namespace, workdir: Path) -> None:
     """Many short clips: every contender encodes the same folder, interleaved, N times."""
     nvenc = nvenc_program(args.nvenc)
-    names = [n for n in MANY_CONTENDERS if "ffmpeg" not in n or shutil.which("ffmpeg")]
-    skipped = [n for n in MANY_CONTENDERS if n not in names]
+    everything = [n for n in MANY_CONTENDERS if "ffmpeg" not in n or shutil.which("ffmpeg")]
+    skipped = [n for n in MANY_CONTENDERS if n not in everything]
     for size in args.sizes:
         label, width, height = parse_size(size)
+        large = width * height > 1280 * 720
+        names = [n for n in everything if not large or n in LARGE_CONTENDERS]
         clips = MANY_CLIPS.get(label, 24)
         frames = args.frames or MANY_FRAMES
         folder = workdir / f"clips_{width}x{height}"

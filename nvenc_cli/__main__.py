@@ -14,8 +14,8 @@ def main() -> None:
     from nvenc_cli import signals
     from nvenc_cli.errors import Interrupted
 
-    signals.install()
     try:
+        signals.install()  # a signal may land while the later ones go in: covered below
         from nvenc_cli.cli import run
 
         run()

@@ -28,6 +28,7 @@ KR_KB: dict[str, tuple[float, float]] = {
     "bt601": (0.299, 0.114),
     "bt709": (0.2126, 0.0722),
     "bt2020": (0.2627, 0.0593),
+    "fcc": (0.30, 0.11),  # FCC 1953 (NTSC System M), as FFmpeg's AVCOL_SPC_FCC
 }
 
 

@@ -53,8 +53,41 @@ def prepare(
     except BaseException:
         source.close()
         raise
+    plan = carry_display(source, plan)
     adopt_plan(source, plan)
     return source, plan
+
+
+# Containers whose stream can hold a display matrix (FFmpeg writes it for these).
+_ROTATION_CONTAINERS = frozenset({"mp4", "mov", "matroska", "webm"})
+
+
+def carry_display(source: Source, plan: EncodePlan) -> EncodePlan:
+    """Keep how the input is meant to be shown: its display rotation and the shape of its
+    pixels (sample aspect ratio). Where the output cannot hold one, a notice says so."""
+    rotation = int(getattr(source, "rotation", 0) or 0)
+    sar: Fraction | None = getattr(source, "sample_aspect", None)
+    notices: list[str] = []
+    if rotation and plan.container not in _ROTATION_CONTAINERS:
+        notices.append(
+            f"the input's display rotation ({rotation}°) is not carried: {plan.container} files "
+            "cannot hold it (use .mp4, .mov or .mkv)"
+        )
+        rotation = 0
+    if sar is not None and plan.resize is not None:
+        # Scaling changes the pixels' shape; the picture's shape is what is kept.
+        width, height = plan.resize[0], plan.resize[1]
+        sar = sar * Fraction(plan.source.width * height, plan.source.height * width)
+        sar = None if sar == 1 else sar
+    if sar is not None and plan.backend == "nvenc":
+        notices.append(
+            f"the input's sample aspect ratio ({sar.numerator}:{sar.denominator}) is not carried by "
+            "the NVENC route: the picture will look stretched (--device cpu keeps it)"
+        )
+        sar = None
+    if not (rotation or sar or notices):
+        return plan
+    return replace(plan, rotation=rotation, sample_aspect=sar, notices=(*plan.notices, *notices))
 
 
 def _rate_notice(source: Source, options: EncodeOptions) -> None:

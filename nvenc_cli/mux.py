@@ -341,6 +341,18 @@ class Muxer:
             return UsageError(f"the {muxer} muxer refused its settings ({reason}): check its -x options")
         return _write_error(self._label(), exc)
 
+    def display(self, rotation: int, sample_aspect: Any = None) -> None:
+        """How the picture is to be shown, written to the stream made next: a display
+        rotation (counter-clockwise degrees) and the pixels' sample aspect ratio."""
+        self._rotation, self._sample_aspect = rotation, sample_aspect
+
+    def _shown_as_asked(self, stream: Any, encoded_here: bool) -> None:
+        if getattr(self, "_rotation", 0):
+            stream.set_display_rotation(self._rotation)
+        sar = getattr(self, "_sample_aspect", None)
+        if sar is not None and encoded_here:
+            stream.codec_context.sample_aspect_ratio = sar
+
     def new_stream(self, encoder: str, rate: Any) -> av.VideoStream:
         """A stream whose codec context the backend configures, opens and encodes with.
 
@@ -349,6 +361,7 @@ class Muxer:
         """
         self.stream = self._video.stream = self.output.add_stream(encoder, rate=rate)
         _apple_hevc_tag(self.stream, self.container_name)
+        self._shown_as_asked(self.stream, encoded_here=True)
         return self.stream
 
     def stream_from_template(self, template: av.VideoStream, opaque: bool | None = None) -> av.VideoStream:
@@ -357,6 +370,7 @@ class Muxer:
         template's own codec, needed when its decoder has no encoder twin (libdav1d)."""
         self.stream = self._video.stream = self.output.add_stream_from_template(template, opaque=opaque)
         _apple_hevc_tag(self.stream, self.container_name)
+        self._shown_as_asked(self.stream, encoded_here=False)
         return self.stream
 
     def add_lane(self, factory: Callable[[Any], Any]) -> Lane:

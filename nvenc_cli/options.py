@@ -145,7 +145,20 @@ SVT_PRESETS: dict[str, int] = {
 X26X_ENCODERS = ("libx264", "libx264rgb", "libx265")
 VPX_ENCODERS = ("libvpx-vp9", "libvpx")
 
-COLOR_MATRICES = ("bt601", "bt709", "bt2020")
+COLOR_MATRICES = ("bt601", "bt709", "bt2020", "fcc")
+# FFmpeg's names for the codec options ``colorspace`` and ``color_range`` (torchcodec's
+# users set the tags that way) -> the matrix/range nvenc converts with, so the maths
+# follows the tag instead of the tag lying about the maths.
+FFMPEG_COLORSPACES = {
+    "bt709": "bt709",
+    "bt470bg": "bt601",  # the same matrix as smpte170m; tagged as asked (code 5)
+    "smpte170m": "bt601",
+    "bt2020nc": "bt2020",
+    "bt2020_ncl": "bt2020",
+    "fcc": "fcc",
+}
+BT470BG_SPACE = 5
+FFMPEG_RANGES = {"tv": "tv", "mpeg": "tv", "limited": "tv", "pc": "pc", "jpeg": "pc", "full": "pc"}
 COLOR_RANGES = ("tv", "pc")
 DEVICES = ("auto", "cpu", "cuda")
 LAYOUTS = ("nhwc", "nchw")
@@ -175,7 +188,7 @@ def parse_fps(text: str | float | int | Fraction) -> Fraction:
         exponent = _EXPONENT.search(raw)
         if exponent is not None and abs(int(exponent.group(1))) > 30:
             # Fraction would build 10**exponent exactly: minutes of CPU for 1e999999999.
-            raise UsageError(f"invalid frame rate {raw[:40]!r}: out of range (at most 1000 fps)")
+            raise UsageError(f"invalid frame rate {raw[:40]!r}: out of range (its exponent is too large)")
         try:
             if raw in _NTSC:
                 rate = Fraction(_NTSC[raw] * 1000, 1001)
@@ -314,6 +327,7 @@ _TAGS = {
     "bt601": (6, 6, 6),  # smpte170m
     "bt709": (1, 1, 1),
     "bt2020": (9, 14, 9),  # bt2020 primaries, bt2020-10 transfer, bt2020nc matrix
+    "fcc": (4, 4, 4),  # BT.470 System M primaries and gamma 2.2, the FCC matrix
 }
 
 

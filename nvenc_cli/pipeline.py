@@ -92,6 +92,9 @@ class Job:
         self._held: dict[int, Any] | None = {} if plan.fallback is not None else None
         self._written = False
         self._fell_back = False
+        # A session's converter is not thread-safe (one swscale context); after a fallback
+        # the encode thread converts kept windows while the converter thread goes on.
+        self._converting = threading.Lock()
         self.frames = 0
         self.started = time.monotonic()
         try:
@@ -113,6 +116,7 @@ class Job:
 
             self._resizer = Resizer(*plan.resize)
         self.muxer = Muxer(self._dest, plan.container, plan.format_options, self._overwrite)
+        self.muxer.display(plan.rotation, plan.sample_aspect)
         try:
             self.session = get_backend(plan.backend).open(plan, self.muxer)
             if self.audio is not None:
@@ -132,7 +136,8 @@ class Job:
         (session, plan), held = self._current, self._held
         if held is not None and plan.fallback is not None and not self._written:
             held[start] = _copy(data)
-        return session, start, session.convert(self._batch(data, start, plan))
+        with self._converting:
+            return session, start, session.convert(self._batch(data, start, plan))
 
     def _batch(self, data: Any, start: int, plan: EncodePlan) -> FrameBatch:
         """A window as ``plan``'s session takes it: resized, padded or cropped, on its side."""
@@ -211,7 +216,8 @@ class Job:
             "a window converted before a fallback was not kept"
         )
         data = self._held.pop(start)
-        return self.session.convert(self._batch(data, start, self.plan))
+        with self._converting:
+            return self.session.convert(self._batch(data, start, self.plan))
 
     def _fall_back(self, exc: BaseException, upto: int | None) -> None:
         """Discard the NVENC output and encode every kept window up to ``upto`` on the CPU."""

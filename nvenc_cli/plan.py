@@ -25,10 +25,13 @@ from nvenc_cli.errors import (
 )
 from nvenc_cli.frames import FrameInfo
 from nvenc_cli.options import (
+    BT470BG_SPACE,
     CONTAINER_CODECS,
     CRF_RANGE,
     DEFAULT_CODEC,
     DEFAULT_FPS,
+    FFMPEG_COLORSPACES,
+    FFMPEG_RANGES,
     MAX_FPS,
     SVT_PRESETS,
     VPX_ENCODERS,
@@ -78,6 +81,10 @@ class EncodePlan:
     # The same encode on the CPU, when --device auto chose NVENC: run instead if NVENC
     # fails before its first packet (pipeline.Job).
     fallback: EncodePlan | None = field(default=None, repr=False, compare=False)
+    #: the input's display rotation (counter-clockwise degrees) and sample aspect ratio,
+    #: written to the output's stream (``encode.carry_display``).
+    rotation: int = 0
+    sample_aspect: Fraction | None = None
 
     @property
     def time_base(self) -> Fraction:
@@ -101,6 +108,7 @@ def make_plan(
 
     fps = options.fps or fps_hint or DEFAULT_FPS
     _check_fps(fps, container)
+    options, bt470bg = _colour_from_extra(options)
     requested = options.codec or DEFAULT_CODEC.get(container, "libx264")
     choice = select(options.device, requested, explicit=options.codec is not None)
     family = _family(choice.encoder)
@@ -116,7 +124,9 @@ def make_plan(
     scaled = info if resize is None else replace(info, width=resize[0], height=resize[1])
     width, height, geometry = _geometry(scaled, pixel_format, options)
     _check_x265_size(choice.encoder, width, height)
-    color = resolve_color(options.color_matrix, options.color_range, height, pixel_format)
+    color = resolve_color(_untagged_matrix(family, options), options.color_range, height, pixel_format)
+    if bt470bg and color.matrix == "bt601":
+        color = replace(color, space=BT470BG_SPACE)
     _check_gray_matrix(info, pixel_format, color)
     codec_opts, format_opts = _split_extra(choice.encoder, container, options, choice.backend)
     ffopts.check_param_lists(choice.encoder, codec_opts)  # x264-params entries the library rejects
@@ -198,7 +208,7 @@ X265_MIN_WIDTH = 64
 def _check_x265_size(encoder: str, width: int, height: int) -> None:
     """Refuse, before anything runs, a size at which libx265 would take the process down."""
     if encoder == "libx265" and width < X265_MIN_WIDTH:
-        raise InputDataError(
+        raise UsageError(
             f"frames {width}x{height} are too narrow for libx265, which crashes below "
             f"{X265_MIN_WIDTH} pixels wide: use --resize {X265_MIN_WIDTH}x-2, or -c libx264"
         )
@@ -214,6 +224,60 @@ def _resize(options: EncodeOptions, info: FrameInfo) -> tuple[int, int, str] | N
     if (width, height) == (info.width, info.height):
         return None
     return width, height, filter_name((info.width, info.height), (width, height))
+
+
+def _colour_from_extra(options: EncodeOptions) -> tuple[EncodeOptions, bool]:
+    """FFmpeg's ``colorspace``/``color_range`` codec options, as torchcodec's users pass
+    them, become nvenc's colour matrix and range: the pixels are converted with what the
+    file is tagged with (handed to the encoder, they would only retag pixels converted
+    otherwise). A matrix nvenc cannot convert with is refused. Also says whether the
+    BT.601 matrix is to be tagged ``bt470bg`` rather than ``smpte170m``."""
+    wanted = {"colorspace": options.color_matrix, "color_range": options.color_range}
+    table = {"colorspace": FFMPEG_COLORSPACES, "color_range": FFMPEG_RANGES}
+    own = {"colorspace": "--color-matrix", "color_range": "--color-range"}
+    rest: list[tuple[str, str]] = []
+    bt470bg = False
+    for key, value in options.extra:
+        if key not in table:
+            rest.append((key, value))
+            continue
+        mapped = table[key].get(value.strip().lower())
+        if mapped is None:
+            raise SettingError(
+                f"invalid value {value!r} for -x {key}: nvenc converts with "
+                f"{', '.join(sorted(table[key]))} (or use {own[key]})",
+                torchcodec=tc_open_failed(),
+            )
+        if wanted[key] is not None and wanted[key] != mapped:
+            raise UsageError(f"-x {key} {value!r} contradicts {own[key]} {wanted[key]}: give one")
+        wanted[key] = mapped
+        bt470bg = bt470bg or (key == "colorspace" and value.strip().lower() == "bt470bg")
+    if len(rest) == len(options.extra):
+        return options, False
+    changed = replace(
+        options, extra=tuple(rest), color_matrix=wanted["colorspace"], color_range=wanted["color_range"]
+    )
+    return changed, bt470bg
+
+
+# Codecs whose bitstream has no place for the colour matrix or range (MPEG-4 part 2 and
+# FLV1 as FFmpeg writes them; AVI and FLV have none either): every decoder reads them as
+# BT.601, limited range, so that is the only maths whose "tag" is true.
+_UNTAGGED_FAMILIES = frozenset({"mpeg4", "flv1", "h263", "msmpeg4v3"})
+
+
+def _untagged_matrix(family: str, options: EncodeOptions) -> str | None:
+    """BT.601 for codecs that cannot say otherwise; asking for another matrix or full range
+    there is refused (the file would be read back with the wrong colours)."""
+    if family not in _UNTAGGED_FAMILIES:
+        return options.color_matrix
+    if options.color_matrix not in (None, "bt601") or options.color_range == "pc":
+        asked = options.color_matrix if options.color_matrix not in (None, "bt601") else "full range"
+        raise UsageError(
+            f"{family} cannot record its colour matrix or range, so decoders read it as BT.601 "
+            f"limited range: drop {asked} or pick a codec that records it (e.g. libx264)"
+        )
+    return "bt601"
 
 
 def _check_fps(fps: Fraction, container: str) -> None:
@@ -272,7 +336,7 @@ def default_pixel_format(encoder: str, family: str, info: FrameInfo) -> str:
         "png": ("rgb24", "rgba", "rgb48be", "rgba64be", "gray", "gray16be"),
         "prores": ("yuv422p10le", "yuva444p10le", "yuv422p10le", "yuva444p10le", None, None),
         "mjpeg": ("yuvj420p",) * 4 + (None, None),
-        "gif": ("rgb8",) * 4 + ("gray", "gray"),
+        "gif": ("pal8",) * 4 + ("gray", "gray"),  # a palette from the frames (backends/palette.py)
     }
     choices = table.get(family)
     if choices is None:
@@ -301,7 +365,9 @@ def _check_pixel_format(encoder: str, pixel_format: str) -> None:
             f"{_alternatives(formats, pixel_format)}",
             torchcodec=tc_pixel_format(pixel_format, encoder, formats, known=True),
         )
-    if av.VideoFormat(pixel_format).has_palette:
+    if av.VideoFormat(pixel_format).has_palette and pixel_format != "pal8":
+        # pal8 is made by FFmpeg's palette filters (backends/palette.py); other palette
+        # formats would go through the scaler, which cannot make them (ENOTSUP).
         # The codec lists it, but FFmpeg's scaler cannot make palette frames (ENOTSUP).
         raise SettingError(
             f"pixel format {pixel_format} (a palette) cannot be made from RGB frames here: "
@@ -363,12 +429,17 @@ def _check_gray_matrix(info: FrameInfo, pixel_format: str, color: ColorSpec) -> 
 
 
 def _container_defaults(container: str, fps: Fraction, options: dict[str, str]) -> dict[str, str]:
-    """MP4/MOV movie timescale on a multiple of the frame rate's numerator.
+    """MP4/MOV movie timescale on a multiple of the frame rate's numerator; Matroska and
+    WebM written bitexact (reproducible bytes).
 
     The muxer's default (1000) rounds the movie duration to whole milliseconds, so
     ffprobe's format duration of 10 frames at 30000/1001 read 0.334 s instead of
     0.333667 s; any multiple of the numerator makes N/fps an integer tick count.
     """
+    if container in ("matroska", "webm") and "fflags" not in options:
+        # Matroska writes a random segment UID and the muxing date unless told to be
+        # bitexact: the same frames made different files on every run.
+        options = {**options, "fflags": "+bitexact"}
     if container not in ("mp4", "mov") or "movie_timescale" in options:
         return options
     scale = fps.numerator
@@ -429,7 +500,7 @@ def _check_crf(encoder: str, crf: float | None, lenient: bool, ignored: list[str
         return None
     bounds = crf_range(encoder)
     if bounds is None:
-        hint = "set its quality with -x (e.g. -x b=8M or -x qscale=2)"
+        hint = "set its quality with -x (e.g. a bitrate: -x b=8M)"
         if lenient:
             ignored.append(f"crf={crf:g} ignored: {encoder} has no crf; {hint}")
             return None

@@ -337,7 +337,9 @@ class Reporter:
             return
         for notice in plan.notices:
             self.note(notice)
-        show = self.verbose or (bool(report["fallback_reason"]) and nvidia_driver_present())
+        # An NVENC run that failed and gave way to the CPU is always news.
+        fell_back = bool(getattr(result, "fell_back", False))
+        show = self.verbose or fell_back or (bool(report["fallback_reason"]) and nvidia_driver_present())
         sys.stderr.write(summary_line(report, show_fallback=show) + "\n")
         sys.stderr.flush()
 
@@ -466,6 +468,7 @@ def summary_line(r: dict[str, Any], show_fallback: bool = True) -> str:
     colour = f" {r['color_matrix']}/{r['color_range']}" if r["color_matrix"] else ""
     reason = r["fallback_reason"] if show_fallback else None
     where = r["backend"] if not reason else f"cpu; NVENC not used: {reason}"
+    where = printable(str(where))  # a driver's or library's words: one line, no escape codes
     name = printable(str(r["output"]))
     return (
         f"nvenc: wrote {name}: {r['frames']} frames {r['width']}x{r['height']} @ {fps} fps, "

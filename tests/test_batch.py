@@ -569,3 +569,54 @@ def test_a_terminal_gets_one_display_for_the_run(tmp_path: Path, base: np.ndarra
     assert text.count("gone.npy:") == 1  # the failure printed once, above the display
     assert "4 jobs: 3 ok, 1 failed" in text
     assert stdout == b""
+
+
+def _peak_rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), "VmHWM: 0 kB")
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the workers' peak RSS from /proc")
+def test_a_long_lived_worker_does_not_grow_with_the_number_of_jobs(tmp_path: Path) -> None:
+    frames = testsrc.batch(320, 240, 24)
+    np.save(tmp_path / "clip.npy", frames)
+
+    def peak(jobs: int) -> float:
+        pids: dict[int, int] = {}
+        peaks: dict[int, float] = {}
+
+        def on_event(kind: str, *values: int) -> None:
+            if kind == "start":
+                pids[values[0]] = values[1]
+            elif kind == "progress":
+                pid = pids[values[0]]
+                peaks[pid] = max(peaks.get(pid, 0.0), _peak_rss_mb(pid))
+
+        specs = [
+            {"input": str(tmp_path / "clip.npy"), "output": str(tmp_path / f"{jobs}_{i}.mp4")}
+            for i in range(jobs)
+        ]
+        results = encode_many(specs, options=EncodeOptions(batch_size=2), workers=1, on_event=on_event)
+        assert all(r.status == "ok" for r in results)
+        assert len(set(pids.values())) == 1
+        return max(peaks.values())
+
+    few, many = peak(2), peak(10)
+    assert many < few * 1.15 + 15, f"a worker grew from {few:.0f} MB (2 jobs) to {many:.0f} MB (10 jobs)"
+    decoded, _ = decode(tmp_path / "10_9.mp4")
+    assert decoded.shape == frames.shape and psnr(decoded, frames) > 30
+
+
+def test_manifest_from_standard_input(tmp_path: Path, base: np.ndarray) -> None:
+    clips = write_clips(tmp_path, base, ["a.npy", "b.npy"])
+    (tmp_path / "jobs.jsonl").write_text('{"input": "a.npy"}\n{"input": "b.npy", "frames": 4}\n')
+    with (tmp_path / "jobs.jsonl").open("rb") as jobs:
+        result = run_cli("batch", "-", "-o", "v/{stem}.mp4", *FAST, cwd=tmp_path, stdin=jobs)
+    assert result.returncode == 0, result.stderr.decode()
+    assert_encodes(tmp_path / "v" / "a.mp4", clips[str(tmp_path / "a.npy")])
+    b, _ = decode(tmp_path / "v" / "b.mp4")
+    assert b.shape[0] == 4

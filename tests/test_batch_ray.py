@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 from nvenc_cli import testsrc
 from nvenc_cli.batch import encode_many
 from nvenc_cli.options import EncodeOptions
-from tests.conftest import decode, psnr, run_cli
+from tests.conftest import ROOT, decode, psnr, run_cli
 
 ray = pytest.importorskip("ray", reason="Ray is in the test extra: pip install -e '.[test]'")
 
@@ -164,3 +166,47 @@ def test_a_worker_killed_mid_job_is_retried_and_leaves_nothing_partial(cluster: 
     assert decoded.shape == frames.shape  # the retry wrote the whole clip
     assert os.listdir(out) == ["noise.mp4"]  # the dead attempt's temporary file is gone
     assert killed not in _ray_job_pids()
+
+
+def _default_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the Ray workers through /proc")
+def test_ctrl_c_cancels_the_tasks_and_leaves_no_temporary_file(cluster: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    for i in range(2):
+        np.save(tmp_path / f"n{i}.npy", rng.integers(0, 256, (48, 240, 320, 3), dtype=np.uint8))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "nvenc_cli", "encode", "n0.npy", "n1.npy", "-o", "out/",
+         "--preset", "slow", "--executor", "ray", "--ray-address", cluster],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_default_signals,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (temp_files(tmp_path) and _ray_job_pids()):
+            assert child.poll() is None, child.communicate()[1].decode()
+            assert time.monotonic() < deadline, "the tasks never started"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=90)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    text = stderr.decode(errors="replace")
+    assert child.returncode == 130, text
+    assert text.startswith("nvenc: error: interrupted: 2 jobs:"), text
+    assert "Traceback" not in text
+    assert temp_files(tmp_path) == []
+    assert not (tmp_path / "out" / "n0.mp4").exists() or decode(tmp_path / "out" / "n0.mp4")[0].shape[0] == 48
+    deadline = time.monotonic() + 30
+    while _ray_job_pids() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _ray_job_pids() == [], "a task kept running after the run was interrupted"

@@ -97,10 +97,12 @@ def test_libx264_qp0_yuv444_is_exact_in_yuv(tmp_path: Path, sources: Sources) ->
 
 
 def test_gray_round_trip_is_bit_exact(tmp_path: Path) -> None:
-    """Gray uint8 and uint16 frames survive ffv1 untouched (full range, never squeezed)."""
+    """Gray uint8 and uint16 frames survive ffv1 untouched (full range, never squeezed).
+
+    Five frames: a (3, H, W) array is one RGB frame, as in the API."""
     rng = np.random.default_rng(5)
     for dtype, stored, fmt in ((np.uint8, "gray", "gray"), (np.uint16, "gray16le", "gray16le")):
-        frames = rng.integers(0, np.iinfo(dtype).max, size=(3, 48, 64), dtype=dtype, endpoint=True)
+        frames = rng.integers(0, np.iinfo(dtype).max, size=(5, 48, 64), dtype=dtype, endpoint=True)
         src = tmp_path / f"gray_{stored}.npy"
         np.save(src, frames)
         out = tmp_path / f"gray_{stored}.mkv"

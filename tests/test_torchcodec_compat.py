@@ -8,7 +8,10 @@ containers it writes. Every encode here is decoded back with PyAV and compared.
 from __future__ import annotations
 
 import io
+import json
 import re
+import shutil
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -236,7 +239,7 @@ def test_meaningless_crf_is_refused_by_the_cli_with_a_hint(tmp_path: Path) -> No
     np.save(tmp_path / "f.npy", np.zeros((3, 32, 32, 3), np.uint8))
     done = run_cli("encode", tmp_path / "f.npy", "-o", tmp_path / "o.avi", "--crf", "20")
     assert done.returncode == 2
-    assert "mpeg4 has no --crf" in done.stderr.decode() and "qscale" in done.stderr.decode()
+    assert "mpeg4 has no --crf" in done.stderr.decode() and "-x b=8M" in done.stderr.decode()
     assert not (tmp_path / "o.avi").exists()
 
 
@@ -303,3 +306,61 @@ def test_zero_frames_is_a_clear_error(tmp_path: Path) -> None:
     samples, a Matroska file that ends at its header); nvenc refuses up front."""
     with pytest.raises(ValueError, match="0 frames: nothing to encode"):
         VideoEncoder(torch.zeros((0, 3, 64, 64), dtype=torch.uint8), frame_rate=30)
+
+
+@pytest.mark.parametrize(
+    ("colorspace", "matrix", "tag"),
+    [("bt709", "bt709", "bt709"), ("bt470bg", "bt601", "bt470bg"), ("fcc", "fcc", "fcc")],
+)
+def test_colorspace_extra_option_converts_with_that_matrix(
+    colorspace: str, matrix: str, tag: str, frames: torch.Tensor, tmp_path: Path
+) -> None:
+    """torchcodec's users tag colour with FFmpeg's options; nvenc converts with that
+    matrix and range, so the tag is true of the pixels."""
+    from nvenc_cli.color import KR_KB
+
+    path = tmp_path / "out.mkv"
+    VideoEncoder(frames, frame_rate=30).to_file(
+        path, crf=0, pixel_format="yuv444p", extra_options={"colorspace": colorspace, "color_range": "pc"}
+    )
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        planes = [f.to_ndarray(format="yuv444p") for f in container.decode(stream)]
+    facts = json.loads(_probe(path))["streams"][0]
+    assert facts["color_space"] == tag and facts["color_range"] == "pc"
+    kr, kb = KR_KB[matrix]
+    rgb = _nhwc(frames).astype(np.float64)
+    luma = kr * rgb[..., 0] + (1 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]
+    assert np.abs(np.stack(planes)[:, 0].astype(np.float64) - luma).max() <= 1.0
+
+
+def _probe(path: Path) -> str:
+    if shutil.which("ffprobe") is None:
+        pytest.skip("ffprobe is not installed")
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_streams", "-of", "json", str(path)]
+    return subprocess.run(cmd, capture_output=True, check=True, text=True).stdout
+
+
+def test_colorspace_nvenc_cannot_convert_with_is_refused(frames: torch.Tensor) -> None:
+    with pytest.raises(RuntimeError, match=r"nvenc converts with .*bt709"):
+        VideoEncoder(frames, frame_rate=30).to_tensor("mp4", extra_options={"colorspace": "ycgco"})
+
+
+@pytest.mark.parametrize("ext", ["avi", "flv"])
+def test_codecs_without_colour_tags_convert_as_decoders_read_them(ext: str, tmp_path: Path) -> None:
+    """MPEG-4 part 2 in AVI and FLV1 carry no colour matrix: decoders assume BT.601, so
+    that is what 720p frames are converted with (BT.709 would come back tinted)."""
+    colours = torch.tensor([[230, 40, 40], [40, 200, 60], [50, 60, 220], [200, 200, 40]], dtype=torch.uint8)
+    frames = colours[:, :, None, None].expand(4, 3, 720, 1280).contiguous()
+    path = tmp_path / f"flat.{ext}"
+    VideoEncoder(frames, frame_rate=30).to_file(path)
+    decoded, _ = decode(path)  # PyAV/swscale: BT.601 for an untagged stream, as every decoder
+    centre = decoded[:, 300:420, 560:720].reshape(4, -1, 3).astype(np.float64).mean(axis=1)
+    assert np.abs(centre - colours.numpy()).max() < 4, centre
+
+
+def test_codecs_without_colour_tags_refuse_another_matrix(frames: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="mpeg4 cannot record its colour matrix"):
+        VideoEncoder(frames, frame_rate=30).to_tensor("avi", color_matrix="bt709")
+    with pytest.raises(ValueError, match="flv1 cannot record its colour matrix"):
+        VideoEncoder(frames, frame_rate=30).to_tensor("flv", color_range="pc")

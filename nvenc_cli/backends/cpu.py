@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # Hardware encoders FFmpeg lists but the CPU backend does not drive.
 _HARDWARE_SUFFIXES = ("_nvenc", "_vaapi", "_qsv", "_v4l2m2m", "_vulkan", "_amf", "_mf")
-_SWS_MATRIX = {"bt601": "ITU601", "bt709": "ITU709", "bt2020": "BT2020"}
+_SWS_MATRIX = {"bt601": "ITU601", "bt709": "ITU709", "bt2020": "BT2020", "fcc": "FCC"}
 _INPUT_FORMAT = {  # (channels, depth) -> PyAV input pixel format of an NHWC frame
     (1, 8): "gray",
     (3, 8): "rgb24",
@@ -134,6 +134,11 @@ class CpuSession:
         # One swscale context for the whole run (PyAV otherwise builds one per frame).
         self._reformatter = av.video.reformatter.VideoReformatter()
         self._exact = exact_converter(plan)
+        self._palette = None
+        if plan.pixel_format == "pal8":
+            from nvenc_cli.backends.palette import PaletteConverter
+
+            self._palette = PaletteConverter(plan.width, plan.height, plan.fps)
 
     # The three steps an FFmpeg encoder of another kind (ffmpeg_nvenc.py) does its own way;
     # everything else — conversion, tags, timestamps — is shared.
@@ -171,6 +176,11 @@ class CpuSession:
             image = data[offset]
             if image.shape[2] == 1:
                 image = image[:, :, 0]
+            if self._palette is not None:
+                frame = av.VideoFrame.from_ndarray(image, format=self._input_format(image))
+                frame.pts = batch.start + offset
+                frames.extend(self._palette.convert(frame))
+                continue
             if self._exact is not None and image.ndim == 3 and image.dtype.itemsize == 2:
                 out = self._exact(image)  # 16-bit RGB: swscale's path is biased
             else:
@@ -199,7 +209,8 @@ class CpuSession:
         return packets
 
     def flush(self) -> list[av.Packet]:
-        return self._encode(None)
+        packets = self.encode(self._palette.flush()) if self._palette is not None else []
+        return packets + self._encode(None)
 
     def _encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
         import av

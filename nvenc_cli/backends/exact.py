@@ -21,7 +21,12 @@ if TYPE_CHECKING:
     from nvenc_cli.plan import EncodePlan
 
 # (Kr, Kb) of each matrix (BT.601-7, BT.709-6, BT.2020-2 non-constant luminance).
-_KR_KB = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0593)}
+_KR_KB = {
+    "bt601": (0.299, 0.114),
+    "bt709": (0.2126, 0.0722),
+    "bt2020": (0.2627, 0.0593),
+    "fcc": (0.30, 0.11),
+}
 
 Converter = Callable[[np.ndarray], "av.VideoFrame"]
 

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from nvenc_cli.batch.jobs import JobSpec
-from nvenc_cli.batch.worker import JobResult
+from nvenc_cli.batch.worker import JobResult, file_key
 from nvenc_cli.errors import UnavailableError, UsageError
 
 EventSink = Callable[..., None]
@@ -61,8 +61,11 @@ class LocalExecutor:
         from nvenc_cli.batch import worker
 
         self.workers = workers
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["nvenc_cli.batch.worker", "nvenc_cli.encode", "nvenc_cli.report"])
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["nvenc_cli.batch.worker", "nvenc_cli.encode", "nvenc_cli.report"])
+        else:  # Windows: each worker imports nvenc itself, still once for all its jobs
+            context = multiprocessing.get_context("spawn")
         # No cross-process lock anywhere: a worker killed while holding one (SIGKILL, the
         # OOM killer) would block every other process for good. Events are small pickles
         # written to one pipe (a write under PIPE_BUF is atomic), the stop flag a raw int.
@@ -140,15 +143,17 @@ def import_ray() -> Any:
     return ray
 
 
-def _ray_task(job: JobSpec, cores: int) -> JobResult:
+def _ray_task(job: JobSpec, cores: int, before: tuple[int, int, int] | None) -> JobResult:
     """A Ray task: one job. A retry after a killed worker first removes the temporary file
     the dead attempt left beside the output (the output path itself never holds a partial
-    file: it appears by rename only)."""
+    file: it appears by rename only), and redoes a job whose output the dead attempt had
+    already finished."""
     from nvenc_cli.batch import worker
 
     worker.set_cores(cores)
     worker.quiet_libraries(False)
     worker.remove_stale_temporaries(job.output)
+    job = worker.redo_over_own_output(job, before)
     try:
         return worker.run_job(job)
     except KeyboardInterrupt:  # ray.cancel: the encode has unwound and cleaned up
@@ -208,7 +213,7 @@ class RayExecutor:
         task = self._task.options(
             name="nvenc-job", max_retries=self._retries, num_cpus=self._cpus, num_gpus=gpus
         )
-        ref = task.remote(job, self._cpus)
+        ref = task.remote(job, self._cpus, file_key(job.output))
         self._refs.append(ref)
         return ref.future()
 

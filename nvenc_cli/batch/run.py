@@ -18,7 +18,13 @@ from typing import Any
 
 from nvenc_cli.batch.executors import EventSink, LocalExecutor, RayExecutor, default_workers
 from nvenc_cli.batch.jobs import JobSpec, check_collisions, is_done, jobs_from_inputs, select_shard
-from nvenc_cli.batch.worker import JobResult, failed, remove_stale_temporaries
+from nvenc_cli.batch.worker import (
+    JobResult,
+    failed,
+    file_key,
+    redo_over_own_output,
+    remove_stale_temporaries,
+)
 from nvenc_cli.encode import InputOptions
 from nvenc_cli.errors import UsageError
 from nvenc_cli.options import EncodeOptions
@@ -164,6 +170,8 @@ def encode_many(*args: Any, **kwargs: Any) -> list[JobResult]:
 
 
 def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink | None) -> Iterator[JobResult]:
+    """The local pool; when a worker dies (which breaks a ``ProcessPoolExecutor`` and
+    fails all its pending futures), a fresh pool takes the jobs that are left."""
     workers = min(opts.workers or default_workers(), len(todo))
     started: set[int] = set()
 
@@ -174,6 +182,7 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
             on_event(kind, *values)
 
     attempts = dict.fromkeys((job.index for job in todo), 0)
+    before = {job.index: file_key(job.output) for job in todo}
     pending = list(todo)
     while pending:
         executor = LocalExecutor(workers, verbose=opts.verbose, on_event=note)
@@ -192,7 +201,7 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
                         if attempts[job.index] >= WORKER_ATTEMPTS:
                             yield failed(job, 70, "its worker process died (killed or out of memory)")
                         else:
-                            pending.append(job)
+                            pending.append(redo_over_own_output(job, before[job.index]))
             if broken:  # a dead worker took the pool: clean what its jobs left, start afresh
                 for job in pending:
                     remove_stale_temporaries(job.output)
@@ -206,6 +215,7 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
 
 
 def _run_ray(todo: list[JobSpec], opts: ExecutorOptions) -> Iterator[JobResult]:
+    """Ray tasks; Ray itself retries a task whose worker died."""
     # Ray workers run in their own folders (and on other machines): absolute paths only.
     jobs = [replace(j, input=os.path.abspath(j.input), output=os.path.abspath(j.output)) for j in todo]
     names = {j.index: (t.input, t.output) for j, t in zip(jobs, todo, strict=True)}
@@ -225,15 +235,11 @@ def _run_ray(todo: list[JobSpec], opts: ExecutorOptions) -> Iterator[JobResult]:
                 yield replace(result, input=source, output=dest, report=report)
     except BaseException:
         executor.interrupt()
-        _wait_quietly(list(futures), timeout=10)
+        wait(list(futures), timeout=10)  # let cancelled tasks unwind before cleaning up
         _clean_unfinished(futures.values())
         raise
     finally:
         executor.shutdown()
-
-
-def _wait_quietly(futures: list[Future[JobResult]], timeout: float) -> None:
-    wait(futures, timeout=timeout)
 
 
 def _clean_unfinished(jobs: Iterable[JobSpec]) -> None:

@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,25 @@ def remove_stale_temporaries(output: str) -> None:
     for name in stale_temporaries(output):
         with contextlib.suppress(OSError):
             os.unlink(name)
+
+
+def file_key(path: str) -> tuple[int, int, int] | None:
+    """What tells a run's own output from a file that was there before the run (inode,
+    size, modification time: the same on every node of a shared filesystem)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def redo_over_own_output(job: JobSpec, before: tuple[int, int, int] | None) -> JobSpec:
+    """A retried job whose earlier attempt finished (its output appeared since the run
+    began) but whose result was lost with its worker: encode it again over that output."""
+    now = file_key(job.output)
+    if now is None or now == before or job.options.overwrite:
+        return job
+    return replace(job, options=replace(job.options, overwrite=True))
 
 
 def quiet_libraries(verbose: bool) -> None:

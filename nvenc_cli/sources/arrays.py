@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import mmap
 import os
+import re
 import warnings
 import zipfile
 import zlib
@@ -388,16 +389,14 @@ def _torch_load(path: str) -> tuple[Any, bool]:
         # outcome is reported as one error line (or success), so the warnings are noise.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            try:
-                if _has_compressed_member(path):
-                    # torch's mmap path would hand out the deflated bytes as the tensor.
-                    return torch.load(path, map_location="cpu", weights_only=True), False
-                return torch.load(path, map_location="cpu", weights_only=True, mmap=True), True
-            except RuntimeError as exc:
-                if "mmap" not in str(exc) and "zip" not in str(exc).lower():
-                    raise
-                # Legacy (non-zip) files cannot be mapped; they are small by nature.
+            whole = _loaded_whole(path)
+            if whole is not None:
+                # Deflated storages or the legacy format: torch holds all of it in memory
+                # (its mmap path would hand out deflated bytes as the tensor).
                 return torch.load(path, map_location="cpu", weights_only=True), False
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True), True
+    except InputDataError:
+        raise
     except pickle.UnpicklingError as exc:
         raise InputDataError(
             f"{path}: refused: not a plain tensor file ({_unpickle_reason(exc)}); nvenc loads "
@@ -407,23 +406,45 @@ def _torch_load(path: str) -> tuple[Any, bool]:
         raise InputDataError(f"{path}: not a readable torch file ({brief(exc)})") from None
 
 
-def _has_compressed_member(path: str) -> bool:
-    """A zip .pt re-packed with compression cannot be mapped: its storages are deflated."""
+def _loaded_whole(path: str) -> int | None:
+    """The bytes torch would have to load into memory for ``path`` (None: it can map it),
+    refused from the header when more than ``INFLATE_LIMIT``: a legacy (non-zip) file is
+    read whole, a zip re-packed with compression is inflated whole."""
+    from nvenc_cli.sources.ptfile import INFLATE_LIMIT
+
     try:
         with zipfile.ZipFile(path) as archive:
-            return any(m.compress_type != zipfile.ZIP_STORED for m in archive.infolist())
+            members = archive.infolist()
+            if all(m.compress_type == zipfile.ZIP_STORED for m in members):
+                return None
+            size, kind = sum(m.file_size for m in members), "deflated archive"
     except (zipfile.BadZipFile, OSError, ValueError):
-        return False  # legacy or damaged: torch.load reports it
+        size, kind = os.path.getsize(path), "legacy (non-zip) .pt file"
+    if size > INFLATE_LIMIT:
+        raise InputDataError(
+            f"{path}: refused: a {kind} of {size >> 20} MiB would have to be loaded into memory "
+            f"whole (nvenc streams frames; at most {INFLATE_LIMIT >> 20} MiB is loaded): re-save it "
+            "with torch.save(frames) (zip format, not compressed)"
+        )
+    return size
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 def _unpickle_reason(exc: BaseException) -> str:
     """The specific line of torch's weights-only refusal (e.g. which GLOBAL it blocked),
-    not the paragraph of boilerplate around it."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for line in lines:
-        if line.lower().startswith(("trying to load unsupported", "unsupported")):
-            return line.rstrip(".")[:160]
-    return brief(exc, 160)
+    not the paragraph of boilerplate (with its terminal escape codes) around it, nor its
+    advice to allowlist the global."""
+    lines = [_ANSI.sub("", line).strip() for line in str(exc).splitlines()]
+    for line in filter(None, lines):
+        _, marker, rest = line.partition("WeightsUnpickler error:")
+        text = rest.strip() if marker else line
+        if text.lower().startswith(("trying to load unsupported", "unsupported")):
+            return text.split(" Please use ", 1)[0].rstrip(".")[:160]
+    boilerplate = ("weights only load failed", "check the documentation", "(1)", "(2)")
+    useful = [line for line in filter(None, lines) if not line.lower().startswith(boilerplate)]
+    return (useful[0] if useful else type(exc).__name__)[:160]
 
 
 def _pick_tensor(obj: Any, key: str | None, path: str) -> tuple[Any, list[Any]]:

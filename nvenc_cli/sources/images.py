@@ -177,6 +177,10 @@ def _open(path: str, expect: tuple[int, int] | None) -> Any:
         raise InputDataError(f"{path}: refused: {_pixels_text(exc)}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InputDataError(f"{path}: cannot decode this image ({brief(exc)})") from None
+    except Exception as exc:  # a parser of untrusted bytes: any failure means corrupt
+        raise InputDataError(
+            f"{path}: cannot decode this image ({type(exc).__name__}: {brief(exc)})"
+        ) from None
     try:
         width, height = img.size
         if width * height > MAX_IMAGE_PIXELS:
@@ -188,7 +192,7 @@ def _open(path: str, expect: tuple[int, int] | None) -> Any:
             raise InputDataError(
                 f"{path}: is {width}x{height}, but the sequence started at {expect[0]}x{expect[1]}"
             )
-        frames = getattr(img, "n_frames", 1)
+        frames = _frame_count(img, path)
         if frames > 1:
             kind = {"PNG": "an animated PNG", "WEBP": "an animated WebP", "TIFF": "a multi-page TIFF"}
             raise InputDataError(
@@ -202,6 +206,14 @@ def _open(path: str, expect: tuple[int, int] | None) -> Any:
     return img
 
 
+def _frame_count(img: Any, path: str) -> int:
+    """How many frames the file holds (TIFF counts its pages by walking them)."""
+    try:
+        return int(getattr(img, "n_frames", 1))
+    except Exception as exc:  # a parser of untrusted bytes: any failure means corrupt
+        raise InputDataError(f"{path}: cannot decode this image ({brief(exc)})") from None
+
+
 def _pixels_text(exc: BaseException) -> str:
     return f"{brief(exc)} (nvenc refuses images over {MAX_IMAGE_PIXELS} pixels from the header)"
 
@@ -209,7 +221,6 @@ def _pixels_text(exc: BaseException) -> str:
 def _load(path: str, expect: tuple[int, int] | None = None) -> tuple[np.ndarray, list[str]]:
     """Decode one image to HWC (uint8, or uint16 for deep images), with a note for
     every change nobody asked for (a colour space converted, an orientation ignored)."""
-    from PIL import Image
 
     notes: list[str] = []
     img = _open(path, expect)
@@ -247,9 +258,9 @@ def _load(path: str, expect: tuple[int, int] | None = None) -> tuple[np.ndarray,
                     "(rotate the images first if they should be upright)"
                 )
             array = np.asarray(img)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        if isinstance(exc, InputDataError | InputMissingError):
-            raise
+    except (InputDataError, InputMissingError):
+        raise
+    except Exception as exc:  # a decoder of untrusted bytes: any failure means corrupt
         raise InputDataError(f"{path}: cannot decode this image ({brief(exc)})") from None
     return (array[..., np.newaxis] if array.ndim == 2 else array), notes
 

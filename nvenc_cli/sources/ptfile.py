@@ -24,6 +24,7 @@ import os
 import pickle
 import struct
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -234,6 +235,26 @@ class _Unpickler(pickle.Unpickler):
         return StorageRef(member, kind.dtype, numel * itemsize if itemsize else None)
 
 
+# What a header may make this reader inflate into memory: the pickled description, and a
+# deflated storage that torch would have to load whole. Anything bigger is refused from
+# the archive's directory, before it is inflated.
+PICKLE_LIMIT = 64 << 20
+INFLATE_LIMIT = 256 << 20
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _read_bounded(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """A member's bytes, inflated no further than ``limit`` (whatever its header claims)."""
+    with archive.open(name) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise _TooLarge(name)
+    return data
+
+
 def load_description(archive: zipfile.ZipFile, path: str) -> tuple[Any, str]:
     """Unpickle ``<prefix>/data.pkl`` into plain containers of ``TensorRef``; returns the
     object and the byte order of the storages (``<`` or ``>``)."""
@@ -243,8 +264,14 @@ def load_description(archive: zipfile.ZipFile, path: str) -> tuple[Any, str]:
         raise NeedsTorch("no single data.pkl")
     prefix = pickles[0].removesuffix("data.pkl")
     try:
-        data = archive.read(pickles[0])
-        order = archive.read(prefix + "byteorder") if prefix + "byteorder" in members else b"little"
+        data = _read_bounded(archive, pickles[0], PICKLE_LIMIT)
+        named = prefix + "byteorder" in members
+        order = _read_bounded(archive, prefix + "byteorder", 16) if named else b"little"
+    except _TooLarge:
+        raise InputDataError(
+            f"{path}: refused: its data.pkl inflates past {PICKLE_LIMIT >> 20} MiB; a tensor "
+            "file's description is a few kilobytes (a small file that would fill memory)"
+        ) from None
     except Exception as exc:  # damaged archive: torch words the error as it always has
         raise NeedsTorch(str(exc)) from None
     if order not in (b"little", b"big"):
@@ -473,20 +500,45 @@ class PtFrames:
         typed = tensor.storage.dtype in ("", tensor.dtype)
         if tensor.dtype not in _READABLE or not tensor.plain or not typed:
             raise NeedsTorch(f"dtype {tensor.dtype}")
-        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 1:
-            raise NeedsTorch("compressed or encrypted storage")
+        if info.flag_bits & 1:
+            raise NeedsTorch("encrypted storage")
         code, self.itemsize = _READABLE[tensor.dtype]
         self.dtype_name = tensor.dtype
         self.np_dtype = np.dtype(order + code) if self.itemsize > 1 else np.dtype(code)
         self.shape, self.stride, self.offset = tensor.size, tensor.stride, tensor.offset
+        #: a deflated storage member, read by inflating it in order (never whole).
+        self._deflated: zipfile.ZipInfo | None = None
+        self._inflating: tuple[zipfile.ZipFile, IO[bytes]] | None = None
+        self._inflated = 0
+        if info.compress_type != zipfile.ZIP_STORED:
+            self._deflated = info
+            self.start = 0
+            self.elements = self._check_bounds(tensor, info, None)
+            self._check_streamable(tensor, info)
+            return
         self.start = _data_start(fh, info)
         self.elements = self._check_bounds(tensor, info, os.fstat(fh.fileno()).st_size)
 
-    def _check_bounds(self, tensor: TensorRef, info: zipfile.ZipInfo, file_size: int) -> int:
+    def _check_streamable(self, tensor: TensorRef, info: zipfile.ZipInfo) -> None:
+        """A deflated storage streams when the frames lie in it in order (C-contiguous);
+        any other layout needs the whole storage in memory, which torch may do for a
+        bounded size only."""
+        if _c_contiguous(self.shape, self.stride):
+            return
+        if info.file_size <= INFLATE_LIMIT:
+            raise NeedsTorch("strided tensor in a deflated storage")
+        raise InputDataError(
+            f"{self.path}: refused: its tensor is strided inside a deflated storage of "
+            f"{info.file_size >> 20} MiB, which would have to be inflated whole; save it with "
+            "torch.save(frames.contiguous()) (torch.save does not compress)"
+        )
+
+    def _check_bounds(self, tensor: TensorRef, info: zipfile.ZipInfo, file_size: int | None) -> int:
         """Every element the tensor addresses lies inside its member, and the member
         inside the file; returns the storage's length in elements."""
         nbytes = tensor.storage.nbytes
-        if nbytes is None or nbytes > info.file_size or self.start + info.file_size > file_size:
+        outside = file_size is not None and self.start + info.file_size > file_size
+        if nbytes is None or nbytes > info.file_size or outside:
             raise NeedsTorch("storage larger than its member")
         elements = nbytes // self.itemsize
         if self.offset < 0 or any(step < 0 for step in self.stride):
@@ -517,6 +569,8 @@ class PtFrames:
         return _widen_bfloat16(raw) if self.dtype_name == "bfloat16" else raw
 
     def _pread(self, first: int, shape: tuple[int, ...]) -> np.ndarray:
+        if self._deflated is not None:
+            return self._inflate(first, shape)
         out = self._buffers.empty(shape, self.np_dtype)
         view = memoryview(out.reshape(-1).view(np.uint8))
         position, got = self.start + first * self.itemsize, 0
@@ -529,6 +583,45 @@ class PtFrames:
         except OSError as exc:
             raise InputMissingError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         return out
+
+    def _inflate(self, first: int, shape: tuple[int, ...]) -> np.ndarray:
+        """Elements from ``first`` on, inflated in order: what lies before is inflated and
+        dropped a chunk at a time (``--start``), so memory holds one window, not the
+        storage; going back (never needed by windows in order) starts the member again."""
+        out = self._buffers.empty(shape, self.np_dtype)
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        position = first * self.itemsize
+        try:
+            if self._inflating is None or position < self._inflated:
+                self._stop_inflating()
+                archive = zipfile.ZipFile(self.fh)
+                self._inflating = (archive, archive.open(self._deflated))  # type: ignore[arg-type]
+                self._inflated = 0
+            member = self._inflating[1]
+            while self._inflated < position:
+                skipped = len(member.read(min(1 << 20, position - self._inflated)))
+                if not skipped:
+                    raise InputDataError(f"{self.path}: ended early: its deflated storage is cut short")
+                self._inflated += skipped
+            got = 0
+            while got < len(view):
+                n = member.readinto(view[got:])  # type: ignore[attr-defined]
+                if not n:
+                    raise InputDataError(f"{self.path}: ended early: its deflated storage is cut short")
+                got += n
+            self._inflated += got
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise InputDataError(f"{self.path}: corrupt deflated storage ({exc})") from None
+        except OSError as exc:
+            raise InputMissingError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        return out
+
+    def _stop_inflating(self) -> None:
+        if self._inflating is not None:
+            for part in reversed(self._inflating):
+                with contextlib.suppress(Exception):
+                    part.close()
+            self._inflating = None
 
     def _strided(self, first: int, shape: tuple[int, ...], following: int | None) -> np.ndarray:
         """Copy a window of any strides out of a map of the member, then release the
@@ -561,6 +654,7 @@ class PtFrames:
             self._released = end
 
     def close(self) -> None:
+        self._stop_inflating()
         self._flat = None
         if self._map is not None:
             with contextlib.suppress(BufferError):  # a view still exists: it goes with it

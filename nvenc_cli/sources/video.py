@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from fractions import Fraction
@@ -69,6 +70,28 @@ class VideoSource(Source):
         rate = stream.average_rate or stream.guessed_rate
         self.fps_hint = Fraction(rate) if rate else None
         self._frames = int(stream.frames) or None
+        #: counter-clockwise degrees the input is displayed at (its display matrix), and
+        #: its sample aspect ratio when pixels are not square: the plan carries both.
+        self.rotation = 0
+        sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
+        self.sample_aspect = Fraction(sar) if sar and Fraction(sar) != 1 else None
+        self._decoded = self._container.decode(self._stream)
+        self._first = self._peek()
+        if self._first is not None:
+            self.rotation = round(self._first.rotation or 0) % 360
+
+    def _peek(self) -> object | None:
+        """The first frame, decoded now: its side data carries the display matrix, which
+        the plan must know before the output stream is made."""
+        import av
+
+        try:
+            return next(self._decoded)
+        except StopIteration:
+            return None
+        except av.FFmpegError as exc:
+            self._container.close()
+            raise InputDataError(f"{self.name}: decoding failed at frame 0 ({exc})") from None
 
     @property
     def total(self) -> int | None:
@@ -79,8 +102,15 @@ class VideoSource(Source):
 
         batch: list[np.ndarray] = []
         index = 0
+        timing = _Timing(self._stream.time_base, self.fps_hint)
+        frames = self._decoded if self._first is None else itertools.chain([self._first], self._decoded)
+        self._first = None
+        damaged: list[int] = []
         try:
-            for frame in self._container.decode(self._stream):
+            for frame in frames:
+                timing.see(index, frame.pts)  # type: ignore[attr-defined]
+                if frame.is_corrupt:  # type: ignore[attr-defined]
+                    damaged.append(index)
                 if index >= start:
                     batch.append(self._to_rgb(frame))
                     if len(batch) == size:
@@ -91,6 +121,23 @@ class VideoSource(Source):
             raise InputDataError(f"{self.name}: decoding failed at frame {index} ({exc})") from None
         if batch:
             yield np.stack(batch)
+        self._notice_damage(index, damaged)
+        note = timing.notice(self.name)
+        if note:
+            self.notices.append(note)
+
+    def _notice_damage(self, decoded: int, damaged: list[int]) -> None:
+        """Say what the decoder hid: frames it concealed, frames the header promised."""
+        if damaged:
+            self.notices.append(
+                f"{self.name}: {len(damaged)} frame(s) were damaged in the file and concealed by "
+                f"the decoder (first at frame {damaged[0]})"
+            )
+        if self._frames is not None and decoded < self._frames and self.limit is None:
+            self.notices.append(
+                f"{self.name}: its header promises {self._frames} frames, {decoded} could be decoded "
+                "(damaged or missing data was skipped)"
+            )
 
     def _to_rgb(self, frame: object) -> np.ndarray:
         if frame.width != self.info.width or frame.height != self.info.height:  # type: ignore[attr-defined]
@@ -108,3 +155,37 @@ class VideoSource(Source):
         self._container.close()
         if self.also_close is not None:
             self.also_close.close()
+
+
+class _Timing:
+    """Watches the input's timestamps against the constant rate the output is written at.
+
+    The output gives frame k the time k/fps; a variable-frame-rate input whose frames sit
+    elsewhere is re-timed, which is said (with the largest shift) rather than done silently.
+    """
+
+    def __init__(self, time_base: Fraction | None, fps: Fraction | None) -> None:
+        self.time_base, self.fps = time_base, fps
+        self.origin: int | None = None
+        self.worst: tuple[float, int, float, float] | None = None
+
+    def see(self, index: int, pts: int | None) -> None:
+        if pts is None or self.time_base is None or not self.fps:
+            return
+        if self.origin is None:
+            self.origin = pts
+        actual = float((pts - self.origin) * self.time_base)
+        constant = float(index / self.fps)
+        shift = abs(actual - constant)
+        if self.worst is None or shift > self.worst[0]:
+            self.worst = (shift, index, actual, constant)
+
+    def notice(self, name: str) -> str | None:
+        if self.worst is None or not self.fps or self.worst[0] <= 0.5 / float(self.fps):
+            return None
+        shift, index, actual, constant = self.worst
+        rate = f"{self.fps.numerator}/{self.fps.denominator}".removesuffix("/1")
+        return (
+            f"{name}: variable frame rate re-timed to a constant {rate} fps: frame {index} was at "
+            f"{actual:.3f} s and is now at {constant:.3f} s (moved by {shift:.3f} s)"
+        )
