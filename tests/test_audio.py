@@ -486,3 +486,33 @@ def test_info_lists_audio_codecs_per_container() -> None:
     assert containers["gif"]["audio_codecs"] == []
     plain = run_cli("info").stdout.decode()
     assert "Audio:" in plain and "libopus" in plain
+
+
+def test_a_short_track_closes_its_lane_when_it_runs_out(tmp_path: Path) -> None:
+    """Once the sound has ended the muxer must stop holding video back for it."""
+    from nvenc_cli.audio import AudioOptions, AudioTrack
+    from nvenc_cli.audio.inputs import ArrayAudio, MediaAudio
+    from nvenc_cli.audio.plan import plan_audio
+    from nvenc_cli.mux import Muxer
+
+    for copy in (False, True):
+        source: Any
+        if copy:
+            source = MediaAudio(str(write_wav(tmp_path / "s.wav", sine(440, 8000, 0.25), 8000)))
+            options = AudioOptions()
+        else:
+            source = ArrayAudio(sine(440, 8000, 0.25), 8000, "short")
+            options = AudioOptions(codec="flac")
+        track = AudioTrack(plan_audio(options, "matroska", source, "samples"), source)
+        out = tmp_path / f"a{copy}.mkv"
+        muxer = Muxer(str(out), "matroska", overwrite=True, video=False)
+        track.attach(muxer)
+        track.pump(Fraction(1, 10))
+        assert not track._lane.done
+        track.pump(Fraction(1))  # past its 0.25 s
+        assert track._lane.done
+        track.finish(Fraction(2))
+        muxer.finish()
+        track.close()
+        got, _ = decode_audio(out)
+        assert got.shape[1] == 2000

@@ -248,3 +248,15 @@ def test_api_names_load_lazily() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_encoder_takes_int16_samples() -> None:
+    samples = np.round(sine(440, 8000, 0.5)[0] * 32767).astype(np.int16)
+    buffer = io.BytesIO()
+    encoder = Encoder()
+    audio = encoder.add_audio(sample_rate=8000, num_channels=1)
+    with encoder.open_file_like(buffer, format="wav"):
+        audio.add_samples(torch.from_numpy(samples[None]))
+    with av.open(io.BytesIO(buffer.getvalue())) as container:
+        got = np.concatenate([f.to_ndarray() for f in container.decode(container.streams.audio[0])], axis=1)
+    assert np.array_equal(got[0], samples)

@@ -144,7 +144,7 @@ class VideoStream:
 
     def add_frames(self, frames: Any) -> None:
         """Encode frames: a uint8 (N, C, H, W) tensor with C = 3 (RGB) of the size given to
-        ``add_video`` (channels-last, numpy, gray and RGBA frames work as in ``VideoEncoder``).
+        ``add_video``; channels-last (N, H, W, 3) tensors and numpy arrays work too.
 
         Raises:
             RuntimeError: before :meth:`Encoder.open_file` or after :meth:`Encoder.close`;
@@ -400,7 +400,8 @@ class Encoder:
             raise _Misuse(f"Expected {expected} channels, got {data.shape[0]}")
         if data.shape[1] == 0:
             return
-        check_samples(data, f"audio stream {stream._index}")
+        if data.dtype.kind == "f":  # int16 samples are in range by construction
+            check_samples(data, f"audio stream {stream._index}")
         track = stream._track
         assert track is not None
         try:

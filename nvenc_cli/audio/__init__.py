@@ -40,7 +40,7 @@ def prepare_audio(
         if probe is None:
             return None, ()
         probe.close()
-        return None, (f"audio dropped: a {container} file cannot carry sound",)
+        return None, (f"audio dropped: {container} files cannot carry sound",)
     source, origin = open_input(options, spec, video_is_media)
     if source is None:
         return None, ()

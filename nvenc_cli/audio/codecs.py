@@ -87,12 +87,10 @@ def resolve_encoder(name: str, container: str) -> tuple[str, str]:
     family = codec.canonical_name
     allowed = carried(container)
     if container in SILENT_CONTAINERS:
-        raise UsageError(
-            f"a {container} file cannot carry audio: drop --audio-codec or use another container"
-        )
+        raise UsageError(f"{container} files cannot carry audio: drop --audio-codec or use another container")
     if family not in allowed:
         raise UsageError(
-            f"audio codec {codec.name} cannot go in a {container} file: use one of "
+            f"audio codec {codec.name} cannot go in {container} files: use one of "
             f"{', '.join(sorted(allowed))} (or --no-audio)"
         )
     return codec.name, family

@@ -115,7 +115,7 @@ def plan_audio(
     """Copy when the container carries the input's codec and nothing needs cutting inside a
     packet; otherwise re-encode with the container's usual codec (or --audio-codec)."""
     if container in codecs.SILENT_CONTAINERS:
-        raise UsageError(f"a {container} file cannot carry audio: add --no-audio or pick another container")
+        raise UsageError(f"{container} files cannot carry audio: add --no-audio or pick another container")
     from_input = origin == "input" and isinstance(audio, MediaAudio)
     offset = (audio.video_start() + trim_start) if from_input else audio.start
     changes = options.out_rate is not None or options.out_channels is not None or bool(options.bitrate)
@@ -128,7 +128,7 @@ def plan_audio(
         if not copyable:
             allowed = ", ".join(sorted(codecs.carried(container))) or "none"
             raise UsageError(
-                f"--audio-codec copy: a {container} file cannot carry {audio.codec} (it takes {allowed}); "
+                f"--audio-codec copy: {container} files cannot carry {audio.codec} (it takes {allowed}); "
                 "drop --audio-codec to re-encode"
             )
         if from_input and trim_start > 0:
@@ -175,7 +175,7 @@ def plan_audio(
         elif changes:
             why = "for the asked rate, channels or bit rate"
         else:
-            why = f"a {container} file cannot carry {audio.codec}"
+            why = f"{container} files cannot carry {audio.codec}"
     rate, rate_note = _fit_rate(
         encoder, options.out_rate or audio.rate, explicit=options.out_rate is not None
     )

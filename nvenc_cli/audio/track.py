@@ -81,7 +81,19 @@ class AudioTrack:
         if self._finished or not self.ready:
             return
         packets = self._copy(until) if self.plan.copied else self._encode(until, final=False)
-        self._muxer.push(self._lane, packets)  # type: ignore[union-attr]
+        muxer = self._muxer
+        assert muxer is not None
+        if self._exhausted and not self._ready and self._held is None:
+            # A track shorter than the video ends here: its lane closes now, so the
+            # muxer stops holding video packets back to interleave them with it.
+            if self._encoder is not None:
+                packets += self._encoder.flush()
+                self.end_time = Fraction(self._encoder.fed, self._encoder.rate)
+            muxer.push(self._lane, packets)
+            muxer.end_lane(self._lane)
+            self._finished = True
+            return
+        muxer.push(self._lane, packets)
 
     def finish(self, end: Fraction) -> None:
         """Cut the track at output time ``end`` (the video's end) and close its lane."""
@@ -135,6 +147,7 @@ class AudioTrack:
             packet = self._held if self._held is not None else next(self._packets, None)
             self._held = None
             if packet is None:
+                self._exhausted = True
                 return out
             pts = packet.pts if packet.pts is not None else packet.dts
             rel = pts - shift
