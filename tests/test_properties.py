@@ -287,7 +287,7 @@ def test_parse_fps_gives_an_exact_positive_rate_or_a_usage_error(text: Any) -> N
         assert exc.exit_code == 2
         return
     assert isinstance(rate, Fraction)
-    assert 0 < rate <= 1000 and rate.denominator <= 1_000_000
+    assert 0 < rate <= 1_000_000 and rate.denominator <= 1_000_000
 
 
 @FASTER
