@@ -12,7 +12,10 @@ import ctypes
 import functools
 import glob
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 _SEARCH_CHILDREN = 1
 
@@ -60,20 +63,30 @@ def libavutil() -> ctypes.CDLL | None:
     return None if libs is None else libs[0]
 
 
-def codec_accepts(encoder: str, keys: list[str]) -> dict[str, bool] | None:
-    """Map each key to whether ``encoder`` has such an option; None if we cannot tell."""
+@contextmanager
+def _encoder_context(encoder: str) -> Iterator[tuple[Any, Any] | None]:
+    """libavutil and a fresh, unopened context of ``encoder`` to ask about its options
+    (freed after), or None when the libraries or the encoder cannot be found."""
     libs = _libs()
-    if libs is None:
-        return None
-    util, codec, _ = libs
-    found = codec.avcodec_find_encoder_by_name(encoder.encode())
+    found = libs[1].avcodec_find_encoder_by_name(encoder.encode()) if libs is not None else None
     if not found:
-        return None
+        yield None
+        return
+    util, codec, _ = libs
     ctx = ctypes.c_void_p(codec.avcodec_alloc_context3(found))
     try:
-        return {k: bool(util.av_opt_find(ctx, k.encode(), None, 0, _SEARCH_CHILDREN)) for k in keys}
+        yield util, ctx
     finally:
         codec.avcodec_free_context(ctypes.byref(ctx))
+
+
+def codec_accepts(encoder: str, keys: list[str]) -> dict[str, bool] | None:
+    """Map each key to whether ``encoder`` has such an option; None if we cannot tell."""
+    with _encoder_context(encoder) as asked:
+        if asked is None:
+            return None
+        util, ctx = asked
+        return {k: bool(util.av_opt_find(ctx, k.encode(), None, 0, _SEARCH_CHILDREN)) for k in keys}
 
 
 def muxer_accepts(muxer: str, keys: list[str]) -> dict[str, bool] | None:
@@ -239,40 +252,26 @@ def numeric_option(encoder: str, key: str) -> NumericOption | None:
     that names the option and its range, and lets ``crf`` follow each encoder's own range
     (libx264: -1 to 51 in fractions, libvpx-vp9: -1 to 63) instead of a table of ours.
     """
-    libs = _libs()
-    if libs is None:
-        return None
-    util, codec, _ = libs
-    found = codec.avcodec_find_encoder_by_name(encoder.encode())
-    if not found:
-        return None
-    ctx = ctypes.c_void_p(codec.avcodec_alloc_context3(found))
-    try:
+    with _encoder_context(encoder) as asked:
+        if asked is None:
+            return None
+        util, ctx = asked
         address = util.av_opt_find(ctx, key.encode(), None, 0, _SEARCH_CHILDREN)
         if not address:
             return None
         option = _AVOption.from_address(address)
         kind = _numeric_types().get(option.type)
         return None if kind is None else NumericOption(key, kind, option.min, option.max)
-    finally:
-        codec.avcodec_free_context(ctypes.byref(ctx))
 
 
 def codec_refuses(encoder: str, key: str, value: str) -> bool:
     """True when FFmpeg's own parser refuses ``value`` for ``encoder``'s option ``key``
     (a number out of its range, text where a number or one of its named constants is
     due); False when it takes it, or when the libraries cannot be asked."""
-    libs = _libs()
-    if libs is None:
-        return False
-    util, codec, _ = libs
-    util.av_opt_set.restype = ctypes.c_int
-    util.av_opt_set.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
-    found = codec.avcodec_find_encoder_by_name(encoder.encode())
-    if not found:
-        return False
-    ctx = ctypes.c_void_p(codec.avcodec_alloc_context3(found))
-    try:
+    with _encoder_context(encoder) as asked:
+        if asked is None:
+            return False
+        util, ctx = asked
+        util.av_opt_set.restype = ctypes.c_int
+        util.av_opt_set.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
         return util.av_opt_set(ctx, key.encode(), value.encode(), _SEARCH_CHILDREN) < 0
-    finally:
-        codec.avcodec_free_context(ctypes.byref(ctx))

@@ -15,17 +15,23 @@ _VARIABLE_FRAME_SIZE = 1 << 16  # AV_CODEC_CAP_VARIABLE_FRAME_SIZE
 _DEFAULT_FRAME = 1024  # PCM-like encoders take any size; this keeps packets small
 
 
-def open_context(ctx: Any, rate: int, layout: str, sample_format: str, bit_rate: int | None) -> None:
-    """Configure and open an audio encoder context (a stream's, so its extradata reaches
-    the container's header)."""
-    import av
-
+def configure(ctx: Any, rate: int, layout: str, sample_format: str, bit_rate: int | None) -> None:
+    """Set an audio encoder's settings; shared by the plan's trial open and the real one, so
+    what the plan accepted is exactly what the stream opens with."""
     ctx.sample_rate = rate
     ctx.layout = layout
     ctx.format = sample_format
     ctx.time_base = Fraction(1, rate)
     if bit_rate:
         ctx.bit_rate = bit_rate
+
+
+def open_context(ctx: Any, rate: int, layout: str, sample_format: str, bit_rate: int | None) -> None:
+    """Configure and open an audio encoder context (a stream's, so its extradata reaches
+    the container's header)."""
+    import av
+
+    configure(ctx, rate, layout, sample_format, bit_rate)
     try:
         ctx.open()
     except (av.FFmpegError, ValueError) as exc:

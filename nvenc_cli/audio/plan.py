@@ -262,14 +262,11 @@ def _try_open(
     """Open the encoder once with these settings so refusals come before any output exists."""
     import av
 
+    from nvenc_cli.audio.encoder import configure
+
     ctx = av.CodecContext.create(encoder, "w")
     try:
-        ctx.sample_rate = rate
-        ctx.layout = layout
-        ctx.format = sample_format
-        ctx.time_base = Fraction(1, rate)
-        if bit_rate:
-            ctx.bit_rate = bit_rate
+        configure(ctx, rate, layout, sample_format, bit_rate)
         ctx.open()
     except (av.FFmpegError, ValueError) as exc:
         raise UsageError(
