@@ -374,6 +374,23 @@ def install(monkeypatch: Any, gpu: Gpu | None = None) -> FakeNvc:
     return lib
 
 
+def install_on_cpu(monkeypatch: Any, gpu: Gpu | None = None, probed: str | None = "emulated L4") -> FakeNvc:
+    """``install``, plus the two CUDA seams nvenc reaches outside the library pointed at this
+    machine: the compute device is the CPU and the context/stream handles are the emulated
+    context's. With ``probed``, the probe reports that GPU usable without its test encode
+    (``None`` leaves the probe to run against the emulation)."""
+    import torch
+
+    from nvenc_cli.backends import nvenc
+
+    lib = install(monkeypatch, gpu)
+    if probed is not None:
+        monkeypatch.setattr(nvenc, "probe_details", lambda: nvenc.ProbeResult(True, "ok", probed))
+    monkeypatch.setattr(nvenc, "_compute_device", lambda gpu_id: torch.device("cpu"))
+    monkeypatch.setattr(nvenc, "_cuda_handles", lambda gpu_id, device, stream: lib.cuda.handles(gpu_id))
+    return lib
+
+
 # -- H.264 without VUI ------------------------------------------------------------------
 
 

@@ -24,11 +24,7 @@ from nvenc_cli.errors import EncoderError, UnavailableError, UsageError
 @pytest.fixture
 def lib(monkeypatch):
     """An emulated L4 behind ``import PyNvVideoCodec``, on a CPU "device"."""
-    emulated = nvenc_double.install(monkeypatch)
-    monkeypatch.setattr(nvenc, "probe_details", lambda: nvenc.ProbeResult(True, "ok", "emulated L4"))
-    monkeypatch.setattr(nvenc, "_compute_device", lambda gpu_id: torch.device("cpu"))
-    monkeypatch.setattr(nvenc, "_cuda_handles", lambda gpu_id, device, stream: emulated.cuda.handles(gpu_id))
-    return emulated
+    return nvenc_double.install_on_cpu(monkeypatch)
 
 
 def picture_types(path) -> str:
@@ -195,17 +191,13 @@ def test_failures_are_classified_by_their_number(message, code):
     ],
 )
 def test_the_probe_encodes_one_real_frame_and_names_the_failure(monkeypatch, status, code, words):
-    lib = nvenc_double.install(monkeypatch, nvenc_double.Gpu(open_status=status))
-    monkeypatch.setattr(nvenc, "_compute_device", lambda gpu_id: torch.device("cpu"))
-    monkeypatch.setattr(nvenc, "_cuda_handles", lambda gpu_id, device, stream: lib.cuda.handles(gpu_id))
+    nvenc_double.install_on_cpu(monkeypatch, nvenc_double.Gpu(open_status=status), probed=None)
     got, reason = nvenc._try_session("NVIDIA Example")
     assert got == code and words in reason and f"returned error {status}" in reason
 
 
 def test_the_probe_passes_only_after_a_picture_comes_back(monkeypatch):
-    lib = nvenc_double.install(monkeypatch)
-    monkeypatch.setattr(nvenc, "_compute_device", lambda gpu_id: torch.device("cpu"))
-    monkeypatch.setattr(nvenc, "_cuda_handles", lambda gpu_id, device, stream: lib.cuda.handles(gpu_id))
+    lib = nvenc_double.install_on_cpu(monkeypatch, probed=None)
     assert nvenc._try_session("NVIDIA L4") is None
     probe_encoder = lib.created[-1]
     assert probe_encoder.frames == 1 and probe_encoder.end_calls == 1
@@ -229,10 +221,7 @@ def test_open_failures_are_unavailable_not_a_session_limit(lib, tmp_path):
 
 
 def test_a_codec_the_gpu_lacks_is_unavailable(monkeypatch, tmp_path):
-    lib = nvenc_double.install(monkeypatch, nvenc_double.GPUS["T4"])
-    monkeypatch.setattr(nvenc, "probe_details", lambda: nvenc.ProbeResult(True, "ok", "emulated T4"))
-    monkeypatch.setattr(nvenc, "_compute_device", lambda gpu_id: torch.device("cpu"))
-    monkeypatch.setattr(nvenc, "_cuda_handles", lambda gpu_id, device, stream: lib.cuda.handles(gpu_id))
+    lib = nvenc_double.install_on_cpu(monkeypatch, nvenc_double.GPUS["T4"], probed="emulated T4")
     source = tmp_path / "in.npy"
     np.save(source, clip(4, 64, 48))
     out = tmp_path / "out.mkv"

@@ -16,16 +16,10 @@ import pytest
 import torch
 from test_nvenc_session import cli, clip
 
-from nvenc_cli.backends import nvenc
-
 
 @pytest.fixture
 def lib(monkeypatch):
-    emulated = nvenc_double.install(monkeypatch)
-    monkeypatch.setattr(nvenc, "probe_details", lambda: nvenc.ProbeResult(True, "ok", "emulated L4"))
-    monkeypatch.setattr(nvenc, "_compute_device", lambda gpu_id: torch.device("cpu"))
-    monkeypatch.setattr(nvenc, "_cuda_handles", lambda gpu_id, device, stream: emulated.cuda.handles(gpu_id))
-    return emulated
+    return nvenc_double.install_on_cpu(monkeypatch)
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import pytest
 import torch
 
 from nvenc_cli import color
-from nvenc_cli.backends import nvenc
 from nvenc_cli.errors import EncoderError
 from nvenc_cli.frames import FrameInfo
 from nvenc_cli.options import EncodeOptions, container_for
@@ -32,11 +31,7 @@ from nvenc_cli.plan import make_plan
 @pytest.fixture
 def double(monkeypatch):
     """PyNvVideoCodec's emulation on a CPU "device"; returns the emulated library."""
-    lib = nvenc_double.install(monkeypatch)
-    monkeypatch.setattr(nvenc, "probe_details", lambda: nvenc.ProbeResult(True, "ok", "emulated L4"))
-    monkeypatch.setattr(nvenc, "_compute_device", lambda gpu_id: torch.device("cpu"))
-    monkeypatch.setattr(nvenc, "_cuda_handles", lambda gpu_id, device, stream: lib.cuda.handles(gpu_id))
-    return lib
+    return nvenc_double.install_on_cpu(monkeypatch)
 
 
 # The CLI sets these for its own process (report.py); restore them after each in-process run
