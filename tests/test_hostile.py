@@ -570,27 +570,11 @@ def test_a_png_declaring_144_megapixels_is_refused_from_its_header(tmp_path: Pat
     )
     (tmp_path / "bomb.png").write_bytes(png)
     assert len(png) < 200_000
-    # VmHWM is this process's own peak (ru_maxrss would count the forking parent's pages).
-    script = (
-        "import sys\n"
-        "sys.argv[0] = 'nvenc'\n"
-        "from nvenc_cli.cli import run\n"
-        "try:\n"
-        "    run()\n"
-        "finally:\n"
-        "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-        "    print(hwm, file=sys.__stdout__)\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", script, "encode", "bomb.png", "-o", "out.mp4"],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True, timeout=120,
-    )  # fmt: skip
+    proc, peak_mb = _peak_mb("encode", "bomb.png", "-o", "out.mp4", cwd=tmp_path)
     stderr = proc.stderr.decode()
     assert proc.returncode == 65, stderr
     assert stderr.startswith("nvenc: error: bomb.png: refused") and stderr.count("\n") == 1, stderr
     assert "12000x12000" in stderr and "Warning" not in stderr
-    peak_mb = int(proc.stdout.split()[-1]) / 1024
     assert peak_mb < 250, f"peak RSS {peak_mb:.0f} MB for a refused header"
 
 
