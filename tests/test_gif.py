@@ -111,6 +111,18 @@ def test_content_that_comes_back_keeps_its_colours(tmp_path: Path) -> None:
     assert min(per_frame[20:40]) > 30
 
 
+def test_flat_graphics_stay_lossless(tmp_path: Path) -> None:
+    """256 colours or fewer are the palette as they are: no dithering, no colour moved."""
+    from nvenc_cli import testsrc
+
+    clip = testsrc.batch(320, 240, 20, "smptebars")
+    np.save(tmp_path / "clip.npy", clip)
+    done = run_cli("encode", tmp_path / "clip.npy", "-o", tmp_path / "out.gif")
+    assert done.returncode == 0, done.stderr
+    decoded, _ = decode(tmp_path / "out.gif")
+    assert len(decoded) == 20 and np.array_equal(decoded, clip)
+
+
 @pytest.mark.parametrize("kind", ["rgba", "uint16"])
 def test_pal8_from_alpha_and_16_bit_frames(tmp_path: Path, kind: str) -> None:
     clip = _testsrc2(6)

@@ -1,9 +1,10 @@
 """Paletted output (``pal8``: GIF, and PNG): palettes built from the frames themselves.
 
 Frames are taken in windows of up to 15 (at most 32 MB of RGB), so memory is bounded
-whatever the length of the input and nothing waits for its end. A window's palette is
-Pillow's fast octree over its pixels, refined by k-means; each frame is mapped to it by
-nearest RGB colour with Floyd–Steinberg dithering, which keeps gradients from banding.
+whatever the length of the input and nothing waits for its end. A window of 256 colours or
+fewer gets exactly those (flat graphics stay lossless); otherwise its palette is Pillow's
+fast octree over its pixels, refined by k-means, and each frame is mapped to it by nearest
+RGB colour with Floyd–Steinberg dithering, which keeps gradients from banding.
 
 One palette is kept for as long as it fits, because FFmpeg's GIF encoder stores only what
 changed since the previous frame (a cropped rectangle, unchanged pixels transparent) when,
@@ -33,9 +34,16 @@ smooth colour field with sensor-like noise (tests/test_gif.py makes both):
 - a new palette every 10 frames (octree alone): 43.9 dB 251 kB on testsrc2, +0.4 dB for
   +31 % in size, which is why the first palette is kept while it fits.
 
+Where one palette does not fit the whole clip, the trade is size for quality: testsrc2,
+300 frames, changes colours after a few seconds, so from there each window has its own
+palette and no frame is a difference: 45.8 dB 2469 kB, against ffmpeg 5.1's 43.1 dB
+1894 kB two-pass and 47.2 dB 2800 kB with a palette per frame (the first palette kept
+throughout: 41.9 dB 1879 kB). smptebars (13 colours) is lossless in 4.6 kB, as with ffmpeg.
+
 No dithering scores higher (octree alone: 44.5 dB 161 kB on testsrc2) but bands smooth
-gradients, which PSNR does not see and a viewer does. Peak memory of a whole encode: 91 MB
-for 300 and for 1200 frames at 320x240, 244 and 254 MB for 40 and 160 frames at 1280x720.
+gradients, which PSNR does not see and a viewer does. Peak memory of a whole encode: 104 MB
+for 300 and for 1200 frames at 320x240, 283 and 276 MB for 40 and 160 frames at 1280x720
+(a palette per frame took 189 MB there: the window of frames is the difference).
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ class PaletteConverter:
         self._size = max(1, min(_WINDOW_FRAMES, _WINDOW_BYTES // (width * height * 3)))
         self._window: list[np.ndarray] = []
         self._first: np.ndarray | None = None  # (256, 3) RGB
+        self._first_exact = False
         self._own_palettes = False  # the first palette has been left for good
         self._made = 0
 
@@ -84,19 +93,19 @@ class PaletteConverter:
 
     def _choose(self, window: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         """The palette for this window and the frames mapped to it (see the module's why)."""
-        own = _palette(window)
+        own, exact = _palette(window)
         if self._first is None:
-            self._first = own
-            return own, _map_all(window, own)
+            self._first, self._first_exact = own, exact
+            return own, _map_all(window, own, exact)
         if self._own_palettes:
             if _same(own, self._first):  # the encoder would diff against another palette
                 own = own.copy()
                 own[255, 0] ^= 1  # one level of one colour: the same to the eye, not to memcmp
-            return own, _map_all(window, own)
-        kept = _map_all(window, self._first)
+            return own, _map_all(window, own, exact)
+        kept = _map_all(window, self._first, self._first_exact)
         if _same(own, self._first):
             return self._first, kept
-        fresh = _map_all(window, own)
+        fresh = _map_all(window, own, exact)
         if _gain_db(window, kept, self._first, fresh, own) > _SWITCH_DB:
             self._own_palettes = True
             return own, fresh
@@ -129,10 +138,12 @@ def _rgb24(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _palette(window: list[np.ndarray]) -> np.ndarray:
-    """256 RGB colours for the window's pixels (unused entries black).
+def _palette(window: list[np.ndarray]) -> tuple[np.ndarray, bool]:
+    """256 RGB colours for the window's pixels (unused entries black), and whether they are
+    exactly the window's colours.
 
-    Pillow's fast octree, then a few rounds of k-means (each colour moved to the mean of
+    A window of 256 colours or fewer gets them as they are, so flat graphics stay
+    lossless. Otherwise Pillow's fast octree, then a few rounds of k-means (each colour moved to the mean of
     the pixels nearest to it), as Pillow's own ``kmeans=`` does for its other methods but
     not for the octree: +1 to +1.6 dB for a fraction of a second (module docstring). Large
     windows are sampled on a regular grid down to about 2 million pixels, as Pillow needs
@@ -143,6 +154,9 @@ def _palette(window: list[np.ndarray]) -> np.ndarray:
     import numpy as np
     from PIL import Image
 
+    exact = _few_colours(window)
+    if exact is not None:
+        return exact, True
     height, width = window[0].shape[:2]
     step = max(1, math.ceil(math.sqrt(len(window) * height * width / _STATS_PIXELS)))
     sample = Image.fromarray(np.concatenate([rgb[::step, ::step] for rgb in window]))
@@ -160,18 +174,63 @@ def _palette(window: list[np.ndarray]) -> np.ndarray:
         for channel in range(3):
             sums = np.bincount(nearest, weights=pixels[:, channel], minlength=256)
             palette[used, channel] = np.clip(np.rint(sums[used] / counts[used]), 0, 255)
-    return palette
+    return palette, False
 
 
-def _map_all(window: list[np.ndarray], palette: np.ndarray) -> list[np.ndarray]:
+def _few_colours(window: list[np.ndarray]) -> np.ndarray | None:
+    """The window's own colours as a palette, if there are no more than 256."""
     import numpy as np
     from PIL import Image
 
+    colours: set[tuple[int, int, int]] = set()
+    for rgb in window:
+        counted = Image.fromarray(rgb).getcolors(256)  # None beyond 256, without counting on
+        if counted is None:
+            return None
+        colours.update(colour for _, colour in counted)
+        if len(colours) > 256:
+            return None
+    palette = np.zeros((256, 3), np.uint8)
+    palette[: len(colours)] = sorted(colours)
+    return palette
+
+
+def _map_all(window: list[np.ndarray], palette: np.ndarray, exact: bool) -> list[np.ndarray]:
+    """Palette indices of each frame: exact where every colour is in the palette (Pillow's
+    own mapping is off by up to 3 levels even then), else Pillow's dithered nearest colour."""
+    import numpy as np
+    from PIL import Image
+
+    if exact:
+        found = [indices for indices in (_lookup(rgb, palette) for rgb in window) if indices is not None]
+        if len(found) == len(window):
+            return found
     target = _palette_image(palette)
     return [
         np.asarray(Image.fromarray(rgb).quantize(palette=target, dither=Image.Dither.FLOYDSTEINBERG))
         for rgb in window
     ]
+
+
+def _lookup(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray | None:
+    """Each pixel's index in the palette, or None if a colour is missing from it."""
+    import numpy as np
+
+    keys = _packed(palette)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    packed = _packed(rgb)
+    at = np.minimum(np.searchsorted(ordered, packed), 255)
+    if not np.array_equal(ordered[at], packed):
+        return None
+    return order[at].astype(np.uint8)
+
+
+def _packed(rgb: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    wide = rgb.astype(np.uint32)
+    return (wide[..., 0] << 16) | (wide[..., 1] << 8) | wide[..., 2]
 
 
 def _palette_image(palette: np.ndarray) -> Image.Image:
