@@ -2,7 +2,9 @@
 
 A path is written to a hidden temporary file beside the target and renamed over it only
 after the trailer is written, so readers never see a half-written video and a failed or
-cancelled run leaves the previous file (if any) untouched. Standard output and file-like
+cancelled run leaves the previous file (if any) untouched — except fragmented MP4/MOV the
+caller asked for, which is meant to be read as it grows and so is written in place (and
+still removed on a failure). Standard output and file-like
 objects get fragmented MP4/MOV when they cannot seek, since a plain MP4 needs to seek
 back to write its index.
 """
@@ -61,6 +63,56 @@ class Lane:
         self.queue: deque[tuple[float, Any]] = deque()
         self.done = False
         self.packets = 0
+
+
+class VideoPort:
+    """One video stream of a :class:`Muxer`, as a backend session sees it: where it makes
+    its stream and sends its packets. A muxer's first video stream is the muxer itself;
+    further ones (``Muxer.add_video``) share its file, interleaver and trailer."""
+
+    def __init__(self, muxer: Muxer, lane: Lane) -> None:
+        self.muxer, self.lane = muxer, lane
+        self.container_name = muxer.container_name
+        self._rotation = 0
+        self._sample_aspect: Any = None
+
+    @property
+    def stream(self) -> Any:
+        return self.lane.stream
+
+    def display(self, rotation: int, sample_aspect: Any = None) -> None:
+        self._rotation, self._sample_aspect = rotation, sample_aspect
+
+    def new_stream(self, encoder: str, rate: Any) -> Any:
+        stream = self.muxer.output.add_stream(encoder, rate=rate)
+        return self._made(stream, encoded_here=True)
+
+    def stream_from_template(self, template: Any, opaque: bool | None = None) -> Any:
+        stream = self.muxer.output.add_stream_from_template(template, opaque=opaque)
+        return self._made(stream, encoded_here=False)
+
+    def _made(self, stream: Any, encoded_here: bool) -> Any:
+        self.lane.stream = stream
+        _apple_hevc_tag(stream, self.container_name)
+        if self._rotation:
+            stream.set_display_rotation(self._rotation)
+        if self._sample_aspect is not None and encoded_here:
+            stream.codec_context.sample_aspect_ratio = self._sample_aspect
+        return stream
+
+    def write(self, packets: list[Any]) -> None:
+        """Queue this stream's packets (in its encoder's time base) in decode order."""
+        self.muxer.push(self.lane, packets)
+
+    def finish(self) -> int:
+        """This stream has ended; the muxer's owner writes the trailer. Returns 0 bytes:
+        the file's size is the owner's to report."""
+        self.muxer.end_lane(self.lane)
+        return 0
+
+    def abort(self) -> None:
+        """A failed stream fails the whole file."""
+        self.muxer.abort()
 
 
 def is_stdout(dest: Destination) -> bool:
@@ -287,6 +339,7 @@ class Muxer:
         self.stream: Any = None
         self._video = Lane()
         self._lanes: list[Lane] = [self._video] if video else []
+        self._port = VideoPort(self, self._video)
         self._held_packets = 0
         self._held_bytes = 0
         self.started = False
@@ -306,6 +359,7 @@ class Muxer:
             self._device = _open_device(Path(os.fspath(dest)))  # type: ignore[arg-type]
         elif is_stdout(dest):
             self._device = FdSink(1, own=False)
+        self._live: Path | None = None
         if self.target is not None:
             try:
                 fd, name = tempfile.mkstemp(
@@ -316,6 +370,8 @@ class Muxer:
             os.close(fd)
             self.temp = Path(name)
             self._sink = str(self.temp)
+            if container in ("mp4", "mov") and _fragmented(options):
+                self._go_live()
         else:
             self._sink = self._device or dest
             if container in ("mp4", "mov") and not _seekable(self._sink):
@@ -331,6 +387,21 @@ class Muxer:
     def _label(self) -> str:
         return self._name
 
+    def _go_live(self) -> None:
+        """Asked-for fragmented MP4/MOV is there to be read while it grows (a recording, a
+        live preview), so it is written at its own path from the start; a failed or
+        cancelled encode still removes it."""
+        assert self.temp is not None and self.target is not None
+        try:
+            _publish(self.temp, self.target, self.overwrite)
+        except OSError as exc:
+            self.abort()
+            if isinstance(exc, OutputError):
+                raise
+            raise OutputError(f"{self.target}: cannot create it ({exc.strerror or exc})") from None
+        self._live, self.temp = self.target, None
+        self._sink = str(self.target)
+
     def _failure(self, exc: BaseException) -> NvencError:
         """The muxer applies its options when it writes the header (with the first packet):
         EINVAL there means settings it refuses (-x movflags=+nonsense), a usage error, not
@@ -344,14 +415,7 @@ class Muxer:
     def display(self, rotation: int, sample_aspect: Any = None) -> None:
         """How the picture is to be shown, written to the stream made next: a display
         rotation (counter-clockwise degrees) and the pixels' sample aspect ratio."""
-        self._rotation, self._sample_aspect = rotation, sample_aspect
-
-    def _shown_as_asked(self, stream: Any, encoded_here: bool) -> None:
-        if getattr(self, "_rotation", 0):
-            stream.set_display_rotation(self._rotation)
-        sar = getattr(self, "_sample_aspect", None)
-        if sar is not None and encoded_here:
-            stream.codec_context.sample_aspect_ratio = sar
+        self._port.display(rotation, sample_aspect)
 
     def new_stream(self, encoder: str, rate: Any) -> av.VideoStream:
         """A stream whose codec context the backend configures, opens and encodes with.
@@ -359,19 +423,23 @@ class Muxer:
         PyAV skips opening a context that is already open, and copies its parameters
         (size, pixel format, colour tags, extradata) into the stream at header time.
         """
-        self.stream = self._video.stream = self.output.add_stream(encoder, rate=rate)
-        _apple_hevc_tag(self.stream, self.container_name)
-        self._shown_as_asked(self.stream, encoded_here=True)
+        self.stream = self._port.new_stream(encoder, rate)
         return self.stream
 
     def stream_from_template(self, template: av.VideoStream, opaque: bool | None = None) -> av.VideoStream:
         """A stream for packets encoded elsewhere, described by another stream's parameters
         (e.g. one demuxed from the encoder's first access unit). ``opaque=True`` keeps the
         template's own codec, needed when its decoder has no encoder twin (libdav1d)."""
-        self.stream = self._video.stream = self.output.add_stream_from_template(template, opaque=opaque)
-        _apple_hevc_tag(self.stream, self.container_name)
-        self._shown_as_asked(self.stream, encoded_here=False)
+        self.stream = self._port.stream_from_template(template, opaque)
         return self.stream
+
+    def add_video(self) -> VideoPort:
+        """Reserve a further video stream (torchcodec's ``Encoder`` takes several): a port
+        that a second backend session opens its stream on and writes its packets through.
+        The header waits until every video stream exists."""
+        lane = Lane()
+        self._lanes.insert(sum(1 for ln in self._lanes if ln.factory is None), lane)
+        return VideoPort(self, lane)
 
     def add_lane(self, factory: Callable[[Any], Any]) -> Lane:
         """Reserve a further stream (audio); ``factory(output)`` adds it to the container
@@ -383,7 +451,7 @@ class Muxer:
     @property
     def can_start(self) -> bool:
         """True once the video stream exists (or there is none): the header may be written."""
-        return not self.started and (self._video not in self._lanes or self._video.stream is not None)
+        return not self.started and all(ln.stream is not None for ln in self._lanes if ln.factory is None)
 
     def start(self) -> None:
         """Create the reserved streams; after this no stream can be added."""
@@ -396,8 +464,7 @@ class Muxer:
 
     def write(self, packets: list[av.Packet]) -> None:
         """Queue video packets (pts/dts in the encoder's 1/fps time base) in decode order."""
-        self._video.stream = self.stream
-        self.push(self._video, packets)
+        self._port.write(packets)
 
     def push(self, lane: Lane, packets: list[Any]) -> None:
         """Queue one lane's packets (in its decode order) and write what interleaving allows."""
@@ -471,6 +538,9 @@ class Muxer:
         except BaseException:
             self.abort()
             raise
+        if self._live is not None:
+            self._live = None
+            return self.target.stat().st_size  # type: ignore[union-attr]
         if self.temp is None or self.target is None:
             _flush_sink(self._sink)
             if self._device is not None:
@@ -509,6 +579,11 @@ class Muxer:
             with contextlib.suppress(OSError):
                 self.temp.unlink()
             self.temp = None
+        live = getattr(self, "_live", None)
+        if live is not None:
+            with contextlib.suppress(OSError):
+                live.unlink()
+            self._live = None
 
 
 def _when(packet: Any, lane: Lane) -> float:
@@ -573,6 +648,18 @@ def _flush_sink(sink: Any) -> None:
             flush()
         except OSError as exc:
             raise _write_error("output", exc) from None
+
+
+def _fragmented(options: dict[str, str]) -> bool:
+    """Whether the muxer options ask for fragments (FFmpeg's mov muxer: ``movflags``
+    frag_keyframe, frag_every_frame, frag_custom or empty_moov; ``frag_duration``,
+    ``frag_size``, ``min_frag_duration``)."""
+    flags = {
+        name for sign, name in re.findall(r"([+-]?)(\w+)", options.get("movflags", "") or "") if sign != "-"
+    }
+    wanted = {"frag_keyframe", "frag_every_frame", "frag_custom", "empty_moov"}
+    sized = any(options.get(key) not in (None, "", "0") for key in ("frag_duration", "frag_size"))
+    return bool(wanted & flags) or sized
 
 
 def _merge_flags(current: str | None, extra: str) -> str:

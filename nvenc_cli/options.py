@@ -181,8 +181,15 @@ def parse_fps(text: str | float | int | Fraction) -> Fraction:
     elif isinstance(text, int):
         rate = Fraction(text)
     elif isinstance(text, float):
-        rate = parse_fps(repr(text))
-        return rate
+        if not math.isfinite(text):
+            raise UsageError(f"invalid frame rate {text!r}: it must be a finite number greater than 0")
+        rate = Fraction(repr(text))
+        if rate.denominator > 1_000_000:
+            # A computed float such as a decoder's average_fps (30000/1001 is
+            # 29.97002997002997): the nearest small fraction is the rate it stands for.
+            rate = Fraction(text).limit_denominator(1_000_000)
+        elif repr(text) in _NTSC:
+            rate = Fraction(_NTSC[repr(text)] * 1000, 1001)
     else:
         raw = str(text).strip()
         exponent = _EXPONENT.search(raw)
@@ -201,8 +208,10 @@ def parse_fps(text: str | float | int | Fraction) -> Fraction:
             raise UsageError(f"invalid frame rate {raw!r}: use 30, 29.97 or 30000/1001") from None
     if rate <= 0:
         raise UsageError(f"invalid frame rate {text!s}: it must be greater than 0")
-    if rate.denominator > 1_000_000 or rate > 1_000_000:
+    if rate > 1_000_000:
         raise UsageError(f"invalid frame rate {text!s}: out of range (at most 1000000 fps)")
+    if rate.denominator > 1_000_000:
+        raise UsageError(f"invalid frame rate {text!s}: its denominator is over 1000000 (round it)")
     return rate
 
 

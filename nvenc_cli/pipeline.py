@@ -21,7 +21,7 @@ import numpy as np
 from nvenc_cli.backends import get_backend
 from nvenc_cli.errors import EncoderError, UnavailableError, brief
 from nvenc_cli.frames import FrameBatch
-from nvenc_cli.mux import Destination, Muxer
+from nvenc_cli.mux import Destination, Muxer, VideoPort
 from nvenc_cli.plan import EncodePlan
 from nvenc_cli.sources.memory import is_torch
 
@@ -85,9 +85,12 @@ class Job:
         dest: Destination,
         overwrite: bool = False,
         audio: AudioTrack | None = None,
+        port: VideoPort | None = None,
     ) -> None:
+        assert port is None or plan.fallback is None, "a shared file cannot be restarted on the CPU"
         self.plan = plan
         self.audio = audio
+        self._port = port
         self._dest, self._overwrite = dest, overwrite
         self._held: dict[int, Any] | None = {} if plan.fallback is not None else None
         self._written = False
@@ -115,7 +118,10 @@ class Job:
             from nvenc_cli.resize import Resizer
 
             self._resizer = Resizer(*plan.resize)
-        self.muxer = Muxer(self._dest, plan.container, plan.format_options, self._overwrite)
+        # A further video stream of a file another job owns writes through its port.
+        self.muxer: Muxer | VideoPort = self._port or Muxer(
+            self._dest, plan.container, plan.format_options, self._overwrite
+        )
         self.muxer.display(plan.rotation, plan.sample_aspect)
         try:
             self.session = get_backend(plan.backend).open(plan, self.muxer)

@@ -125,8 +125,8 @@ def test_encoder_misuse_raises_torchcodecs_types(tmp_path: Path) -> None:
         audio.add_samples(torch.zeros(2, 10))
     with pytest.raises(RuntimeError, match="float32"):
         audio.add_samples(torch.zeros(1, 10, dtype=torch.float64))
-    with pytest.raises(ValueError, match=r"\[-1, 1\]"):  # refused, not clipped
-        audio.add_samples(torch.full((1, 10), 1.5))
+    with pytest.raises(ValueError, match="not finite"):
+        audio.add_samples(torch.full((1, 10), float("nan")))
     assert not (tmp_path / "a.wav").exists()  # checked before encoding: still open, no file yet
     audio.add_samples(torch.zeros(1, 10))
     encoder.close()
@@ -196,8 +196,8 @@ def test_audio_encoder_bad_input(tmp_path: Path) -> None:
         AudioEncoder(torch.zeros(1, 3, dtype=torch.float64), sample_rate=8000)
     with pytest.raises(ValueError, match="sample_rate = 0 must be > 0"):
         AudioEncoder(torch.zeros(1, 3), sample_rate=0)
-    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
-        AudioEncoder(torch.full((1, 100), -2.0), sample_rate=8000).to_file(tmp_path / "x.wav")
+    with pytest.raises(ValueError, match="not finite"):
+        AudioEncoder(torch.full((1, 100), float("inf")), sample_rate=8000).to_file(tmp_path / "x.wav")
     with pytest.raises(OSError, match="valid path"):
         AudioEncoder(torch.zeros(1, 100), sample_rate=8000).to_file(tmp_path / "no" / "x.wav")
     with pytest.raises(RuntimeError, match="check the desired extension"):

@@ -32,7 +32,7 @@ def frames_npy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(
     ("extra", "threads", "lookahead"),
     [
-        ([], str(min(2 * CORES, 16)), str(min(CORES, 2))),
+        ([], str(min(2 * CORES, 16)), str(max(1, (3 * CORES // 2) // 6))),
         (["-x", "threads=1"], "1", "1"),
         (["-x", "x264-params=lookahead-threads=1"], str(min(2 * CORES, 16)), "1"),
     ],

@@ -1,8 +1,9 @@
 """torchcodec's ``AudioEncoder``: a whole track of samples to a file, a file object or bytes.
 
-Thin over ``nvenc_cli.audio``: the samples are checked by the same rules as array files
-(float in [-1, 1], never clipped), planned by ``plan_audio`` and muxed by ``Muxer``, so a
-path output appears only once complete and nothing is left behind on an error.
+Thin over ``nvenc_cli.audio``: the samples are checked by the rules of array files (finite;
+louder than [-1, 1] only with a warning, as torchcodec takes them), planned by
+``plan_audio`` and muxed by ``Muxer``, so a path output appears only once complete and
+nothing is left behind on an error.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ class AudioEncoder:
 
     Args:
         samples: float32 tensor of shape (num_channels, num_samples), or 1-D for mono, with
-            values in [-1, 1] (values outside are refused, not clipped). numpy arrays and
-            int16 samples are accepted too.
+            values in [-1, 1]. Louder samples are encoded as given, as torchcodec does, with
+            a ``UserWarning`` (PCM and FLAC clip them; float codecs keep them). numpy arrays
+            and int16 samples are accepted too.
         sample_rate: the samples' rate in Hz; the output keeps it unless ``sample_rate``
             is given to an encoding method.
 
@@ -127,7 +129,7 @@ class AudioEncoder:
         with api_errors():
             settings.check()
             container = audio_only_container(dest, fmt, overwrite)
-            source = ArrayAudio(self._samples, self._sample_rate, "samples")
+            source = ArrayAudio(self._samples, self._sample_rate, "samples", lenient=True)
             track = open_audio_track(settings, container, source)
             try:
                 muxer = Muxer(dest, container, None, overwrite, video=False)

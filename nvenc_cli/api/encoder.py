@@ -1,4 +1,4 @@
-"""torchcodec's multi-stream ``Encoder``: a video stream and audio streams, fed over time.
+"""torchcodec's multi-stream ``Encoder``: video streams and audio streams, fed over time.
 
 ``Encoder()`` → ``add_video(...)``/``add_audio(...)`` → ``open_file``/``open_file_like`` →
 ``VideoStream.add_frames`` and ``AudioStream.add_samples`` in any order → ``close()``.
@@ -10,9 +10,9 @@ when ``close()`` completes it; an exception inside ``with`` leaves nothing behin
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from nvenc_cli.audio.track import AudioTrack
     from nvenc_cli.mux import Muxer
     from nvenc_cli.pipeline import Job
+    from nvenc_cli.plan import EncodePlan
 
 __all__ = ["AudioStream", "Encoder", "VideoStream"]
 
@@ -135,12 +136,14 @@ def open_audio_track(settings: AudioSettings, container: str, source: ArrayAudio
 
 
 class VideoStream:
-    """The video stream of an :class:`Encoder`; feed it with :meth:`add_frames`."""
+    """A video stream of an :class:`Encoder`; feed it with :meth:`add_frames`."""
 
-    def __init__(self, encoder: Encoder, index: int, height: int, width: int) -> None:
+    def __init__(self, encoder: Encoder, index: int, spec: dict[str, Any]) -> None:
         self._encoder = encoder
         self._index = index
-        self._height, self._width = height, width
+        self._spec = spec
+        self._height, self._width = spec["height"], spec["width"]
+        self._job: Job | None = None
 
     def add_frames(self, frames: Any) -> None:
         """Encode frames: a uint8 (N, C, H, W) tensor with C = 3 (RGB) of the size given to
@@ -161,10 +164,12 @@ class AudioStream:
         self._index = index
         self.settings = settings
         self._track: AudioTrack | None = None
+        self._loud = False  # samples outside [-1, 1] were seen (and warned about once)
 
     def add_samples(self, samples: Any) -> None:
-        """Encode samples: a float32 (num_channels, num_samples) CPU tensor in [-1, 1]
-        (values outside are refused, not clipped).
+        """Encode samples: a float32 (num_channels, num_samples) CPU tensor in [-1, 1].
+        Louder samples are encoded as given, as torchcodec does, with one ``UserWarning``
+        per stream: integer-sample codecs (PCM, FLAC) clip them, float ones keep them.
 
         Raises:
             RuntimeError: before :meth:`Encoder.open_file` or after :meth:`Encoder.close`;
@@ -185,13 +190,13 @@ class Encoder:
             video.add_frames(frames)      # uint8 (N, 3, H, W)
             audio.add_samples(samples)    # float32 (1, S) in [-1, 1]
 
-    One video stream at most (nvenc's muxer holds one encoder session); any number of
-    audio streams.
+    Any number of video streams (each its own encoder session, of its own size, rate and
+    settings) and audio streams; the file's streams are the video ones in the order they
+    were added, then the audio ones.
     """
 
     def __init__(self) -> None:
-        self._video: dict[str, Any] | None = None
-        self._video_stream: VideoStream | None = None
+        self._videos: list[VideoStream] = []
         self._audio: list[AudioStream] = []
         self._state = "new"  # new -> open -> closed
         self._job: Job | None = None
@@ -218,26 +223,21 @@ class Encoder:
         from nvenc_cli.api.video import _frame_rate
 
         self._check_new("add_video")
-        if self._video is not None:
-            raise _Misuse("this Encoder already has a video stream: nvenc encodes one video stream per file")
         for name, value in (("height", height), ("width", width)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise _Misuse(f"{name} must be > 0, got {value!r}")
         if device is None:
             device = _default_device()
-        if isinstance(frame_rate, float) and frame_rate > 0:
-            # A float such as a decoder's average_fps (30000/1001 = 29.97002997…): the
-            # nearest fraction with a small denominator is the rate it stands for.
-            frame_rate = Fraction(frame_rate).limit_denominator(1_000_000)
-        self._video = {
+        spec = {
             "height": height,
             "width": width,
             "rate": _frame_rate(frame_rate),
             "device": str(device),
             "settings": (codec, pixel_format, crf, None if preset is None else str(preset), extra_options),
         }
-        self._video_stream = VideoStream(self, 0, height, width)
-        return self._video_stream
+        stream = VideoStream(self, len(self._videos), spec)
+        self._videos.append(stream)
+        return stream
 
     def add_audio(
         self,
@@ -280,44 +280,52 @@ class Encoder:
             raise _Misuse("open() was already called")
         if self._state == "closed":
             raise _Misuse("Cannot open after close()")
-        if self._video is None and not self._audio:
+        if not self._videos and not self._audio:
             raise _Misuse("Call addVideoStream() or addAudioStream() before open()")
         from nvenc_cli.api.video import _api_errors
 
         with _api_errors():
             for stream in self._audio:
                 stream.settings.check()
-            if self._video is not None:
+            if self._videos:
                 self._open_with_video(dest, fmt)
             else:
                 self._open_audio_only(dest, fmt)
         self._state = "open"
 
     def _open_with_video(self, dest: Any, fmt: str | None) -> None:
-        from nvenc_cli.api.video import _device, _Settings
-        from nvenc_cli.encode import check_output
-        from nvenc_cli.frames import FrameInfo
+        """The first video stream's job owns the file; every further video stream is a
+        job of its own that writes through a port of that file's muxer."""
         from nvenc_cli.pipeline import Job
-        from nvenc_cli.plan import make_plan
 
-        video = self._video
-        assert video is not None
-        codec, pixel_format, crf, preset, extra = video["settings"]
-        settings = _Settings(codec, pixel_format, crf, preset, extra)
-        device = _device(video["device"], None)
-        options = settings.options(video["rate"], device, fmt, True)
-        container = check_output(dest, options)
-        plan = make_plan(options, FrameInfo(video["width"], video["height"], 3, 8), container)
-        tracks = self._plan_audio(container)
+        first, *others = self._videos
+        plan = self._video_plan(first, dest, fmt)
+        tracks = self._plan_audio(plan.container)
         job = Job(plan, dest, True)
+        first._job = job
+        self._job, self._muxer = job, job.muxer
         try:
+            for stream in others:
+                stream._job = Job(self._video_plan(stream, dest, fmt), dest, True, port=job.muxer.add_video())
             for stream, track in zip(self._audio, tracks, strict=True):
                 track.attach(job.muxer)
                 stream._track = track
         except BaseException:
-            job.abort()
+            self._abort()
             raise
-        self._job, self._muxer = job, job.muxer
+
+    @staticmethod
+    def _video_plan(stream: VideoStream, dest: Any, fmt: str | None) -> EncodePlan:
+        from nvenc_cli.api.video import _device, _Settings
+        from nvenc_cli.encode import check_output
+        from nvenc_cli.frames import FrameInfo
+        from nvenc_cli.plan import make_plan
+
+        spec = stream._spec
+        settings = _Settings(*spec["settings"])
+        options = settings.options(spec["rate"], _device(spec["device"], None), fmt, True)
+        container = check_output(dest, options)
+        return make_plan(options, FrameInfo(spec["width"], spec["height"], 3, 8), container)
 
     def _open_audio_only(self, dest: Any, fmt: str | None) -> None:
         from nvenc_cli.mux import Muxer
@@ -351,7 +359,7 @@ class Encoder:
         from nvenc_cli.sources.memory import check_readable, describe, to_backend
 
         self._check_open("add frames", "addFrames")
-        job = self._job
+        job = stream._job
         assert job is not None
         if not _is_tensor_or_array(frames):
             raise _Misuse(f"frames must be a torch.Tensor, got {type(frames).__name__}")
@@ -374,8 +382,8 @@ class Encoder:
                 f"{stream._height}x{stream._width} (height x width), got {height}x{width}"
             )
         on_cuda = described.device.startswith("cuda")
-        if on_cuda != (self._video is not None and self._video["device"].startswith("cuda")):
-            want = self._video["device"] if self._video else "cpu"
+        want = stream._spec["device"]
+        if on_cuda != want.startswith("cuda"):
             raise _Misuse(f"frames must be on the same device as the stream ({want}), got {described.device}")
         layout = described.layout
         if layout.frames == 0:
@@ -401,7 +409,8 @@ class Encoder:
         if data.shape[1] == 0:
             return
         if data.dtype.kind == "f":  # int16 samples are in range by construction
-            check_samples(data, f"audio stream {stream._index}")
+            loud = check_samples(data, f"audio stream {stream._index}", lenient=True, warn=not stream._loud)
+            stream._loud = stream._loud or loud
         track = stream._track
         assert track is not None
         try:
@@ -446,6 +455,9 @@ class Encoder:
                     for waiting in stream.__dict__.pop("_waiting", []):
                         track.write(samples_frame(waiting, stream.settings.sample_rate, track.source.layout))
                     track.finish_pushed()
+                for video in self._videos[1:]:
+                    assert video._job is not None
+                    video._job.finish()  # flushes its encoder and ends its stream
                 if self._job is not None:
                     self._job.finish()  # no frames at all gives a valid, empty video stream
                 else:
@@ -461,6 +473,11 @@ class Encoder:
     def _abort(self) -> None:
         job, muxer = self._job, self._muxer
         self._job = self._muxer = None
+        for video in self._videos[1:]:
+            if video._job is not None:
+                with contextlib.suppress(Exception):  # the file is going anyway
+                    video._job.session.close()
+                video._job = None
         if job is not None:
             job.abort()
         elif muxer is not None:

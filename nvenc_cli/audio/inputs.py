@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
@@ -132,7 +133,7 @@ class ArrayAudio:
     codec: str | None = None
     start = Fraction(0)
 
-    def __init__(self, samples: Any, rate: int | None, label: str) -> None:
+    def __init__(self, samples: Any, rate: int | None, label: str, lenient: bool = False) -> None:
         self.path = label
         data = _as_numpy(samples, label)
         if data.ndim == 1:
@@ -154,7 +155,7 @@ class ArrayAudio:
         if data.dtype == np.int16:
             self.sample_format = "s16p"
         elif data.dtype.kind == "f":
-            _check_range(data, label)
+            _check_range(data, label, lenient)
             self.sample_format = "fltp"
         else:
             raise InputDataError(f"{label}: audio samples are {data.dtype}: use float in [-1, 1] or int16")
@@ -229,9 +230,15 @@ def samples_frame(data: np.ndarray, rate: int, layout: str) -> Any:
     return frame
 
 
-def check_samples(data: np.ndarray, label: str) -> None:
-    """The value rule for float samples, shared with array files: in [-1, 1], finite."""
-    _check_range(data, label)
+def check_samples(data: np.ndarray, label: str, lenient: bool = False, warn: bool = True) -> bool:
+    """The value rule for float samples, shared with array files: finite, and in [-1, 1].
+
+    ``lenient`` (the torchcodec-compatible API) lets louder samples through with a
+    ``UserWarning``: torchcodec encodes them as given, float codecs keep them and integer
+    ones (PCM, FLAC) clip them. Returns whether samples were out of range, so a stream
+    that is fed piece by piece warns once (``warn=False`` after that).
+    """
+    return _check_range(data, label, lenient, warn, stacklevel=5)
 
 
 def check_rate(rate: Any, label: str) -> int:
@@ -253,20 +260,33 @@ def check_rate(rate: Any, label: str) -> int:
     return value
 
 
-def _check_range(data: np.ndarray, label: str) -> None:
-    """Refuse, never clip: a float track outside [-1, 1] was scaled wrongly upstream."""
+def _check_range(
+    data: np.ndarray, label: str, lenient: bool = False, warn: bool = True, stacklevel: int = 4
+) -> bool:
+    """Refuse, never clip silently: a float track outside [-1, 1] was scaled wrongly upstream."""
     for offset in range(0, data.shape[1], 1 << 20):
         chunk = data[:, offset : offset + (1 << 20)]
         if not np.isfinite(chunk).all():
             bad = np.argwhere(~np.isfinite(chunk))[0]
             raise InputDataError(f"{label}: audio sample {offset + bad[1]} of channel {bad[0]} is not finite")
         peak = float(np.abs(chunk).max(initial=0.0))
-        if peak > 1.0:
-            index = np.argwhere(np.abs(chunk) > 1.0)[0]
+        if peak <= 1.0:
+            continue
+        index = np.argwhere(np.abs(chunk) > 1.0)[0]
+        where = f"sample {offset + index[1]} of channel {index[0]} is {float(chunk[index[0], index[1]]):g}"
+        if not lenient:
             raise InputDataError(
-                f"{label}: audio samples must be in [-1, 1]; sample {offset + index[1]} of channel "
-                f"{index[0]} is {float(chunk[index[0], index[1]]):g} (scale the track, nvenc does not clip)"
+                f"{label}: audio samples must be in [-1, 1]; {where} (scale the track, nvenc does not clip)"
             )
+        if warn:
+            warnings.warn(
+                f"{label}: audio samples outside [-1, 1] ({where}) are encoded as given: codecs "
+                "with integer samples (PCM, FLAC, ALAC) clip them to [-1, 1], float ones keep them",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+        return True
+    return False
 
 
 def _as_numpy(samples: Any, label: str) -> np.ndarray:

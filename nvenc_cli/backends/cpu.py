@@ -69,6 +69,11 @@ def _ffmpeg_version() -> str:
     return f"libavcodec {major}.{minor}.{micro}"
 
 
+# AVCodecContext's ``bt`` default: AV_CODEC_DEFAULT_BITRATE (200 kb/s) x 20. PyAV cannot
+# read it back (its bit_rate_tolerance getter returns nothing), so it is stated here.
+_FFMPEG_BIT_RATE_TOLERANCE = 4_000_000
+
+
 def encoder_threads(encoder: str) -> int:
     """Encoder threads: 0 lets FFmpeg choose, except for x264/x265.
 
@@ -91,16 +96,19 @@ def cores() -> int:
 
 
 def lookahead_threads() -> int:
-    """Threads for x264's lookahead: two where there are two cores.
+    """Threads for x264's lookahead: as many as x264 gives it under ffmpeg's thread count.
 
-    x264 gives the lookahead a sixth of its frame threads, so one on any machine under
-    6 cores (nvenc runs 2 frame threads per core). Every frame passes through it (at all
-    presets but ultrafast), and before the first frame can be encoded it must analyse
-    ``rc-lookahead`` frames alone, so on a small machine it paces the whole encode: on 2
-    cores, two lookahead threads made a 1080p medium encode ~10 % faster, with a file 2 %
-    smaller at the same PSNR.
+    x264 gives the lookahead a sixth of its frame threads, and the lookahead threads split
+    each frame's analysis into slices, which changes x264's decisions; the frame-thread
+    count does not (on torchcodec's 720p comparison frames, 3 and 4 frame threads gave the
+    same pictures as the ffmpeg CLI's, within 2, but two lookahead threads only 96 % of
+    them). So nvenc keeps its own frame threads (2 per core: faster) and matches the
+    lookahead that ffmpeg's automatic 1.5 threads per core implies, which makes its x264
+    output agree with ffmpeg's and torchcodec's for the same planes and settings. Two
+    lookahead threads would make a 1080p medium encode ~10 % faster on 2 cores (README:
+    ``-x x264-params=lookahead-threads=2``).
     """
-    return min(cores(), 2)  # from 12 frame threads up, x264's own share is 2
+    return max(1, (3 * cores() // 2) // 6)
 
 
 class CpuSession:
@@ -121,6 +129,7 @@ class CpuSession:
         ctx.colorspace = plan.color.space
         ctx.thread_type = "AUTO"
         ctx.thread_count = encoder_threads(plan.encoder)
+        self._rate_defaults(ctx, plan)
         ctx.options = self._codec_options(plan)
         self._open(ctx)
         unused = sorted(ctx.options)
@@ -149,6 +158,18 @@ class CpuSession:
         if plan.preset is not None:
             options.setdefault("preset", str(plan.preset))
         return options
+
+    def _rate_defaults(self, ctx: Any, plan: EncodePlan) -> None:
+        """FFmpeg's own rate defaults, which PyAV's ``add_stream`` replaces (bit_rate 0 and
+        a 128 kb/s tolerance: PyAV's container/output.py). The codec's default bit rate
+        (200 kb/s for mpeg4 and flv1, 0 for x264's crf) and FFmpeg's tolerance of 20x
+        that default (``bt``, 4 Mb/s) are what ffmpeg and torchcodec encode with; PyAV's
+        pair halves mpeg4's file at 720p (155 kB against the CLI's 333 kB for 30 frames)
+        and decodes visibly worse. ``-x b=…``/``-x bt=…`` still override both."""
+        import av
+
+        ctx.bit_rate = av.CodecContext.create(plan.encoder, "w").bit_rate or 0
+        ctx.bit_rate_tolerance = _FFMPEG_BIT_RATE_TOLERANCE
 
     def _open(self, ctx: Any) -> None:
         import av

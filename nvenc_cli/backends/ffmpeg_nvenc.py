@@ -271,6 +271,10 @@ class FfmpegNvencSession(CpuSession):
         self.settings = settings_for(plan, global_header)
         return ffmpeg_options(self.settings, global_header)
 
+    def _rate_defaults(self, ctx: Any, plan: EncodePlan) -> None:
+        """NVENC's rate control comes whole from ``settings_for``; FFmpeg's 2 Mb/s default
+        for ``*_nvenc`` would cap its constant-quality modes."""
+
     def _open(self, ctx: Any) -> None:
         import av
 
