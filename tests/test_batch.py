@@ -651,6 +651,8 @@ import json, multiprocessing.forkserver as fs, sys
 from nvenc_cli.batch.warmup import start_workers_early
 start_workers_early()
 server = fs._forkserver._forkserver_pid
+while b"forkserver" not in open(f"/proc/{server}/cmdline", "rb").read():
+    pass  # until its exec: before that /proc shows the environment this process began with
 environ = open(f"/proc/{server}/environ", "rb").read().split(b"\\0")
 from nvenc_cli.batch.run import encode_many
 parents = set()
