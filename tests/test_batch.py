@@ -753,3 +753,46 @@ def _catches(pid: int, sig: int) -> bool:
     except OSError:
         pass
     return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to follow the workers")
+def test_workers_end_when_the_run_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves the parent no time to stop anything: the workers see it go and
+    unwind (no temporary file left), and their forkserver ends with them."""
+    rng = np.random.default_rng(9)
+    for i in range(4):
+        np.save(tmp_path / f"n{i}.npy", rng.integers(0, 256, (90, 240, 320, 3), dtype=np.uint8))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "nvenc_cli", "encode", *(f"n{i}.npy" for i in range(4)),
+         "-o", "out/", "-j", "2", "--preset", "slow"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # left-over processes would hold a pipe open
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while len([p for p in temp_files(tmp_path / "out") if p.stat().st_size]) < 2:
+            assert child.poll() is None, "the run ended before its encodes started"
+            assert time.monotonic() < deadline, "the encodes never started"
+            time.sleep(0.05)
+        left = _children(child.pid)
+        assert len(left) >= 3, left  # two workers and their forkserver at least
+        child.kill()
+        child.wait()
+        deadline = time.monotonic() + 20
+        while any("Z" not in _state(pid) for pid in left) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        alive = [pid for pid in left if "Z" not in _state(pid)]
+    finally:
+        if child.poll() is None:  # an assertion failed before the kill
+            for pid in _children(child.pid):
+                os.kill(pid, signal.SIGKILL)
+            child.kill()
+            child.wait()
+    for pid in alive:  # do not leave them running for the rest of the suite
+        os.kill(pid, signal.SIGKILL)
+    assert alive == [], "processes outlived the killed run"
+    assert temp_files(tmp_path) == []

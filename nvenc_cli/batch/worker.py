@@ -169,6 +169,30 @@ def init_pool_worker(events: Any, stop: Any, cores: int | None, verbose: bool) -
         events.send(("hello", os.getpid()))
     except OSError:  # the parent has closed the run (Ctrl-C as this worker started): no job
         os._exit(143)  # will come, and a traceback here would land under its one line
+    _stop_with_the_parent()
+
+
+def _stop_with_the_parent() -> None:
+    """End this worker as SIGTERM would once the run's process is gone (SIGKILL, a crash).
+
+    A pool worker waits for jobs on a pipe that it holds the writing end of itself, so it
+    never sees the parent die: it would sleep for good, its forkserver with it (each
+    killed run left 2-3 idle processes behind). The parent's sentinel is a pipe that only
+    the parent's end keeps open; a running encode unwinds and removes its temporary file.
+    """
+    import multiprocessing
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return
+    sentinel, main = parent.sentinel, threading.main_thread().ident
+
+    def watch() -> None:
+        multiprocessing.connection.wait([sentinel])
+        signal.pthread_kill(main, signal.SIGTERM)  # type: ignore[arg-type]
+
+    threading.Thread(target=watch, daemon=True, name="nvenc-parent-watch").start()
 
 
 def _on_term(signum: int, frame: Any) -> None:
