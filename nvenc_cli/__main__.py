@@ -16,6 +16,10 @@ def main() -> None:
 
     try:
         signals.install()  # a signal may land while the later ones go in: covered below
+        from nvenc_cli.batch.warmup import start_workers_early, wants_workers
+
+        if wants_workers(sys.argv[1:]):
+            start_workers_early()  # its ~0.3 s of imports overlap Typer's and the parsing
         from nvenc_cli.cli import run
 
         run()

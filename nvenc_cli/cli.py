@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from nvenc_cli import __version__, signals
+from nvenc_cli.allocator import keep_freed_memory
 from nvenc_cli.completion import (
     complete_codec,
     complete_format,
@@ -295,7 +296,7 @@ def encode(
     from nvenc_cli import report
 
     out = report.Reporter(quiet=quiet, verbose=verbose, no_color=no_color, progress_path=progress)
-    _keep_freed_memory()
+    keep_freed_memory()
     if overwrite and no_overwrite:
         out.fail(NvencError("-y and -n exclude each other"), code=2)
     if output is None and not manifest:
@@ -482,6 +483,10 @@ def _encode_many(
     ctx: typer.Context, out: Any, inputs: list[str], output: str | None, manifest: bool
 ) -> NoReturn:
     """Several jobs: plan them all (refusing collisions), run them, report, exit."""
+    from nvenc_cli.batch.warmup import start_workers_early
+
+    if ctx.params["executor"] is Executor.local:
+        start_workers_early()  # unless __main__ has: its imports overlap the planning below
     from nvenc_cli.batch.jobs import jobs_from_inputs, parse_shard, select_shard
     from nvenc_cli.batch.report import BatchReporter
     from nvenc_cli.batch.run import ExecutorOptions, combined_exit_code, iter_encode_many, plan_jobs
@@ -708,30 +713,6 @@ def _stop_line(exc: Interrupted) -> NoReturn:
     sys.stderr.write(f"nvenc: error: {exc}\n")
     sys.stderr.flush()
     sys.exit(exc.exit_code)
-
-
-def _keep_freed_memory() -> None:
-    """Have glibc reuse freed frame buffers instead of handing them back to the kernel.
-
-    FFmpeg allocates every converted frame afresh (3 MB at 1080p), and by default glibc
-    returns blocks that size to the kernel on free (munmap, or trimming the heap top), so
-    the next one is page-faulted and zeroed again: on a kernel with transparent huge pages
-    that zeroing was ~12 % of all CPU time in a 1080p ultrafast encode, and ~3 % with these
-    settings. Peak RSS is unchanged (the same few buffers are live at any time); memory
-    is simply kept until the process exits, which the CLI does right after the encode.
-    Only ``nvenc encode`` does this, and never the library: its host owns the allocator.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest: allocations up to it reuse heap
-    mallopt(m_trim_threshold, 1 << 30)
 
 
 def _fill_closed_std_fds() -> None:

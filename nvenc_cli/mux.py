@@ -19,6 +19,7 @@ import re
 import select
 import stat
 import tempfile
+import weakref
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -339,7 +340,10 @@ class Muxer:
         self.stream: Any = None
         self._video = Lane()
         self._lanes: list[Lane] = [self._video] if video else []
-        self._port = VideoPort(self, self._video)
+        # Through a weak proxy: muxer <-> port would be a cycle, and a cycle is freed only by
+        # Python's full collection, so a batch worker kept every finished job's container and
+        # encoder (16 MB a job at 320x240) until then (tests/test_batch.py, the growth check).
+        self._port = VideoPort(weakref.proxy(self), self._video)
         self._held_packets = 0
         self._held_bytes = 0
         self.started = False

@@ -620,3 +620,134 @@ def test_manifest_from_standard_input(tmp_path: Path, base: np.ndarray) -> None:
     assert_encodes(tmp_path / "v" / "a.mp4", clips[str(tmp_path / "a.npy")])
     b, _ = decode(tmp_path / "v" / "b.mp4")
     assert b.shape[0] == 4
+
+
+# -- start-up: the workers' forkserver starts first, the CLI layer stays out of workers --------
+
+
+@pytest.mark.parametrize(
+    ("argv", "wanted"),
+    [
+        (["encode", "a.npy", "b.npy", "-o", "out/", "-j", "2"], True),
+        (["encode", "a.npy", "-j2", "-o", "out/{stem}.mp4"], True),
+        (["encode", "a.npy", "--jobs=3", "-o", "out/"], True),
+        (["batch", "jobs.jsonl"], True),
+        (["encode", "a.npy", "-j", "2", "--executor", "ray"], False),
+        (["batch", "jobs.jsonl", "--executor=ray"], False),
+        (["encode", "a.npy", "-o", "a.mp4"], False),
+        (["info"], False),
+        (["--help"], False),
+        ([], False),
+    ],
+)
+def test_which_command_lines_start_the_workers_early(argv: list[str], wanted: bool) -> None:
+    from nvenc_cli.batch.warmup import wants_workers
+
+    assert wants_workers(argv) is wanted
+
+
+_EARLY_START = """
+import json, multiprocessing.forkserver as fs, sys
+from nvenc_cli.batch.warmup import start_workers_early
+start_workers_early()
+server = fs._forkserver._forkserver_pid
+environ = open(f"/proc/{server}/environ", "rb").read().split(b"\\0")
+from nvenc_cli.batch.run import encode_many
+parents = set()
+def on_event(kind, *values):
+    if kind == "start":  # the worker is running this job: its parent is the one that forked it
+        parents.add(int(open(f"/proc/{values[1]}/stat").read().rsplit(")", 1)[1].split()[1]))
+results = encode_many(inputs=sys.argv[1:3], output=sys.argv[3], workers=2, on_event=on_event)
+print(json.dumps({"server": server, "parents": sorted(parents), "ok": [r.status for r in results],
+                  "blas": b"OPENBLAS_NUM_THREADS=1" in environ}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to follow the workers")
+def test_the_pool_forks_its_workers_from_the_early_forkserver(tmp_path: Path, base: np.ndarray) -> None:
+    clips = write_clips(tmp_path, base, ["a.npy", "b.npy"])
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run(
+        [sys.executable, "-c", _EARLY_START, *clips, str(tmp_path / "out" / "{stem}.mp4")],
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads(done.stdout)
+    assert report["ok"] == ["ok", "ok"]
+    assert report["parents"] == [report["server"]], report  # not a second forkserver
+    assert report["blas"], "the forkserver (so every worker) would start OpenBLAS threads"
+    for name, frames in clips.items():
+        assert_encodes(tmp_path / "out" / (Path(name).stem + ".mp4"), frames)
+
+
+def test_a_worker_sets_up_without_the_command_line_layer() -> None:
+    script = (
+        "import multiprocessing as mp, sys\n"
+        "from nvenc_cli.batch import worker\n"
+        "reader, writer = mp.Pipe(duplex=False)\n"
+        "worker.init_pool_worker(writer, mp.RawValue('i', 0), 1, False)\n"
+        "print(reader.recv()[0], 'nvenc_cli.cli' in sys.modules, 'av' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    # Typer's whole CLI module costs each worker ~0.04 s of CPU for nothing; PyAV is loaded
+    # (FFmpeg's log level is set there), so it belongs in the forkserver's preload.
+    assert done.stdout.decode().split() == ["hello", "False", "True"]
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to see the handlers go in")
+@pytest.mark.parametrize("delay", [0.0, 0.1, 0.2, 0.3, 0.45, 0.7])
+def test_ctrl_c_while_the_workers_start_prints_one_line(tmp_path: Path, delay: float) -> None:
+    """Ctrl-C reaches the whole process group: the forkserver still importing and a worker
+    still saying hello must go quietly, leaving the parent's one line alone on stderr."""
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):
+        np.save(tmp_path / f"{name}.npy", rng.integers(0, 256, (30, 96, 128, 3), dtype=np.uint8))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "nvenc_cli", "encode", "a.npy", "b.npy", "-o", "out/", "-j", "2",
+         "--preset", "slow"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_default_signals,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60  # nvenc's handlers first: before them only the
+        while not _catches(child.pid, signal.SIGTERM) and time.monotonic() < deadline:  # interpreter
+            time.sleep(0.001)  # itself starts, which no program's code can cover
+        time.sleep(delay)
+        os.killpg(child.pid, signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    text = stderr.decode(errors="replace")
+    if child.returncode == 0:  # finished before the signal came: nothing to check
+        return
+    assert child.returncode == 130, text
+    assert text.startswith("nvenc: error: interrupted"), text
+    for other in ("Traceback", "Fatal Python error", "Exception in initializer"):
+        assert other not in text, text
+    assert temp_files(tmp_path) == []
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler for ``sig`` in (its SigCgt mask in /proc): for
+    SIGTERM, only nvenc installs one (Python itself has one for SIGINT from the start)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except OSError:
+        pass
+    return False

@@ -9,7 +9,6 @@ events (``on_event(kind, *values)``: ``start``, ``progress``).
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import signal
 import threading
@@ -19,6 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from nvenc_cli.batch.jobs import JobSpec
+from nvenc_cli.batch.warmup import pool_context, start_workers_early
 from nvenc_cli.batch.worker import JobResult, file_key
 from nvenc_cli.errors import UnavailableError, UsageError
 
@@ -50,7 +50,8 @@ def cores_per_worker(workers: int) -> int:
 class LocalExecutor:
     """A process pool whose workers import nvenc once and then take job after job.
 
-    Workers are forked from a forkserver that has already imported nvenc (numpy, PyAV),
+    Workers are forked from a forkserver that has already imported nvenc (numpy, PyAV;
+    started as soon as the run is known to need it, see ``batch.warmup``),
     so even that start-up is paid once per run, not once per worker; the parent's own
     threads (the progress display) are never forked.
     """
@@ -61,11 +62,8 @@ class LocalExecutor:
         from nvenc_cli.batch import worker
 
         self.workers = workers
-        if "forkserver" in multiprocessing.get_all_start_methods():
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["nvenc_cli.batch.worker", "nvenc_cli.encode", "nvenc_cli.report"])
-        else:  # Windows: each worker imports nvenc itself, still once for all its jobs
-            context = multiprocessing.get_context("spawn")
+        context = pool_context()
+        start_workers_early()  # a no-op when the CLI has started it already
         # No cross-process lock anywhere: a worker killed while holding one (SIGKILL, the
         # OOM killer) would block every other process for good. Events are small pickles
         # written to one pipe (a write under PIPE_BUF is atomic), the stop flag a raw int.

@@ -161,11 +161,14 @@ def init_pool_worker(events: Any, stop: Any, cores: int | None, verbose: bool) -
     _events, _stop = events, stop
     set_cores(cores)
     importlib.import_module("nvenc_cli.encode")  # the point of a long-lived worker: import once
-    from nvenc_cli.cli import _keep_freed_memory
+    from nvenc_cli.allocator import keep_freed_memory
 
-    _keep_freed_memory()
+    keep_freed_memory()
     quiet_libraries(verbose)
-    events.send(("hello", os.getpid()))
+    try:
+        events.send(("hello", os.getpid()))
+    except OSError:  # the parent has closed the run (Ctrl-C as this worker started): no job
+        os._exit(143)  # will come, and a traceback here would land under its one line
 
 
 def _on_term(signum: int, frame: Any) -> None:
