@@ -395,6 +395,12 @@ class Muxer:
         """Asked-for fragmented MP4/MOV is there to be read while it grows (a recording, a
         live preview), so it is written at its own path from the start; a failed or
         cancelled encode still removes it."""
+        self._publish_temp("cannot create it")
+        self._live, self.temp = self.target, None
+        self._sink = str(self.target)
+
+    def _publish_temp(self, failing: str) -> None:
+        """Rename the temporary file onto the target; if that fails, nothing is left."""
         assert self.temp is not None and self.target is not None
         try:
             _publish(self.temp, self.target, self.overwrite)
@@ -402,9 +408,10 @@ class Muxer:
             self.abort()
             if isinstance(exc, OutputError):
                 raise
-            raise OutputError(f"{self.target}: cannot create it ({exc.strerror or exc})") from None
-        self._live, self.temp = self.target, None
-        self._sink = str(self.target)
+            raise OutputError(f"{self.target}: {failing} ({exc.strerror or exc})") from None
+        except BaseException:
+            self.abort()
+            raise
 
     def _failure(self, exc: BaseException) -> NvencError:
         """The muxer applies its options when it writes the header (with the first packet):
@@ -551,17 +558,7 @@ class Muxer:
                 self._device.close()
             return self.bytes
         size = self.temp.stat().st_size
-        try:
-            _publish(self.temp, self.target, self.overwrite)
-        except OSError as exc:
-            self.abort()
-            if isinstance(exc, OutputError):
-                raise
-            reason = exc.strerror or exc
-            raise OutputError(f"{self.target}: cannot put the file in place ({reason})") from None
-        except BaseException:
-            self.abort()
-            raise
+        self._publish_temp("cannot put the file in place")
         self.temp = None
         return size
 

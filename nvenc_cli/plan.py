@@ -148,6 +148,13 @@ def make_plan(
     if geometry:
         verb = "padded (edge replication)" if geometry == "pad" else "cropped"
         notices.append(f"frame size {scaled.width}x{scaled.height} {verb} to {width}x{height}")
+    if family in _UNTAGGED_FAMILIES and not {"b", "global_quality"} & set(codec_opts):
+        # These have no crf: without a rate they get FFmpeg's 200 kb/s, as from ffmpeg and
+        # torchcodec (parity), which is about 30 dB at 720p; say so rather than let it pass.
+        notices.append(
+            f"{choice.encoder} has no crf and encodes at FFmpeg's default 200 kb/s, as ffmpeg "
+            "does (about 30 dB PSNR at 720p): -x b=8M for a higher quality"
+        )
     if choice.backend != "cpu" and options.crf == 0:
         from nvenc_cli.backends.nvenc_options import SURFACES, lossless_notice
 

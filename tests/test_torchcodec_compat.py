@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from nvenc_cli import VideoEncoder
+from nvenc_cli import VideoEncoder, testsrc
 from nvenc_cli.errors import NvencError
 from nvenc_cli.options import CONTAINERS
 from tests.conftest import SERIAL, decode, psnr, run_cli
@@ -364,3 +364,19 @@ def test_codecs_without_colour_tags_refuse_another_matrix(frames: torch.Tensor) 
         VideoEncoder(frames, frame_rate=30).to_tensor("avi", color_matrix="bt709")
     with pytest.raises(ValueError, match="flv1 cannot record its colour matrix"):
         VideoEncoder(frames, frame_rate=30).to_tensor("flv", color_range="pc")
+
+
+@pytest.mark.parametrize("ext", ["avi", "flv"])
+def test_codecs_without_crf_say_what_rate_they_get(ext: str, tmp_path: Path) -> None:
+    """mpeg4/flv1 at FFmpeg's 200 kb/s are torchcodec's (and ffmpeg's) default, kept for
+    parity; the CLI says so, and -x b= raises it (the note goes, the file grows)."""
+    frames = testsrc.batch(640, 360, 60)
+    np.save(tmp_path / "f.npy", frames)
+    default, faster = tmp_path / f"d.{ext}", tmp_path / f"b.{ext}"
+    done = run_cli("encode", tmp_path / "f.npy", "-o", default)
+    assert done.returncode == 0 and "encodes at FFmpeg's default 200 kb/s" in done.stderr.decode()
+    done = run_cli("encode", tmp_path / "f.npy", "-o", faster, "-x", "b=8M")
+    assert done.returncode == 0 and "200 kb/s" not in done.stderr.decode()
+    assert len(decode(default)[0]) == len(decode(faster)[0]) == 60
+    assert faster.stat().st_size > 2 * default.stat().st_size
+    assert psnr(decode(faster)[0], frames) > psnr(decode(default)[0], frames) + 2

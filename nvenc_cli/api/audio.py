@@ -27,8 +27,8 @@ class AudioEncoder:
     Args:
         samples: float32 tensor of shape (num_channels, num_samples), or 1-D for mono, with
             values in [-1, 1]. Louder samples are encoded as given, as torchcodec does, with
-            a ``UserWarning`` (PCM and FLAC clip them; float codecs keep them). numpy arrays
-            and int16 samples are accepted too.
+            a ``UserWarning`` (PCM and FLAC clip them; float codecs take them as they are).
+            numpy arrays and int16 samples are accepted too.
         sample_rate: the samples' rate in Hz; the output keeps it unless ``sample_rate``
             is given to an encoding method.
 

@@ -169,7 +169,8 @@ class AudioStream:
     def add_samples(self, samples: Any) -> None:
         """Encode samples: a float32 (num_channels, num_samples) CPU tensor in [-1, 1].
         Louder samples are encoded as given, as torchcodec does, with one ``UserWarning``
-        per stream: integer-sample codecs (PCM, FLAC) clip them, float ones keep them.
+        per stream: integer-sample codecs (PCM, FLAC) clip them, float ones take them as
+        they are.
 
         Raises:
             RuntimeError: before :meth:`Encoder.open_file` or after :meth:`Encoder.close`;

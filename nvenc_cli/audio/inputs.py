@@ -234,9 +234,9 @@ def check_samples(data: np.ndarray, label: str, lenient: bool = False, warn: boo
     """The value rule for float samples, shared with array files: finite, and in [-1, 1].
 
     ``lenient`` (the torchcodec-compatible API) lets louder samples through with a
-    ``UserWarning``: torchcodec encodes them as given, float codecs keep them and integer
-    ones (PCM, FLAC) clip them. Returns whether samples were out of range, so a stream
-    that is fed piece by piece warns once (``warn=False`` after that).
+    ``UserWarning``: torchcodec encodes them as given; float codecs take them as they are,
+    integer ones (PCM, FLAC) clip them. Returns whether samples were out of range, so a
+    stream that is fed piece by piece warns once (``warn=False`` after that).
     """
     return _check_range(data, label, lenient, warn, stacklevel=5)
 
@@ -281,7 +281,8 @@ def _check_range(
         if warn:
             warnings.warn(
                 f"{label}: audio samples outside [-1, 1] ({where}) are encoded as given: codecs "
-                "with integer samples (PCM, FLAC, ALAC) clip them to [-1, 1], float ones keep them",
+                "with integer samples (PCM, FLAC, ALAC) clip them to [-1, 1], float ones take "
+                "them as they are",
                 UserWarning,
                 stacklevel=stacklevel,
             )
