@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from fractions import Fraction
@@ -43,6 +44,44 @@ def run_cli(
         capture_output=True,
         timeout=timeout,
     )
+
+
+def default_signals() -> None:
+    """The child starts with default SIGINT/SIGTERM handling, as in a terminal, even when
+    the test runner itself was started with them ignored (e.g. as a background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def start_cli(
+    cwd: Path, *args: str, new_session: bool = False, output: int = subprocess.PIPE
+) -> subprocess.Popen:
+    """``python -m nvenc_cli ARGS`` in ``cwd``, started as a terminal starts a program (no
+    stdin, default signal handling), for tests that signal it mid-run; ``new_session``
+    gives it its own process group, as a terminal's foreground job, for signals sent to the
+    whole group; ``output`` is where stdout and stderr go (captured by default)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "nvenc_cli", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
+        preexec_fn=default_signals,
+        start_new_session=new_session,
+    )
+
+
+def handles_signal(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler for ``sig`` (its SigCgt mask in /proc): for
+    SIGTERM, only nvenc installs one (Python itself has one for SIGINT from the start)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except OSError:
+        pass
+    return False
 
 
 def decode(path: str | Path, fmt: str = "rgb24") -> tuple[np.ndarray, dict[str, Any]]:

@@ -21,7 +21,7 @@ from nvenc_cli.batch import JobSpec, combined_exit_code, encode_many, iter_encod
 from nvenc_cli.batch.jobs import parse_shard, select_shard
 from nvenc_cli.errors import UsageError
 from nvenc_cli.options import EncodeOptions
-from tests.conftest import ROOT, decode, psnr, run_cli
+from tests.conftest import ROOT, decode, handles_signal, psnr, run_cli, start_cli
 
 FAST = ("--preset", "ultrafast")
 W, H, N = 128, 96, 8
@@ -364,11 +364,6 @@ def test_progress_file_covers_the_whole_run(tmp_path: Path, base: np.ndarray) ->
 # -- Ctrl-C and SIGTERM -----------------------------------------------------------------
 
 
-def _default_signals() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def _children(pid: int) -> set[int]:
     """Every live descendant of ``pid`` (from /proc), to check no worker outlives the run."""
     parents: dict[int, int] = {}
@@ -401,17 +396,10 @@ def test_interrupt_stops_every_worker_and_leaves_no_temporary_file(
         np.save(tmp_path / f"n{i}.npy", rng.integers(0, 256, (90, 240, 320, 3), dtype=np.uint8))
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "n0.mp4").write_bytes(b"previous")
-    child = subprocess.Popen(
-        [sys.executable, "-m", "nvenc_cli", "encode", *(f"n{i}.npy" for i in range(4)),
-         "-o", "out/", "-y", "-j", "2", "--preset", "slow"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=_default_signals,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-    )  # fmt: skip
+    inputs = [f"n{i}.npy" for i in range(4)]
+    child = start_cli(
+        tmp_path, "encode", *inputs, "-o", "out/", "-y", "-j", "2", "--preset", "slow", new_session=True
+    )
     try:
         deadline = time.monotonic() + 90
         while len([p for p in temp_files(tmp_path / "out") if p.stat().st_size]) < 2:
@@ -711,20 +699,12 @@ def test_ctrl_c_while_the_workers_start_prints_one_line(tmp_path: Path, delay: f
     rng = np.random.default_rng(3)
     for name in ("a", "b"):
         np.save(tmp_path / f"{name}.npy", rng.integers(0, 256, (30, 96, 128, 3), dtype=np.uint8))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "nvenc_cli", "encode", "a.npy", "b.npy", "-o", "out/", "-j", "2",
-         "--preset", "slow"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=_default_signals,
-        start_new_session=True,
-    )  # fmt: skip
+    child = start_cli(
+        tmp_path, "encode", "a.npy", "b.npy", "-o", "out/", "-j", "2", "--preset", "slow", new_session=True
+    )
     try:
         deadline = time.monotonic() + 60  # nvenc's handlers first: before them only the
-        while not _catches(child.pid, signal.SIGTERM) and time.monotonic() < deadline:  # interpreter
+        while not handles_signal(child.pid, signal.SIGTERM) and time.monotonic() < deadline:  # interpreter
             time.sleep(0.001)  # itself starts, which no program's code can cover
         time.sleep(delay)
         os.killpg(child.pid, signal.SIGINT)
@@ -743,18 +723,6 @@ def test_ctrl_c_while_the_workers_start_prints_one_line(tmp_path: Path, delay: f
     assert temp_files(tmp_path) == []
 
 
-def _catches(pid: int, sig: int) -> bool:
-    """Whether process ``pid`` has a handler for ``sig`` in (its SigCgt mask in /proc): for
-    SIGTERM, only nvenc installs one (Python itself has one for SIGINT from the start)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("SigCgt:"):
-                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
-    except OSError:
-        pass
-    return False
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to follow the workers")
 def test_workers_end_when_the_run_is_killed(tmp_path: Path) -> None:
     """SIGKILL leaves the parent no time to stop anything: the workers see it go and
@@ -762,15 +730,10 @@ def test_workers_end_when_the_run_is_killed(tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
     for i in range(4):
         np.save(tmp_path / f"n{i}.npy", rng.integers(0, 256, (90, 240, 320, 3), dtype=np.uint8))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "nvenc_cli", "encode", *(f"n{i}.npy" for i in range(4)),
-         "-o", "out/", "-j", "2", "--preset", "slow"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,  # left-over processes would hold a pipe open
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    inputs = [f"n{i}.npy" for i in range(4)]
+    child = start_cli(  # no pipes: left-over processes would hold one open
+        tmp_path, "encode", *inputs, "-o", "out/", "-j", "2", "--preset", "slow",
+        new_session=True, output=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 90

@@ -8,8 +8,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 from nvenc_cli import testsrc
 from nvenc_cli.batch import encode_many
 from nvenc_cli.options import EncodeOptions
-from tests.conftest import ROOT, decode, psnr, run_cli
+from tests.conftest import decode, psnr, run_cli, start_cli
 
 ray = pytest.importorskip("ray", reason="Ray is in the test extra: pip install -e '.[test]'")
 
@@ -168,25 +166,14 @@ def test_a_worker_killed_mid_job_is_retried_and_leaves_nothing_partial(cluster: 
     assert killed not in _ray_job_pids()
 
 
-def _default_signals() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the Ray workers through /proc")
 def test_ctrl_c_cancels_the_tasks_and_leaves_no_temporary_file(cluster: str, tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     for i in range(2):
         np.save(tmp_path / f"n{i}.npy", rng.integers(0, 256, (48, 240, 320, 3), dtype=np.uint8))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "nvenc_cli", "encode", "n0.npy", "n1.npy", "-o", "out/",
-         "--preset", "slow", "--executor", "ray", "--ray-address", cluster],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=_default_signals,
+    child = start_cli(
+        tmp_path, "encode", "n0.npy", "n1.npy", "-o", "out/", "--preset", "slow", "--executor", "ray",
+        "--ray-address", cluster,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120

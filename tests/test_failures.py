@@ -30,7 +30,7 @@ from nvenc_cli.backends import cpu
 from nvenc_cli.encode import encode_path
 from nvenc_cli.errors import EncoderError, InputDataError, OutputError
 from nvenc_cli.options import EncodeOptions
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, start_cli
 
 PREVIOUS = b"the previous, complete video"
 
@@ -272,13 +272,6 @@ def test_corrupt_frame_through_the_library_names_it(tmp_path: Path) -> None:
 # --- interrupted: Ctrl-C and SIGTERM -----------------------------------------------------
 
 
-def _default_signals() -> None:
-    """The child starts with default SIGINT/SIGTERM handling, as in a terminal, even when
-    the test runner itself was started with them ignored (e.g. as a background job)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 @pytest.mark.parametrize(
     ("sig", "code", "message"),
     [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
@@ -289,15 +282,7 @@ def test_signal_while_encoding_keeps_the_previous_file(
 ) -> None:
     np.save(tmp_path / "in.npy", noise(200))  # seconds of encoding; stopped after ~0.5 s
     (tmp_path / "out.mp4").write_bytes(PREVIOUS)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "nvenc_cli", "encode", "in.npy", "-o", "out.mp4", "-y", "--preset", "slow"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=_default_signals,
-    )  # fmt: skip
+    child = start_cli(tmp_path, "encode", "in.npy", "-o", "out.mp4", "-y", "--preset", "slow")
     try:
         deadline = time.monotonic() + 60
         while not any((tmp_path / name).stat().st_size for name in temp_files(tmp_path)):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, decode, psnr, run_cli
+from tests.conftest import ROOT, decode, handles_signal, psnr, run_cli, start_cli
 
 PREVIOUS = b"the previous, complete video"
 
@@ -218,17 +218,6 @@ def test_sigterm_ends_a_run_whose_output_pipe_stalled(tmp_path: Path) -> None:
     assert b"Traceback" not in stderr
 
 
-def _caught(pid: int, sig: int) -> bool:
-    """Whether the process has a handler for ``sig`` (its SigCgt mask in /proc)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("SigCgt:"):
-                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
-    except OSError:
-        pass
-    return False
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 @pytest.mark.parametrize("delay", [0.0, 0.05, 0.2])
 def test_a_signal_during_start_up_exits_with_its_code(tmp_path: Path, sig: int, delay: float) -> None:
@@ -237,16 +226,11 @@ def test_a_signal_during_start_up_exits_with_its_code(tmp_path: Path, sig: int, 
     The signal goes once nvenc's handlers are in (SIGTERM caught), ``delay`` after: before
     that only the interpreter's own start-up runs, which no program's code can cover."""
     np.save(tmp_path / "in.npy", noise(100, 48, 64))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "nvenc_cli", "encode", "in.npy", "-o", "out.mp4", "--preset", "slow"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    child = start_cli(tmp_path, "encode", "in.npy", "-o", "out.mp4", "--preset", "slow")
     deadline = time.monotonic() + 60
-    while not _caught(child.pid, signal.SIGTERM) and child.poll() is None and time.monotonic() < deadline:
+    while (
+        not handles_signal(child.pid, signal.SIGTERM) and child.poll() is None and time.monotonic() < deadline
+    ):
         time.sleep(0.001)
     time.sleep(delay)
     child.send_signal(sig)
