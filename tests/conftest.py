@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -9,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,22 @@ def start_cli(
         preexec_fn=default_signals,
         start_new_session=new_session,
     )
+
+
+@contextlib.contextmanager
+def reaped(child: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """Whatever the test asserts, the child is gone afterwards: killed if still running
+    (with its whole process group when it leads one, so no worker outlives the test)."""
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                if os.getpgid(child.pid) == child.pid:
+                    os.killpg(child.pid, signal.SIGKILL)
+                else:
+                    child.kill()
+            child.wait()
 
 
 def handles_signal(pid: int, sig: int) -> bool:

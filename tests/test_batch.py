@@ -21,7 +21,7 @@ from nvenc_cli.batch import JobSpec, combined_exit_code, encode_many, iter_encod
 from nvenc_cli.batch.jobs import parse_shard, select_shard
 from nvenc_cli.errors import UsageError
 from nvenc_cli.options import EncodeOptions
-from tests.conftest import ROOT, decode, handles_signal, psnr, run_cli, start_cli
+from tests.conftest import ROOT, decode, handles_signal, psnr, reaped, run_cli, start_cli
 
 FAST = ("--preset", "ultrafast")
 W, H, N = 128, 96, 8
@@ -400,7 +400,7 @@ def test_interrupt_stops_every_worker_and_leaves_no_temporary_file(
     child = start_cli(
         tmp_path, "encode", *inputs, "-o", "out/", "-y", "-j", "2", "--preset", "slow", new_session=True
     )
-    try:
+    with reaped(child):
         deadline = time.monotonic() + 90
         while len([p for p in temp_files(tmp_path / "out") if p.stat().st_size]) < 2:
             assert child.poll() is None, child.communicate()[1].decode()
@@ -413,10 +413,6 @@ def test_interrupt_stops_every_worker_and_leaves_no_temporary_file(
         else:
             child.send_signal(sig)
         _, stderr = child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
     text = stderr.decode(errors="replace")
     assert child.returncode == code, text
     assert text.startswith(f"nvenc: error: {message}: 4 jobs: 0 ok, 0 failed, 4 not done"), text
@@ -702,17 +698,13 @@ def test_ctrl_c_while_the_workers_start_prints_one_line(tmp_path: Path, delay: f
     child = start_cli(
         tmp_path, "encode", "a.npy", "b.npy", "-o", "out/", "-j", "2", "--preset", "slow", new_session=True
     )
-    try:
+    with reaped(child):
         deadline = time.monotonic() + 60  # nvenc's handlers first: before them only the
         while not handles_signal(child.pid, signal.SIGTERM) and time.monotonic() < deadline:  # interpreter
             time.sleep(0.001)  # itself starts, which no program's code can cover
         time.sleep(delay)
         os.killpg(child.pid, signal.SIGINT)
         _, stderr = child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
     text = stderr.decode(errors="replace")
     if child.returncode == 0:  # finished before the signal came: nothing to check
         return

@@ -18,7 +18,7 @@ import pytest
 from nvenc_cli import testsrc
 from nvenc_cli.batch import encode_many
 from nvenc_cli.options import EncodeOptions
-from tests.conftest import decode, psnr, run_cli, start_cli
+from tests.conftest import decode, psnr, reaped, run_cli, start_cli
 
 ray = pytest.importorskip("ray", reason="Ray is in the test extra: pip install -e '.[test]'")
 
@@ -175,7 +175,7 @@ def test_ctrl_c_cancels_the_tasks_and_leaves_no_temporary_file(cluster: str, tmp
         tmp_path, "encode", "n0.npy", "n1.npy", "-o", "out/", "--preset", "slow", "--executor", "ray",
         "--ray-address", cluster,
     )  # fmt: skip
-    try:
+    with reaped(child):
         deadline = time.monotonic() + 120
         while not (temp_files(tmp_path) and _ray_job_pids()):
             assert child.poll() is None, child.communicate()[1].decode()
@@ -183,10 +183,6 @@ def test_ctrl_c_cancels_the_tasks_and_leaves_no_temporary_file(cluster: str, tmp
             time.sleep(0.05)
         child.send_signal(signal.SIGINT)
         _, stderr = child.communicate(timeout=90)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
     text = stderr.decode(errors="replace")
     assert child.returncode == 130, text
     assert text.startswith("nvenc: error: interrupted: 2 jobs:"), text

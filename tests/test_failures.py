@@ -30,7 +30,7 @@ from nvenc_cli.backends import cpu
 from nvenc_cli.encode import encode_path
 from nvenc_cli.errors import EncoderError, InputDataError, OutputError
 from nvenc_cli.options import EncodeOptions
-from tests.conftest import ROOT, run_cli, start_cli
+from tests.conftest import ROOT, reaped, run_cli, start_cli
 
 PREVIOUS = b"the previous, complete video"
 
@@ -283,7 +283,7 @@ def test_signal_while_encoding_keeps_the_previous_file(
     np.save(tmp_path / "in.npy", noise(200))  # seconds of encoding; stopped after ~0.5 s
     (tmp_path / "out.mp4").write_bytes(PREVIOUS)
     child = start_cli(tmp_path, "encode", "in.npy", "-o", "out.mp4", "-y", "--preset", "slow")
-    try:
+    with reaped(child):
         deadline = time.monotonic() + 60
         while not any((tmp_path / name).stat().st_size for name in temp_files(tmp_path)):
             # until encoded frames reach the temporary file: the encode is well under way
@@ -295,10 +295,6 @@ def test_signal_while_encoding_keeps_the_previous_file(
         sent = time.monotonic()
         stdout, stderr = child.communicate(timeout=60)
         latency = time.monotonic() - sent
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
     text = stderr.decode(errors="replace")
     assert child.returncode == code, text
     assert text == f"nvenc: error: {message}\n"

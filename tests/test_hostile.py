@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, decode, handles_signal, psnr, run_cli, start_cli
+from tests.conftest import ROOT, decode, handles_signal, psnr, reaped, run_cli, start_cli
 
 PREVIOUS = b"the previous, complete video"
 
@@ -148,14 +148,10 @@ def _wait_for_encoding(child: subprocess.Popen, tmp_path: Path) -> None:
 def test_other_run_ending_signals_clean_up_like_sigterm(tmp_path: Path, sig: int, fragment: str) -> None:
     (tmp_path / "out.mp4").write_bytes(PREVIOUS)
     child = _start_encode(tmp_path, "-o", "out.mp4", "-y")
-    try:
+    with reaped(child):
         _wait_for_encoding(child, tmp_path)
         child.send_signal(sig)
         stdout, stderr = child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
     text = stderr.decode(errors="replace")
     assert child.returncode == 128 + sig, text
     assert text.startswith("nvenc: error: ") and text.count("\n") == 1 and fragment in text, text
@@ -169,7 +165,7 @@ def test_signals_during_cleanup_leave_no_part_and_no_traceback(tmp_path: Path) -
     acted on, the ones that land during its cleanup do not interrupt that cleanup."""
     (tmp_path / "out.mp4").write_bytes(PREVIOUS)
     child = _start_encode(tmp_path, "-o", "out.mp4", "-y")
-    try:
+    with reaped(child):
         _wait_for_encoding(child, tmp_path)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) * 30:
             if child.poll() is not None:
@@ -177,10 +173,6 @@ def test_signals_during_cleanup_leave_no_part_and_no_traceback(tmp_path: Path) -
             child.send_signal(sig)
             time.sleep(0.001)
         _, stderr = child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
     text = stderr.decode(errors="replace")
     # Signals pending together are handled lowest number first: any of the three may be
     # the one acted on, and the line and the code must agree on which.
