@@ -653,8 +653,8 @@ def _flush_sink(sink: Any) -> None:
 
 def _fragmented(options: dict[str, str]) -> bool:
     """Whether the muxer options ask for fragments (FFmpeg's mov muxer: ``movflags``
-    frag_keyframe, frag_every_frame, frag_custom or empty_moov; ``frag_duration``,
-    ``frag_size``, ``min_frag_duration``)."""
+    frag_keyframe, frag_every_frame, frag_custom or empty_moov; a non-zero ``frag_duration``
+    or ``frag_size``)."""
     flags = {
         name for sign, name in re.findall(r"([+-]?)(\w+)", options.get("movflags", "") or "") if sign != "-"
     }

@@ -183,13 +183,11 @@ def parse_fps(text: str | float | int | Fraction) -> Fraction:
     elif isinstance(text, float):
         if not math.isfinite(text):
             raise UsageError(f"invalid frame rate {text!r}: it must be a finite number greater than 0")
-        rate = Fraction(repr(text))
-        if rate.denominator > 1_000_000:
-            # A computed float such as a decoder's average_fps (30000/1001 is
-            # 29.97002997002997): the nearest small fraction is the rate it stands for.
-            rate = Fraction(text).limit_denominator(1_000_000)
-        elif repr(text) in _NTSC:
-            rate = Fraction(_NTSC[repr(text)] * 1000, 1001)
+        if Fraction(repr(text)).denominator <= 1_000_000:
+            return parse_fps(repr(text))  # as typed: 29.97 is NTSC's 30000/1001 there too
+        # A computed float such as a decoder's average_fps (30000/1001 is
+        # 29.97002997002997): the nearest small fraction is the rate it stands for.
+        rate = Fraction(text).limit_denominator(1_000_000)
     else:
         raw = str(text).strip()
         exponent = _EXPONENT.search(raw)
