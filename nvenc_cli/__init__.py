@@ -1,7 +1,8 @@
 """nvenc: frame tensors in, video files out — on NVENC when it is there, on the CPU when not.
 
 The Python API (``VideoEncoder``, ``open_writer``, ``VideoWriter``, ``Encoder``,
-``AudioEncoder``, and ``encode_many`` for many clips at once) is loaded on first use,
+``AudioEncoder``, ``encode``/``encode_batch`` for one clip or a batch's clips in process,
+and ``encode_many`` for many clips on worker processes) is loaded on first use,
 so ``import nvenc_cli`` and ``nvenc --help`` import neither torch nor PyAV.
 """
 
@@ -20,6 +21,8 @@ __all__ = [
     "VideoStream",
     "VideoWriter",
     "__version__",
+    "encode",
+    "encode_batch",
     "encode_many",
     "iter_encode_many",
     "open_writer",
@@ -33,6 +36,8 @@ _LAZY = {
     "VideoStream": "nvenc_cli.api",
     "AudioStream": "nvenc_cli.api",
     "AudioEncoder": "nvenc_cli.api",
+    "encode": "nvenc_cli.api",
+    "encode_batch": "nvenc_cli.api",
     "encode_many": "nvenc_cli.api",
     "iter_encode_many": "nvenc_cli.api",
     "JobSpec": "nvenc_cli.api",
@@ -46,6 +51,8 @@ if TYPE_CHECKING:
         VideoEncoder,
         VideoStream,
         VideoWriter,
+        encode,
+        encode_batch,
         open_writer,
     )
     from nvenc_cli.batch import JobSpec, encode_many, iter_encode_many

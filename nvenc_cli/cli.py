@@ -96,7 +96,8 @@ def encode(
             "-o",
             "--output",
             help="Output file (extension picks the container) or - for stdout; for several inputs a "
-            "template with {stem}, {name}, {parent}, {index}, {ext}, or a folder ending in /.",
+            "template with {stem}, {name}, {parent}, {index}, {ext}, or a folder ending in /; "
+            "{sample} writes each clip of a 5-D batch.",
             show_default=False,
         ),
     ] = None,
@@ -245,6 +246,48 @@ def encode(
             metavar="MIN,MAX",
         ),
     ] = None,
+    clamp: Annotated[
+        bool,
+        typer.Option(
+            "--clamp",
+            help="Clamp samples outside the value range (a VAE's ±1.08) instead of refusing; a notice counts them.",
+        ),
+    ] = False,
+    depth_bits: Annotated[
+        int | None,
+        typer.Option(
+            "--depth-bits",
+            help="Integer samples hold N-bit codes (12-bit depth in uint16): same as --value-range 0,2^N-1.",
+            min=1,
+            max=16,
+            metavar="N",
+        ),
+    ] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            "--sample",
+            help="Encode clip N of a 5-D batch (B, F, C, H, W) or (B, F, H, W, C); -1 is the last. "
+            "-o 'out_{sample}.mp4' writes every clip instead.",
+            metavar="N",
+        ),
+    ] = None,
+    gop: Annotated[
+        int | None,
+        typer.Option(
+            "--gop",
+            help="Keyframe interval: at most N frames from one keyframe to the next (2 for fast random access).",
+            min=1,
+            metavar="N",
+        ),
+    ] = None,
+    fast_decode: Annotated[
+        bool,
+        typer.Option(
+            "--fast-decode",
+            help="Tune for cheap decoding (x264/x265 tune=fastdecode, SVT-AV1 fast-decode=1).",
+        ),
+    ] = False,
     resize: Annotated[
         str | None,
         typer.Option(
@@ -307,7 +350,10 @@ def encode(
         out.fail(
             NvencError("refusing to write video to a terminal: pipe or redirect -o - (… | ffplay -)"), code=2
         )
+    from nvenc_cli.batch.jobs import uses_sample
+
     many = manifest or len(input) > 1 or bool(jobs or shard or skip_existing or ray_address)
+    many = many or (not manifest and uses_sample(output))
     if many or executor is not Executor.local:
         _encode_many(ctx, out, input, output, manifest)
     assert output is not None
@@ -323,7 +369,7 @@ def encode(
         out.progress_file = None  # refused: it must not be opened, not even for the last block
         out.fail(exc)
     try:
-        from nvenc_cli.encode import encode_path
+        from nvenc_cli.encoding import encode_path
 
         options, inputs = _options(ctx.params)
         out.ffmpeg_logging()
@@ -345,7 +391,7 @@ def _options(params: dict[str, Any]) -> tuple[Any, Any]:
     """``EncodeOptions`` and ``InputOptions`` from ``encode``'s parameters by name: the
     command line's, or a manifest row's laid over them."""
     from nvenc_cli.audio import AudioOptions, parse_bitrate
-    from nvenc_cli.encode import InputOptions
+    from nvenc_cli.encoding import InputOptions
     from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
     from nvenc_cli.resize import parse_resize
     from nvenc_cli.sources.layout import parse_value_range
@@ -377,6 +423,8 @@ def _options(params: dict[str, Any]) -> tuple[Any, Any]:
         overwrite=p["overwrite"],
         audio=sound,
         resize=parse_resize(p["resize"]),
+        gop=p["gop"],
+        fast_decode=p["fast_decode"],
     )
     inputs = InputOptions(
         key=p["key"],
@@ -387,6 +435,9 @@ def _options(params: dict[str, Any]) -> tuple[Any, Any]:
         value_range=parse_value_range(p["value_range"]),
         input_size=parse_size(p["input_size"]) if p["input_size"] is not None else None,
         input_pixel_format=p["input_pixel_format"],
+        clamp=p["clamp"],
+        sample=p["sample"],
+        depth_bits=p["depth_bits"],
     )
     return options, inputs
 

@@ -227,6 +227,59 @@ def parse_extra(pairs: list[str] | tuple[str, ...] | dict | None) -> tuple[tuple
     return tuple(out)
 
 
+def _is_pair(item: object) -> bool:
+    return isinstance(item, tuple) and len(item) == 2 and all(isinstance(v, str) for v in item)
+
+
+def _extra_items(extra: object) -> list[str] | dict:
+    """``extra`` as ``parse_extra`` takes it: a dict, ``KEY=VALUE`` strings or pairs."""
+    if extra is None:
+        return []
+    if isinstance(extra, dict):
+        return extra
+    if isinstance(extra, str) or not isinstance(extra, list | tuple):
+        raise UsageError(f"invalid extra options {extra!r}: a dict such as {{'g': 2}}")
+    pairs: dict = {}
+    texts: list[str] = []
+    for item in extra:
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            pairs[item[0]] = item[1]
+        else:
+            raise UsageError(f"invalid extra option {item!r}: KEY=VALUE or a (key, value) pair")
+    return [*texts, *(f"{k}={v}" for k, v in pairs.items())]
+
+
+def _number_or_none(name: str, value: object) -> float | None:
+    """A finite float from an int, float or numeric text; bools and junk are refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise UsageError(f"invalid {name} {value!r}: it must be a number")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise UsageError(f"invalid {name} {value!r}: it must be a number") from None
+    if not math.isfinite(number):
+        raise UsageError(f"invalid {name} {value!r}: it must be a finite number")
+    return number
+
+
+def _count(name: str, value: object, least: int) -> int:
+    """A whole number ≥ ``least``: ``2.7`` or ``True`` is not a count (refused, not cut)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if (isinstance(value, float) and value.is_integer()) or (
+            isinstance(value, str) and value.strip().lstrip("+").isdigit()
+        ):
+            value = int(value)
+        else:
+            raise UsageError(f"invalid {name} {value!r}: it must be a whole number")
+    if value < least:
+        raise UsageError(f"invalid {name} {value}: it must be at least {least}")
+    return value
+
+
 def _split_pair(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise UsageError(f"invalid -x option {text!r}: expected KEY=VALUE")
@@ -264,8 +317,13 @@ class EncodeOptions:
     audio: AudioOptions | None = None
     #: ``--resize``: (width, height), either side -1 (keep the aspect) or -2 (and even).
     resize: tuple[int, int] | None = None
+    #: ``--gop``: frames from one keyframe to the next, at most (every encoder's keyint).
+    gop: int | None = None
+    #: ``--fast-decode``: the encoder's decoder-friendly tuning (x264/x265, SVT-AV1).
+    fast_decode: bool = False
 
     def __post_init__(self) -> None:
+        self._normalise()
         if self.device not in DEVICES:
             raise UsageError(f"invalid --device {self.device!r}: choose auto, cpu or cuda")
         if self.color_matrix is not None and self.color_matrix not in COLOR_MATRICES:
@@ -276,10 +334,38 @@ class EncodeOptions:
             raise UsageError(f"invalid --color-range {self.color_range!r}: choose tv or pc")
         if self.pad and self.crop:
             raise UsageError("--pad and --crop exclude each other: pick one")
-        if self.batch_size < 1:
-            raise UsageError(f"invalid --batch-size {self.batch_size}: it must be at least 1")
-        if self.crf is not None and not math.isfinite(self.crf):
-            raise UsageError(f"invalid --crf {self.crf}: it must be a finite number")
+
+    def _normalise(self) -> None:
+        """Take plain Python values (``fps=30``, ``preset=12``, ``extra={"g": 2}``) as the
+        CLI's parsed ones, so every door (CLI, ``encode()``, manifests, jobs built by hand)
+        builds the same options; a value of the wrong kind is refused by name, never
+        coerced (``"false"`` is not a bool, ``2.7`` frames is not a count)."""
+        fix = object.__setattr__  # frozen: normalised once, here
+        if self.fps is not None and not isinstance(self.fps, Fraction):
+            if isinstance(self.fps, bool):
+                raise UsageError(f"invalid frame rate {self.fps!r}: it must be a number greater than 0")
+            fix(self, "fps", parse_fps(self.fps))
+        fix(self, "crf", _number_or_none("--crf", self.crf))
+        if self.preset is not None:
+            if isinstance(self.preset, bool) or not isinstance(self.preset, str | int):
+                raise UsageError(f"invalid --preset {self.preset!r}: a name (medium) or a number (8)")
+            fix(self, "preset", str(self.preset))
+        if not (isinstance(self.extra, tuple) and all(_is_pair(item) for item in self.extra)):
+            fix(self, "extra", parse_extra(_extra_items(self.extra)))
+        for name in ("pad", "crop", "overwrite", "lenient", "fast_decode"):
+            if not isinstance(getattr(self, name), bool):
+                raise UsageError(f"invalid --{name.replace('_', '-')} {getattr(self, name)!r}: true or false")
+        fix(self, "batch_size", _count("--batch-size", self.batch_size, 1))
+        if self.gop is not None:
+            fix(self, "gop", _count("--gop", self.gop, 1))
+        if isinstance(self.device, str):
+            fix(self, "device", self.device.lower())
+        if self.resize is not None and not (
+            isinstance(self.resize, tuple) and all(type(v) is int for v in self.resize)
+        ):
+            from nvenc_cli.resize import parse_resize
+
+            fix(self, "resize", parse_resize(self.resize))
 
 
 def container_for(dest: str | Path | None, fmt: str | None) -> str:

@@ -112,6 +112,7 @@ def make_plan(
     requested = options.codec or DEFAULT_CODEC.get(container, "libx264")
     choice = select(options.device, requested, explicit=options.codec is not None)
     family = _family(choice.encoder)
+    options = _keyframe_extra(options, choice.encoder)
     allowed = CONTAINER_CODECS.get(container)
     if allowed is not None and family not in allowed:
         raise UsageError(
@@ -193,6 +194,53 @@ def make_plan(
     if choice.may_fall_back:
         plan = replace(plan, fallback=_cpu_plan(options, info, container, fps_hint))
     return plan
+
+
+# Encoders with a decoder-friendly mode, and the option that asks for it.
+_FAST_DECODE = {
+    "libx264": ("tune", "fastdecode"),
+    "libx264rgb": ("tune", "fastdecode"),
+    "libx265": ("tune", "fastdecode"),
+    "libsvtav1": ("svtav1-params", "fast-decode=1"),
+}
+
+
+def _keyframe_extra(options: EncodeOptions, encoder: str) -> EncodeOptions:
+    """``--gop`` and ``--fast-decode`` as the encoder's own options: ``g`` is FFmpeg's GOP
+    size, which libx264/libx265 (keyint), SVT-AV1 (intra period), libvpx (kf-max-dist)
+    and the NVENC routes all read. A contradicting ``-x`` is refused, not overridden."""
+    if options.gop is None and not options.fast_decode:
+        return options
+    extra = list(options.extra)
+    if options.gop is not None:
+        given = [(k, v) for k, v in extra if k in ("g", "gop")]
+        for key, value in given:
+            if value.strip() != str(options.gop):
+                raise UsageError(f"--gop {options.gop} contradicts -x {key}={value}: give one")
+        if not given:
+            extra.append(("g", str(options.gop)))
+    if options.fast_decode:
+        if encoder not in _FAST_DECODE:
+            have = ", ".join(sorted(_FAST_DECODE))
+            raise UsageError(f"--fast-decode: {encoder} has no fast-decode mode (these have: {have})")
+        key, value = _FAST_DECODE[encoder]
+        extra = _merged(extra, key, value, encoder)
+    return replace(options, extra=tuple(extra))
+
+
+def _merged(extra: list[tuple[str, str]], key: str, value: str, encoder: str) -> list[tuple[str, str]]:
+    """Add ``value`` to option ``key``: x264's tune takes a psy tune plus ``fastdecode``
+    joined by a comma, ``*-params`` lists join with ``:``; x265 takes one tune only."""
+    for i, (k, old) in enumerate(extra):
+        if k != key:
+            continue
+        if value in old:
+            return extra
+        if key == "tune" and encoder == "libx265":
+            raise UsageError(f"--fast-decode is x265's tune=fastdecode, which contradicts -x tune={old}")
+        joined = f"{old},{value}" if key == "tune" else f"{old}:{value}"
+        return [*extra[:i], (k, joined), *extra[i + 1 :]]
+    return [*extra, (key, value)]
 
 
 def _cpu_plan(

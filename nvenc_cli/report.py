@@ -354,9 +354,10 @@ class Reporter:
         """
         import av.logging
 
+        from nvenc_cli.liblog import hush_encoders
+
         if not self.verbose:
-            os.environ.setdefault("SVT_LOG", "1")
-            av.logging.set_libav_level(av.logging.ERROR)
+            hush_encoders()
             return
         if not self.color:
             os.environ["AV_LOG_FORCE_NOCOLOR"] = "1"

@@ -31,7 +31,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nvenc_cli.encode import encode_path
+from nvenc_cli.encoding import encode_path
 from nvenc_cli.errors import NvencError, OutputError
 from nvenc_cli.options import EncodeOptions
 from nvenc_cli.sources import open_source

@@ -354,13 +354,13 @@ def test_write_failure_exits_74(small: Path) -> None:
 def test_internal_error_exits_70_with_a_hint(
     small: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    import nvenc_cli.encode
+    import nvenc_cli.encoding
     from nvenc_cli import cli
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(nvenc_cli.encode, "encode_path", broken)
+    monkeypatch.setattr(nvenc_cli.encoding, "encode_path", broken)
     monkeypatch.setattr(report.Reporter, "ffmpeg_logging", lambda self: None)  # no global FFmpeg state
     monkeypatch.setattr(sys, "argv", ["nvenc", "encode", str(small), "-o", str(small.parent / "a.mp4")])
     handler = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)

@@ -27,7 +27,7 @@ import pytest
 from PIL import Image
 
 from nvenc_cli.backends import cpu
-from nvenc_cli.encode import encode_path
+from nvenc_cli.encoding import encode_path
 from nvenc_cli.errors import EncoderError, InputDataError, OutputError
 from nvenc_cli.options import EncodeOptions
 from tests.conftest import ROOT, reaped, run_cli, start_cli

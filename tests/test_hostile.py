@@ -623,7 +623,7 @@ def test_every_pixel_format_info_lists_encodes_or_is_refused_up_front(tmp_path: 
     before the output is opened: never an internal error (pal8 was one)."""
     import json
 
-    from nvenc_cli.encode import encode_path
+    from nvenc_cli.encoding import encode_path
     from nvenc_cli.errors import UsageError
     from nvenc_cli.options import EncodeOptions
 

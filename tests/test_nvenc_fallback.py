@@ -162,7 +162,7 @@ def test_python_writer_falls_back_and_warns(lib, tmp_path, host_stands_for_cuda)
 
 
 def test_working_nvenc_keeps_no_copies_after_its_first_packet(lib, source, tmp_path):
-    from nvenc_cli.encode import InputOptions, prepare
+    from nvenc_cli.encoding import InputOptions, prepare
     from nvenc_cli.options import EncodeOptions
     from nvenc_cli.pipeline import Job
 

@@ -77,11 +77,14 @@ def test_a_bad_window_deep_in_the_input_fails_the_run(tmp_path: Path, pattern8: 
     assert not out.exists()
 
 
-def test_value_range_is_refused_for_integer_input_and_bad_pairs(tmp_path: Path, pattern8: np.ndarray) -> None:
+def test_integer_value_range_needs_whole_codes_and_bad_pairs_are_refused(
+    tmp_path: Path, pattern8: np.ndarray
+) -> None:
     u8 = _save(tmp_path, "u8.npy", pattern8)
     out = tmp_path / "out.mp4"
-    ints = run_cli("encode", u8, "-o", out, "--value-range", "0,255")
-    assert ints.returncode == 2 and "float frames" in ints.stderr.decode()
+    for bad in ("0,256", "0.5,200", "-1,255"):
+        ints = run_cli("encode", u8, "-o", out, "--value-range", bad)
+        assert ints.returncode == 2 and "whole codes" in ints.stderr.decode(), bad
     for bad in ("1,-1", "a,b", "0", "0,inf"):
         done = run_cli("encode", u8, "-o", out, "--value-range", bad)
         assert done.returncode == 2 and "--value-range" in done.stderr.decode()
@@ -98,8 +101,8 @@ def test_api_refuses_and_maps_like_the_cli(tmp_path: Path, pattern8: np.ndarray)
     with pytest.raises(ValueError, match=r"from -1 to 1.*value_range=\(-1, 1\)"):
         VideoEncoder(signed, frame_rate=30).to_file(tmp_path / "x.mp4")
     assert not (tmp_path / "x.mp4").exists()
-    with pytest.raises(ValueError, match="float frames"):
-        VideoEncoder(chw, frame_rate=30, value_range=(0, 255))
+    with pytest.raises(ValueError, match="whole codes"):
+        VideoEncoder(chw, frame_rate=30, value_range=(0, 256))
     with pytest.raises(ValueError, match="value_range"):
         VideoEncoder(signed, frame_rate=30, value_range=(1, -1))
 

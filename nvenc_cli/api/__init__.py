@@ -2,7 +2,8 @@
 
 ``video``: torchcodec's ``VideoEncoder`` and nvenc's streaming ``VideoWriter``/``open_writer``;
 ``encoder``: torchcodec's multi-stream ``Encoder`` (``VideoStream``, ``AudioStream``);
-``audio``: torchcodec's ``AudioEncoder``. All are re-exported here (as is ``encode_many``,
+``audio``: torchcodec's ``AudioEncoder``; ``oneshot``: ``encode()``/``encode_batch()``, the
+CLI's encode in process. All are re-exported here (as is ``encode_many``,
 from ``nvenc_cli.batch``), so ``nvenc_cli.api`` stays the one import path.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from nvenc_cli.api.audio import AudioEncoder
 from nvenc_cli.api.encoder import AudioStream, Encoder, VideoStream
+from nvenc_cli.api.oneshot import encode, encode_batch
 from nvenc_cli.api.video import (
     VideoEncoder,
     VideoWriter,
@@ -30,6 +32,8 @@ __all__ = [
     "VideoStream",
     "VideoWriter",
     "api_errors",
+    "encode",
+    "encode_batch",
     "encode_many",
     "iter_encode_many",
     "open_writer",

@@ -284,8 +284,10 @@ class Encoder:
         if not self._videos and not self._audio:
             raise _Misuse("Call addVideoStream() or addAudioStream() before open()")
         from nvenc_cli.api.video import _api_errors
+        from nvenc_cli.liblog import api_logging
 
         with _api_errors():
+            api_logging()
             for stream in self._audio:
                 stream.settings.check()
             if self._videos:
@@ -318,7 +320,7 @@ class Encoder:
     @staticmethod
     def _video_plan(stream: VideoStream, dest: Any, fmt: str | None) -> EncodePlan:
         from nvenc_cli.api.video import _device, _Settings
-        from nvenc_cli.encode import check_output
+        from nvenc_cli.encoding import check_output
         from nvenc_cli.frames import FrameInfo
         from nvenc_cli.plan import make_plan
 
@@ -362,7 +364,12 @@ class Encoder:
         self._check_open("add frames", "addFrames")
         job = stream._job
         assert job is not None
-        if not _is_tensor_or_array(frames):
+        if isinstance(frames, list | tuple):  # a list of frames, stacked a window at a time
+            from nvenc_cli.sources.sequence import as_frames
+
+            with _api_errors():
+                frames = as_frames(frames)
+        elif not _is_tensor_or_array(frames):
             raise _Misuse(f"frames must be a torch.Tensor, got {type(frames).__name__}")
         if str(frames.dtype).removeprefix("torch.") != "uint8":
             raise _Misuse(f"frames must have uint8 dtype, got {frames.dtype}")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from nvenc_cli.encode import check_output
+from nvenc_cli.encoding import check_output
 from nvenc_cli.errors import (
     NvencError,
     SettingError,
@@ -35,10 +35,11 @@ from nvenc_cli.errors import (
     tc_frame_rate,
     with_torchcodec,
 )
+from nvenc_cli.liblog import api_logging
 from nvenc_cli.mux import Destination, is_stdout
 from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
 from nvenc_cli.resize import parse_resize
-from nvenc_cli.sources.layout import parse_value_range
+from nvenc_cli.sources.layout import ValueMap, check_code_range, parse_value_range
 from nvenc_cli.sources.memory import (
     MemoryFrames,
     MemorySource,
@@ -47,6 +48,7 @@ from nvenc_cli.sources.memory import (
     same_family,
     to_backend,
 )
+from nvenc_cli.sources.sequence import as_frames
 
 if TYPE_CHECKING:
     import torch
@@ -174,11 +176,21 @@ def _value_range(value: Any, described: MemoryFrames | None) -> tuple[float, flo
     """``value_range=(lo, hi)`` checked now; only float frames have a range to map."""
     pair = parse_value_range(value)
     if pair is not None and described is not None and described.depth != 0:
-        raise UsageError(
-            f"value_range applies to float frames; these are {described.dtype} "
-            "(uint8 is 0–255, uint16 0–65535)"
-        )
+        check_code_range(pair, (1 << described.depth) - 1, f"{described.dtype} frames")
     return pair
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise UsageError(f"invalid {name}={value!r}: True or False")
+    return value
+
+
+def _warn_clamped(values: ValueMap) -> None:
+    """``clamp=True`` changed samples: say how many and by how much, as the CLI's notice."""
+    notice = values.notice()
+    if notice is not None:
+        warnings.warn(notice, UserWarning, stacklevel=3)
 
 
 def _warn_if_fell_back(result: Result) -> None:
@@ -251,9 +263,18 @@ class VideoEncoder:
             ``"cuda"`` or ``"auto"`` (NVENC when usable, else the CPU) override it.
         layout: ``"nchw"`` or ``"nhwc"`` when a shape could be read both ways; by default
             tensors are read channels first, numpy arrays channels last.
-        value_range: ``(lo, hi)`` that float frames are in, mapped linearly onto black to
-            white: ``(-1, 1)`` for a diffusion model's output, ``(0, 255)``. Default
-            ``(0, 1)``; floats outside the range (beyond rounding noise) raise ValueError.
+        value_range: ``(lo, hi)`` the samples are in, mapped linearly onto black to
+            white: ``(-1, 1)`` for a diffusion model's output, ``(0, 255)``; for integer
+            frames whole codes, ``(0, 4095)`` for 12-bit depth in uint16. Default ``(0, 1)``
+            for floats, the dtype's range for integers; samples outside it (floats beyond
+            rounding noise) raise ValueError.
+        clamp: clamp samples outside ``value_range`` instead (a VAE's ±1.08); a
+            ``UserWarning`` says how many were clamped and by how much. NaN still raises.
+        verbose: let the encoder libraries print their banners and statistics (default:
+            only when the ``nvenc_cli`` logger is at DEBUG).
+
+    ``frames`` may also be a list or tuple of frames (arrays, tensors or PIL images, each
+    one frame), read a window at a time without stacking the list.
 
     Raises:
         ValueError: frames of the wrong type, dimensions, channel count or dtype, no
@@ -268,8 +289,13 @@ class VideoEncoder:
         device: str | None = None,
         layout: str | None = None,
         value_range: tuple[float, float] | None = None,
+        clamp: bool = False,
+        verbose: bool | None = None,
     ) -> None:
+        self._clamp = _flag("clamp", clamp)
+        self._verbose = verbose
         with _api_errors():
+            frames = as_frames(frames)
             self._described = describe(frames, layout)
             check_readable(frames)
             self._info = self._described.info  # refuses an empty batch now, not at encode time
@@ -390,18 +416,21 @@ class VideoEncoder:
 
     def _encode(self, dest: Destination, fmt: str | None, settings: _Settings, overwrite: bool) -> None:
         """Plan and run exactly as ``encode.encode_path`` does for a file input."""
-        from nvenc_cli.encode import adopt_plan, check_output, run_source
+        from nvenc_cli.encoding import adopt_plan, check_output, run_source
 
         with _api_errors():
             options = settings.options(self._frame_rate, self._device, fmt, overwrite)
             container = check_output(dest, options)
             source = MemorySource(self._frames, self._described)
-            source.set_value_range(self._value_range)
+            source.set_value_range(self._value_range, self._clamp)
             plan = _plan(options, source, container, self._described.device.startswith("cuda"))
             warn_ignored(plan)
             adopt_plan(source, plan)
             source.backend = plan.backend
-            _warn_if_fell_back(run_source(source, plan, dest, options))
+            api_logging(self._verbose)
+            result = run_source(source, plan, dest, options)
+            _warn_if_fell_back(result)
+        _warn_clamped(source.value_range)
 
 
 class VideoWriter:
@@ -423,10 +452,14 @@ class VideoWriter:
         layout: str | None,
         value_range: tuple[float, float] | None = None,
         audio: AudioTrack | None = None,
+        clamp: bool = False,
+        verbose: bool | None = None,
     ) -> None:
         self._dest = dest
         self._audio = audio
         self._value_range = value_range
+        self._values = ValueMap(value_range, clamp)
+        self._verbose = verbose
         self._options = options
         self._container = container
         self._device = device
@@ -459,6 +492,7 @@ class VideoWriter:
             why = " after an earlier error" if self._failed else ""
             raise ValueError(f"write to a closed VideoWriter{why}")
         with _api_errors():
+            frames = as_frames(frames)
             described = describe(frames, self._layout, self._prefer)
             if self._first is not None:
                 self._check_same(described)
@@ -484,6 +518,7 @@ class VideoWriter:
         options = replace(self._options, device=_device(described.device, self._device))
         plan = _plan(options, source, self._container, described.device.startswith("cuda"))
         warn_ignored(plan)
+        api_logging(self._verbose)
         self._job = Job(plan, self._dest, options.overwrite, self._audio)
         self._first = described
         self._prefer = same_family(described.layout.kind)
@@ -507,9 +542,7 @@ class VideoWriter:
         step = self._options.batch_size
         for index in range(0, layout.frames, step):
             raw = frames if layout.single else frames[index : index + step]
-            job.write(
-                to_backend(raw, layout, depth, self.frames_written, job.plan.backend, self._value_range)
-            )
+            job.write(to_backend(raw, layout, depth, self.frames_written, job.plan.backend, self._values))
             self.frames_written = job.frames
 
     def close(self) -> None:
@@ -529,6 +562,7 @@ class VideoWriter:
         job, self._job = self._job, None
         with _api_errors():
             _warn_if_fell_back(job.finish())
+        _warn_clamped(self._values)
 
     def abort(self) -> None:
         """Stop without completing: a path output is removed; safe to call any time."""
@@ -582,6 +616,8 @@ def open_writer(
     audio_sample_rate: int | None = None,
     audio_codec: str | None = None,
     audio_bit_rate: int | None = None,
+    clamp: bool = False,
+    verbose: bool | None = None,
 ) -> VideoWriter:
     """Open a :class:`VideoWriter` on ``dest``: a path, ``"-"`` (stdout) or a file object.
 
@@ -594,7 +630,8 @@ def open_writer(
     video's sound, or an .npz/.pt holding samples) or samples in memory, (C, S) or (S,),
     float in [-1, 1] or int16, at ``audio_sample_rate``. ``audio_codec`` (default: copy a
     file's codec when the container takes it, else the container's usual one) and
-    ``audio_bit_rate`` (bits per second) shape it.
+    ``audio_bit_rate`` (bits per second) shape it. ``clamp`` and ``verbose`` are
+    :class:`VideoEncoder`'s; ``write`` also takes a list of frames or a PIL image.
 
     The container, destination and frame rate are checked now. When ``device`` is
     given, codec, pixel format, crf, preset and extra options are checked now too;
@@ -626,7 +663,10 @@ def open_writer(
         from nvenc_cli.audio import writer_track
 
         track = writer_track(audio, audio_sample_rate, audio_codec, audio_bit_rate, container)
-    return VideoWriter(dest if path is None else path, options, container, device, layout, pair, track)
+        clamped = _flag("clamp", clamp)
+    return VideoWriter(
+        dest if path is None else path, options, container, device, layout, pair, track, clamped, verbose
+    )
 
 
 def _precheck(options: EncodeOptions, container: str, device: str) -> None:

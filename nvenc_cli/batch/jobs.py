@@ -14,11 +14,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nvenc_cli.encode import InputOptions
+from nvenc_cli.encoding import InputOptions
 from nvenc_cli.errors import UsageError
 from nvenc_cli.options import EncodeOptions
 
-PLACEHOLDERS = ("stem", "name", "parent", "index", "ext")
+PLACEHOLDERS = ("stem", "name", "parent", "index", "ext", "sample")
 PLACEHOLDER_TEXT = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
 DIR_TEMPLATE = "{stem}.mp4"
 
@@ -56,13 +56,18 @@ def is_dir_template(output: str) -> bool:
     return output.endswith(("/", os.sep))
 
 
-def expand_output(template: str, input_spec: str, index: int) -> str:
+def uses_sample(template: str | None) -> bool:
+    """Whether ``-o`` writes each clip of a 5-D batch to its own file (``{sample}``)."""
+    return template is not None and "sample" in _fields(template)
+
+
+def expand_output(template: str, input_spec: str, index: int, sample: int | None = None) -> str:
     """The output path for one input: placeholders filled from the input's path.
 
     ``{stem}`` is the file name without its extension, ``{name}`` with it, ``{ext}`` the
     extension without the dot, ``{parent}`` the name of the folder holding the input and
-    ``{index}`` the input's position (0-based; ``{index:04d}`` pads it). A folder or glob
-    input uses its last path component as the name.
+    ``{index}`` the input's position (0-based; ``{index:04d}`` pads it), ``{sample}`` the
+    clip of a 5-D batch. A folder or glob input uses its last path component as the name.
     """
     if is_dir_template(template):
         template = template + DIR_TEMPLATE
@@ -77,7 +82,12 @@ def expand_output(template: str, input_spec: str, index: int) -> str:
         "ext": path.suffix.lstrip("."),
         "parent": parent,
         "index": index,
+        "sample": sample,
     }
+    if sample is None and uses_sample(template):
+        raise UsageError(
+            f"{{sample}} in -o {template!r} names the clips of a 5-D batch; {input_spec} is one clip"
+        )
     try:
         return template.format(**values)
     except (ValueError, IndexError, KeyError) as exc:
@@ -101,10 +111,32 @@ def jobs_from_inputs(
         raise UsageError(_no_placeholder_message(inputs, template))
     options = options or EncodeOptions()
     input_options = input_options or InputOptions()
+    if uses_sample(template):
+        return _sample_jobs(inputs, template, options, input_options)
     return [
         JobSpec(spec, expand_output(template, spec, i), options, input_options, i)
         for i, spec in enumerate(inputs)
     ]
+
+
+def _sample_jobs(
+    inputs: Sequence[str], template: str, options: EncodeOptions, input_options: InputOptions
+) -> list[JobSpec]:
+    """One job per clip of each 5-D batch input (``-o 'out_{sample}.mp4'``): each reads
+    its clip with ``--sample``, so the batch machinery (``-j``, reports) applies."""
+    from dataclasses import replace
+
+    from nvenc_cli.sources import batch_samples
+
+    if input_options.sample is not None:
+        raise UsageError("--sample encodes one clip and {sample} in -o writes every clip: give one of them")
+    jobs: list[JobSpec] = []
+    for spec in inputs:
+        for sample in range(batch_samples(spec, input_options.key)):
+            index = len(jobs)
+            output = expand_output(template, spec, index, sample)
+            jobs.append(JobSpec(spec, output, options, replace(input_options, sample=sample), index))
+    return jobs
 
 
 def _no_placeholder_message(inputs: Sequence[str], template: str) -> str:

@@ -25,7 +25,7 @@ from nvenc_cli.batch.worker import (
     redo_over_own_output,
     remove_stale_temporaries,
 )
-from nvenc_cli.encode import InputOptions
+from nvenc_cli.encoding import InputOptions
 from nvenc_cli.errors import UsageError
 from nvenc_cli.options import EncodeOptions
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
-WORKER_PRELOAD = ("nvenc_cli.batch.worker", "nvenc_cli.encode", "nvenc_cli.report", "av.logging")
+WORKER_PRELOAD = ("nvenc_cli.batch.worker", "nvenc_cli.encoding", "nvenc_cli.report", "av.logging")
 """What the forkserver imports before it forks the first worker, so each worker starts with
 it instead of importing it again (PyAV included: a worker's set-up logs through it)."""
 

@@ -59,7 +59,7 @@ def failed(job: JobSpec, code: int, message: str, status: str = "failed") -> Job
 
 def run_job(job: JobSpec, progress: Callable[[int, int | None], None] | None = None) -> JobResult:
     """Encode one job; every failure becomes a ``failed`` result with its exit code."""
-    from nvenc_cli.encode import encode_path
+    from nvenc_cli.encoding import encode_path
     from nvenc_cli.report import json_report
 
     started = time.monotonic()
@@ -160,7 +160,7 @@ def init_pool_worker(events: Any, stop: Any, cores: int | None, verbose: bool) -
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     _events, _stop = events, stop
     set_cores(cores)
-    importlib.import_module("nvenc_cli.encode")  # the point of a long-lived worker: import once
+    importlib.import_module("nvenc_cli.encoding")  # the point of a long-lived worker: import once
     from nvenc_cli.allocator import keep_freed_memory
 
     keep_freed_memory()

@@ -7,7 +7,23 @@ import os
 from nvenc_cli.errors import InputMissingError, UsageError
 from nvenc_cli.sources.base import Source
 
-__all__ = ["Source", "input_files", "open_source"]
+__all__ = ["Source", "batch_samples", "input_files", "open_source"]
+
+
+def batch_samples(spec: str, key: str | None = None) -> int:
+    """How many clips the 5-D batch ``spec`` holds (read from its header alone), for an
+    output template with ``{sample}``; anything else is refused by name."""
+    try:
+        source = open_source(spec, key=key, sample=0)
+    except UsageError as exc:  # worded for the option the user gave: the template
+        raise UsageError(
+            str(exc).replace("--sample picks a clip", "{sample} in -o names the clips")
+        ) from None
+    with source:
+        count = getattr(source, "samples", None)
+    if count is None:  # open_source refused a non-batch already; kept for the type
+        raise UsageError(f"{{sample}} in -o needs a 5-D batch input; {spec} is not one")
+    return int(count)
 
 
 def input_files(spec: str) -> list[str]:
@@ -34,6 +50,7 @@ def open_source(
     frames: int | None = None,
     input_size: tuple[int, int] | None = None,
     input_pixel_format: str | None = None,
+    sample: int | None = None,
 ) -> Source:
     """Pick the reader by what ``spec`` is: array file, image sequence, video file, or a
     pipe (``-``, a FIFO), or raw frames when ``input_size`` gives their size."""
@@ -56,15 +73,15 @@ def open_source(
     elif ext == ".npy":
         from nvenc_cli.sources.arrays import NpySource
 
-        source = NpySource(spec, layout)
+        source = NpySource(spec, layout, sample)
     elif ext == ".npz":
         from nvenc_cli.sources.arrays import NpzSource
 
-        source = NpzSource(spec, key, layout)
+        source = NpzSource(spec, key, layout, sample)
     elif ext in (".pt", ".pth"):
         from nvenc_cli.sources.arrays import TorchSource
 
-        source = TorchSource(spec, key, layout)
+        source = TorchSource(spec, key, layout, sample)
     elif ext in IMAGE_EXTENSIONS:
         source = ImageSource(spec, start_number)
     else:
@@ -74,6 +91,9 @@ def open_source(
     if key is not None and ext not in (".npz", ".pt", ".pth") and not is_pipe(spec):
         source.close()
         raise UsageError(f"--key applies to .npz and .pt inputs, not {spec}")
+    if sample is not None and getattr(source, "samples", None) is None:
+        source.close()
+        raise UsageError(f"--sample picks a clip of a 5-D batch in a .npy, .npz or .pt file, not {spec}")
     try:
         source.select(start, frames)
     except Exception:

@@ -42,10 +42,49 @@ def _sample_bytes(dtype: Any) -> int:
     return max(size, 4) if "float" in name else size
 
 
+def batch_refusal(name: str, shape: tuple[int, ...]) -> str:
+    """What to say of a 5-D batch met without ``--sample``: both ways out."""
+    return (
+        f"{name} holds a batch of {shape[0]} clips, shape {tuple(shape)}: encode one with "
+        f"--sample N (0–{shape[0] - 1}; negative counts from the end), or each to its own file "
+        "with an output template such as -o 'out_{sample}.mp4'"
+    )
+
+
+def pick_sample(shape: tuple[int, ...], sample: int | None, name: str) -> int | None:
+    """Which item of a 5-D batch ``(B, F, …)`` to read (``--sample``; -1 is the last),
+    or None for a shape that is no batch; a batch without ``--sample`` is refused."""
+    if len(shape) != 5:
+        if sample is not None:
+            raise UsageError(
+                f"--sample picks a clip of a 5-D batch (B, F, C, H, W); {name} holds "
+                f"{len(shape)}-D frames {tuple(shape)}"
+            )
+        return None
+    if sample is None:
+        raise UsageError(batch_refusal(name, shape))
+    count = int(shape[0])
+    if not -count <= sample < count:
+        raise InputDataError(
+            f"--sample {sample} is out of range: {name} holds {count} clips (0–{count - 1}, or "
+            f"{-count}–-1 from the end)"
+        )
+    return sample % count
+
+
 class ArraySource(Source):
     """Shared window logic; subclasses provide ``_read(index, count)`` of raw frames."""
 
     layout: Layout
+    #: clips in the 5-D batch the frames were taken from (``--sample``), else None
+    samples: int | None = None
+
+    def _sample_of(self, shape: tuple[int, ...], sample: int | None) -> int | None:
+        """``pick_sample`` for this file, remembering the batch's size for templates."""
+        picked = pick_sample(shape, sample, self.name)
+        if picked is not None:
+            self.samples = int(shape[0])
+        return picked
 
     def _setup(self, shape: tuple[int, ...], dtype: Any, forced_layout: str | None) -> None:
         try:
@@ -144,6 +183,14 @@ class _NpyStream:
                 f"the file holds {max(size - self.offset, 0)}"
             )
 
+    def narrow(self, sample: int | None) -> None:
+        """Read only clip ``sample`` of a 5-D batch: it lies whole, in order, in the payload."""
+        if sample is None:
+            return
+        inner = self.shape[1:]
+        self.offset += sample * int(np.prod(inner, dtype=np.int64)) * self.dtype.itemsize
+        self.shape = inner
+
     def setup_frames(self, layout: Layout) -> None:
         self.frame_shape = self.shape if layout.single else self.shape[1:]
         self.frame_bytes = int(np.prod(self.frame_shape, dtype=np.int64)) * self.dtype.itemsize
@@ -171,12 +218,13 @@ class _NpyStream:
 class NpySource(ArraySource):
     """A ``.npy`` file, read frame windows with positioned reads (never mapped)."""
 
-    def __init__(self, path: str, layout: str | None = None) -> None:
+    def __init__(self, path: str, layout: str | None = None, sample: int | None = None) -> None:
         super().__init__()
         self.name = path
         self._fh = _open_binary(path)
         try:
             self.stream = _NpyStream(self._fh, os.fstat(self._fh.fileno()).st_size, path)
+            self.stream.narrow(self._sample_of(self.stream.shape, sample))
             self._setup(self.stream.shape, self.stream.dtype, layout)
             self.stream.setup_frames(self.layout)
         except BaseException:
@@ -193,7 +241,9 @@ class NpySource(ArraySource):
 class NpzSource(ArraySource):
     """One array of a ``.npz``; stored members seek, deflated ones decompress in order."""
 
-    def __init__(self, path: str, key: str | None = None, layout: str | None = None) -> None:
+    def __init__(
+        self, path: str, key: str | None = None, layout: str | None = None, sample: int | None = None
+    ) -> None:
         super().__init__()
         self.name = path
         self._raw = raw = _open_binary(path)  # ZipFile never closes a file it was handed
@@ -202,14 +252,21 @@ class NpzSource(ArraySource):
         except Exception as exc:  # a parser of untrusted bytes: any failure means corrupt
             raw.close()
             raise InputDataError(f"{path}: not a valid .npz archive ({brief(exc)})") from None
+        #: the members of a list of frames (``np.savez(path, *frames)``), in order
+        self._listed: list[zipfile.ZipInfo] = []
         try:
             member, rate = _pick_member(self._zip, key, path)
+            if isinstance(member, list):
+                self._open_list(member, layout)
+                self._take_rate(rate)
+                return
             self.name = f"{path}[{member.filename.removesuffix('.npy')}]"
             try:
                 self._fh = self._zip.open(member)
             except Exception as exc:
                 raise InputDataError(f"{self.name}: corrupt archive member ({brief(exc)})") from None
             self.stream = _NpyStream(self._fh, member.file_size, self.name)
+            self.stream.narrow(self._sample_of(self.stream.shape, sample))
             self._setup(self.stream.shape, self.stream.dtype, layout)
             self.stream.setup_frames(self.layout)
             self._take_rate(rate)
@@ -218,22 +275,68 @@ class NpzSource(ArraySource):
             raw.close()
             raise
 
+    def _open_list(self, members: list[zipfile.ZipInfo], layout: str | None) -> None:
+        """One frame per member: all alike (the first odd one is named), read in order."""
+        shape, dtype = self._member_facts(members[0])
+        for member in members[1:]:
+            other = self._member_facts(member)
+            if other != (shape, dtype):
+                raise InputDataError(
+                    f"{self.name}: frame {member.filename.removesuffix('.npy')!r} is {other[1]} "
+                    f"{other[0]}, unlike {members[0].filename.removesuffix('.npy')!r} ({dtype} {shape}): "
+                    "every frame of the list needs the same size, channels and dtype"
+                )
+        self._listed = members
+        gray = (1,) if len(shape) == 2 else ()
+        self._setup((len(members), *shape, *gray), dtype, layout)
+        self._frame_shape = shape
+        self._fh = None
+
+    def _member_facts(self, member: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:
+        stream = self._member_stream(member)
+        stream.fh.close()
+        return stream.shape, stream.dtype
+
+    def _member_stream(self, member: zipfile.ZipInfo) -> _NpyStream:
+        label = f"{self.name}[{member.filename.removesuffix('.npy')}]"
+        try:
+            fh = self._zip.open(member)
+        except Exception as exc:
+            raise InputDataError(f"{label}: corrupt archive member ({brief(exc)})") from None
+        stream = _NpyStream(fh, member.file_size, label)
+        stream.frame_shape, stream.frame_bytes = (
+            stream.shape,
+            int(np.prod(stream.shape)) * stream.dtype.itemsize,
+        )
+        return stream
+
     def _read(self, index: int, count: int) -> np.ndarray:
-        return self.stream.read(index, count, self.layout.single)
+        if not self._listed:
+            return self.stream.read(index, count, self.layout.single)
+        frames = []
+        for member in self._listed[index : index + count]:
+            stream = self._member_stream(member)
+            try:
+                frames.append(stream.read(0, 1, True).copy())
+            finally:
+                stream.fh.close()
+        window = np.stack(frames)
+        return window[..., np.newaxis] if len(self._frame_shape) == 2 else window
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
         self._zip.close()
         self._raw.close()
 
 
 def _pick_member(
     archive: zipfile.ZipFile, key: str | None, path: str
-) -> tuple[zipfile.ZipInfo, tuple[str, Any] | None]:
+) -> tuple[zipfile.ZipInfo | list[zipfile.ZipInfo], tuple[str, Any] | None]:
     """The member holding the frames, and a frame rate stored beside it (a 0-d ``fps`` or
     ``frame_rate``). Without ``--key``, the one member of 2 or more dimensions is the
     frames even when scalars or 1-D arrays (timestamps) sit beside it."""
-    from nvenc_cli.sources.ptfile import RATE_KEYS
+    from nvenc_cli.sources.ptfile import RATE_KEYS, natural
 
     members = {m.filename.removesuffix(".npy"): m for m in archive.infolist()}
     rate = None
@@ -252,9 +355,12 @@ def _pick_member(
         raise InputDataError(f"{path}: the archive holds no arrays")
     if len(members) == 1:
         return next(iter(members.values())), rate
-    frames = [name for name, member in members.items() if len(_member_shape(archive, member)) >= 2]
+    shapes = {name: _member_shape(archive, member) for name, member in members.items()}
+    frames = [name for name, shape in shapes.items() if len(shape) >= 2]
+    if len(frames) > 1 and all(len(shapes[name]) in (2, 3) for name in frames):
+        return [members[name] for name in sorted(frames, key=natural)], rate  # np.savez(path, *frames)
     if len(frames) != 1:
-        listed = ", ".join(sorted(frames or members))
+        listed = ", ".join(sorted(frames or members, key=natural))
         raise UsageError(f"{path} holds several arrays ({listed}): pick one with --key")
     return members[frames[0]], rate
 
@@ -293,7 +399,9 @@ class TorchSource(ArraySource):
     ``torch.load(weights_only=True)``, memory-mapped where the format allows.
     """
 
-    def __init__(self, path: str, key: str | None = None, layout: str | None = None) -> None:
+    def __init__(
+        self, path: str, key: str | None = None, layout: str | None = None, sample: int | None = None
+    ) -> None:
         from nvenc_cli.sources.ptfile import open_frames
 
         super().__init__()
@@ -302,6 +410,7 @@ class TorchSource(ArraySource):
         if self._frames is not None:
             self.tensor = None
             try:
+                self._frames.narrow(self._sample_of(self._frames.shape, sample))
                 self._setup(self._frames.shape, self._frames.dtype_name, layout)
             except BaseException:
                 self._frames.close()
@@ -310,7 +419,18 @@ class TorchSource(ArraySource):
             return
         loaded, self._mapped = _torch_load(path)
         picked, parent = _pick_tensor(loaded, key, path)
-        tensor = _plain_tensor(picked, path)
+        if isinstance(picked, list):  # a list of frames: stacked a window at a time
+            from nvenc_cli.sources.sequence import FrameList
+
+            self._mapped = False
+            try:
+                picked = FrameList([_plain_tensor(item, path) for item in picked])
+            except InputDataError as exc:
+                raise InputDataError(f"{path}: {exc}") from None
+        tensor = picked if not hasattr(picked, "is_complex") else _plain_tensor(picked, path)
+        index = self._sample_of(tuple(tensor.shape), sample)
+        if index is not None:
+            tensor = tensor[index]
         self.tensor = tensor
         self._setup(tuple(tensor.shape), _torch_dtype_name(tensor), layout)
         from nvenc_cli.sources.ptfile import number, rate_entry

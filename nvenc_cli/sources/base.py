@@ -8,8 +8,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from nvenc_cli.errors import InputDataError, UsageError
+from nvenc_cli.errors import InputDataError
 from nvenc_cli.frames import FrameInfo
+from nvenc_cli.sources.layout import ValueMap, check_code_range
 
 # Upper bound on one window's frames. Below glibc's largest mmap threshold (32 MiB), so a
 # freed window's memory is reused from the heap rather than unmapped and faulted in
@@ -40,22 +41,26 @@ class Source(ABC):
         #: words: the CLI prints each as a note and lists it in the --json "notices",
         #: beside the plan's. A reader may add one while frames are read.
         self.notices: list[str] = []
-        #: the range float samples are in (``--value-range``); None means [0, 1].
-        self.value_range: tuple[float, float] | None = None
+        #: the range samples are in (``--value-range``) and ``--clamp``; floats default to
+        #: [0, 1], integers to their dtype's codes. It also counts what was clamped.
+        self.value_range = ValueMap()
 
     @property
     def is_float(self) -> bool:
         """Whether the samples are floats (only those have a value range to map)."""
         return False
 
-    def set_value_range(self, value_range: tuple[float, float] | None) -> None:
-        """Declare the range of float samples; integer samples have a fixed one."""
+    @property
+    def code_max(self) -> int | None:
+        """The largest code of integer samples (255, 65535); None when not known here."""
+        depth = getattr(self, "depth", None)
+        return (1 << depth) - 1 if depth in (8, 16) else None
+
+    def set_value_range(self, value_range: tuple[float, float] | None, clamp: bool = False) -> None:
+        """Declare the range samples are in, and whether strays are clamped."""
         if value_range is not None and not self.is_float:
-            raise UsageError(
-                f"--value-range applies to float frames; {self.name or 'the input'} holds integer "
-                "samples (uint8 is 0–255, uint16 0–65535)"
-            )
-        self.value_range = value_range
+            check_code_range(value_range, self.code_max, self.name or "the input")
+        self.value_range = ValueMap(value_range, clamp)
 
     @property
     def total(self) -> int | None:
@@ -105,6 +110,9 @@ class Source(ABC):
                 break
         if produced == 0:
             raise InputDataError(f"{self.name or 'the input'} holds no frames to encode")
+        clamped = self.value_range.notice()
+        if clamped is not None:
+            self.notices.append(clamped)
 
     @abstractmethod
     def _windows(self, start: int, size: int) -> Iterator[np.ndarray]:

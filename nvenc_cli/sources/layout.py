@@ -6,6 +6,7 @@ input fails fast; then applied window by window to the raw data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,18 +109,61 @@ def frame_info(layout: Layout, depth: int) -> FrameInfo:
     return FrameInfo(layout.width, layout.height, layout.channels, 16 if depth == 16 else 8)
 
 
+@dataclass
+class ValueMap:
+    """How sample values become codes: the range they are in and whether strays are clamped.
+
+    ``range`` is ``--value-range`` (floats: default [0, 1]; integers: default their dtype's
+    full range). With ``clamp`` samples outside it are clamped and counted here, so the
+    run can say how many and by how much (``notice``); without it they are refused.
+    """
+
+    range: tuple[float, float] | None = None
+    clamp: bool = False
+    clamped: int = 0
+    samples: int = 0
+    overshoot: float = 0.0
+
+    def record(self, outside: int, total: int, low: float, high: float) -> None:
+        """Count one window's clamped samples and how far the worst one strayed."""
+        lo, hi = self.range or (0.0, 1.0)
+        self.samples += total
+        if outside:
+            self.clamped += outside
+            self.overshoot = max(self.overshoot, lo - low, high - hi)
+
+    def notice(self) -> str | None:
+        """The line that says what clamping changed, or None when it changed nothing."""
+        if not self.clamped:
+            return None
+        lo, hi = self.range or (0.0, 1.0)
+        share = 100 * self.clamped / max(self.samples, 1)
+        return (
+            f"clamped {self.clamped} samples ({share:.3g} %) to {_span(lo, hi)}, "
+            f"the farthest by {self.overshoot:.4g}"
+        )
+
+
+def as_value_map(values: ValueMap | tuple[float, float] | None) -> ValueMap:
+    """A ``ValueMap`` from what callers hold: one already, a bare ``(lo, hi)`` or None."""
+    if isinstance(values, ValueMap):
+        return values
+    return ValueMap(values)
+
+
 def to_nhwc(
     raw: np.ndarray,
     layout: Layout,
     out_depth: int,
     first_index: int = 0,
-    value_range: tuple[float, float] | None = None,
+    value_range: ValueMap | tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Normalise one raw window to contiguous NHWC of uint8/uint16.
 
-    ``out_depth`` only matters for float input: 8 → uint8, 16 → uint16. Float samples
-    must lie in ``value_range`` (default [0, 1], ``--value-range``), which maps linearly
-    onto the output's codes.
+    ``out_depth`` matters for mapped input (floats, integers with a value range): 8 →
+    uint8, 16 → uint16. Float samples must lie in the value range (default [0, 1],
+    ``--value-range``), which maps linearly onto the output's codes; integers keep their
+    codes unless a range is given.
     """
     if layout.single:
         raw = raw[np.newaxis]
@@ -127,8 +171,11 @@ def to_nhwc(
         raw = raw.transpose(0, 2, 3, 1)
     elif layout.kind in ("nhw", "hw"):
         raw = raw[..., np.newaxis]
+    values = as_value_map(value_range)
     if raw.dtype.kind == "f":
-        return _from_float(raw, out_depth, first_index, value_range)
+        return _from_float(raw, out_depth, first_index, values)
+    if values.range is not None:
+        return _from_codes(raw, out_depth, first_index, values)
     if not raw.dtype.isnative:
         raw = raw.astype(raw.dtype.newbyteorder("="))
     return np.ascontiguousarray(raw)
@@ -152,6 +199,18 @@ def parse_value_range(text: str | tuple[float, float] | list[float] | None) -> t
     if not (np.isfinite(lo) and np.isfinite(hi)) or lo >= hi:
         raise UsageError(f"invalid --value-range {text!r}: MIN must be below MAX, both finite")
     return lo, hi
+
+
+def check_code_range(value_range: tuple[float, float], code_max: int | None, name: str) -> None:
+    """An integer input's ``--value-range`` names whole codes its dtype can hold."""
+    lo, hi = value_range
+    if code_max is None:
+        raise UsageError(f"--value-range does not apply to {name}: its samples have a fixed range")
+    if not (float(lo).is_integer() and float(hi).is_integer()) or lo < 0 or hi > code_max:
+        raise UsageError(
+            f"invalid --value-range {lo:g},{hi:g} for {name}: its samples are integer codes "
+            f"0–{code_max}, so MIN and MAX must be whole codes in that range"
+        )
 
 
 def _span(lo: float, hi: float) -> str:
@@ -182,33 +241,83 @@ def check_float_range(
     slack = (hi - lo) * RANGE_TOLERANCE
     if lo - slack <= low and high <= hi + slack:
         return
+    raise InputDataError(outside_message(low, high, value_range, first, count, "float values"))
+
+
+def outside_message(
+    low: float, high: float, value_range: tuple[float, float] | None, first: int, count: int, what: str
+) -> str:
+    lo, hi = value_range or (0.0, 1.0)
     where = f"frame {first}" if count == 1 else f"frames {first}–{first + count - 1}"
     fix = (
-        range_hint(low, high)
+        range_hint(low, high) + " (or --clamp)"
         if value_range is None
-        else "pass the --value-range they are really in, or clamp them"
+        else "pass the --value-range they are really in, or --clamp to clamp them"
     )
-    raise InputDataError(
-        f"{where} hold float values from {low:.4g} to {high:.4g}, outside {_span(lo, hi)}: {fix}"
-    )
+    return f"{where} hold {what} from {low:.4g} to {high:.4g}, outside {_span(lo, hi)}: {fix}"
 
 
-def _from_float(
-    raw: np.ndarray, out_depth: int, first_index: int, value_range: tuple[float, float] | None = None
-) -> np.ndarray:
-    # Checked in the input's own precision: a float64 1e300 is refused by its range, and
-    # casting it first would overflow to inf with a stderr warning.
+def check_values(
+    low: float, high: float, values: ValueMap, window: tuple[int, int, int], outside: Callable[[], int]
+) -> None:
+    """The range rule for one window (first frame, frames, samples): refuse strays (floats
+    beyond rounding noise), or with ``--clamp`` count them (``outside`` counts, called only
+    when some stray)."""
+    first, count, samples = window
+    lo, hi = values.range or (0.0, 1.0)
+    if not values.clamp:
+        check_float_range(low, high, values.range, first, count)
+    values.record(outside() if values.clamp and (low < lo or high > hi) else 0, samples, low, high)
+
+
+def _check_finite(raw: np.ndarray, first_index: int) -> None:
     finite = np.isfinite(raw)
     if not finite.all():
         bad = int(np.argwhere(~finite)[0][0]) + first_index
         raise InputDataError(f"frame {bad} holds NaN or infinite values")
-    check_float_range(float(raw.min()), float(raw.max()), value_range, first_index, len(raw))
-    values = raw.astype(np.float32, copy=False)
+
+
+def _from_float(raw: np.ndarray, out_depth: int, first_index: int, values: ValueMap) -> np.ndarray:
+    # Checked in the input's own precision: a float64 1e300 is refused by its range, and
+    # casting it first would overflow to inf with a stderr warning. NaN is refused even
+    # with --clamp: it is no value to clamp.
+    _check_finite(raw, first_index)
+    low, high = float(raw.min()), float(raw.max())
+    lo, hi = values.range or (0.0, 1.0)
+    window = (first_index, len(raw), raw.size)
+    check_values(low, high, values, window, lambda: int(np.count_nonzero((raw < lo) | (raw > hi))))
+    return _scaled(raw.astype(np.float32, copy=False), values.range, out_depth)
+
+
+def _from_codes(raw: np.ndarray, out_depth: int, first_index: int, values: ValueMap) -> np.ndarray:
+    """Integer codes in ``values.range`` (depth codes 0–4095 in uint16) mapped linearly onto
+    the output's codes; every code outside is refused (or clamped with ``--clamp``): an
+    integer range is exact, there is no rounding noise to forgive."""
+    assert values.range is not None
+    lo, hi = values.range
+    low, high = int(raw.min()), int(raw.max())
+    if low < lo or high > hi:
+        if not values.clamp:
+            raise InputDataError(outside_message(low, high, values.range, first_index, len(raw), "codes"))
+        values.record(int(np.count_nonzero((raw < lo) | (raw > hi))), raw.size, low, high)
+    else:
+        values.record(0, raw.size, low, high)
+    # Exact integer arithmetic, rounding half up: 12-bit codes scaled to 16 bits and
+    # shifted back down by a 12-bit encoder come back as the very same codes.
+    first, span = int(np.ceil(lo)), int(np.floor(hi)) - int(np.ceil(lo))
+    top = 65535 if out_depth > 8 else 255
+    codes = np.clip(raw.astype(np.int64), first, first + span) - first
+    out = (codes * (2 * top) + span) // (2 * span)
+    return np.ascontiguousarray(out.astype(np.uint16 if out_depth > 8 else np.uint8))
+
+
+def _scaled(values: np.ndarray, value_range: tuple[float, float] | None, out_depth: int) -> np.ndarray:
+    """Map ``value_range`` linearly onto black…white of the output's depth, rounded."""
     if value_range is not None:
         lo, hi = value_range
-        values = (values - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+        values = (values - values.dtype.type(lo)) * values.dtype.type(1.0 / (hi - lo))
     values = np.clip(values, 0.0, 1.0)
     scale = 65535.0 if out_depth > 8 else 255.0
-    out = values * np.float32(scale)
+    out = values * values.dtype.type(scale)
     np.rint(out, out=out)
     return np.ascontiguousarray(out.astype(np.uint16 if out_depth > 8 else np.uint8))

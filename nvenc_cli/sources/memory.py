@@ -24,7 +24,18 @@ from nvenc_cli.errors import (
 )
 from nvenc_cli.frames import FrameInfo
 from nvenc_cli.sources.base import Source
-from nvenc_cli.sources.layout import CHANNELS, Layout, check_float_range, dtype_depth, frame_info, to_nhwc
+from nvenc_cli.sources.layout import (
+    CHANNELS,
+    Layout,
+    ValueMap,
+    as_value_map,
+    check_values,
+    dtype_depth,
+    frame_info,
+    outside_message,
+    to_nhwc,
+)
+from nvenc_cli.sources.sequence import FrameList
 
 _FIRST = {"nchw": "nchw", "chw": "nchw", "nhwc": "nhwc", "hwc": "nhwc"}
 
@@ -66,9 +77,10 @@ def describe(frames: Any, layout: str | None = None, prefer: str | None = None) 
     (``"nchw"``/``"nhwc"``) forces it; when both could be it, ``prefer`` decides, else
     tensors are read channels first (torchcodec) and numpy arrays channels last (images).
     """
-    if not (is_torch(frames) or isinstance(frames, np.ndarray)):
+    listed = isinstance(frames, FrameList)
+    if not (is_torch(frames) or isinstance(frames, np.ndarray) or listed):
         raise InputDataError(
-            f"frames must be a torch.Tensor or a numpy array, got {type(frames).__name__}",
+            f"frames must be a torch.Tensor, a numpy array or a list of frames, got {type(frames).__name__}",
             torchcodec=tc_frames_type(frames),
         )
     if layout is not None and layout not in ("nchw", "nhwc"):
@@ -80,7 +92,10 @@ def describe(frames: Any, layout: str | None = None, prefer: str | None = None) 
             f"got {len(shape)}-D shape {shape}",
             torchcodec=tc_frames_rank(frames.shape),
         )
-    prefer_first = prefer == "nchw" if prefer is not None else is_torch(frames)
+    torch_like = frames.torch if listed else is_torch(frames)
+    if listed and frames.pil:
+        layout = "nhwc"  # a PIL image is (H, W, C) whatever its size
+    prefer_first = prefer == "nchw" if prefer is not None else torch_like
     first = _channels_first(shape, layout, prefer_first)
     if len(shape) == 4:
         n, (h, w, c) = shape[0], ((shape[2], shape[3], shape[1]) if first else shape[1:])
@@ -89,13 +104,17 @@ def describe(frames: Any, layout: str | None = None, prefer: str | None = None) 
         n, (h, w, c) = 1, ((shape[1], shape[2], shape[0]) if first else shape)
         kind = "chw" if first else "hwc"
     dtype = str(frames.dtype).removeprefix("torch.")
-    depth = dtype_depth(frames.dtype if isinstance(frames, np.ndarray) else dtype)
-    device = str(frames.device) if is_torch(frames) else "cpu"
+    depth = dtype_depth(frames.dtype if isinstance(frames.dtype, np.dtype) else dtype)
+    device = str(frames.device) if torch_like else "cpu"
     return MemoryFrames(Layout(kind, n, h, w, c), dtype, device, depth)
 
 
 def check_readable(frames: Any) -> None:
     """Refuse tensors whose pixels cannot be read as a dense array (meta, sparse)."""
+    if isinstance(frames, FrameList) and frames.torch:
+        for item in frames.items:
+            check_readable(item)
+        return
     if not is_torch(frames):
         return
     if frames.device.type == "meta":
@@ -144,7 +163,7 @@ def to_backend(
     out_depth: int,
     first_index: int,
     backend: str,
-    value_range: tuple[float, float] | None = None,
+    value_range: ValueMap | tuple[float, float] | None = None,
 ) -> Any:
     """One raw window as contiguous NHWC where ``backend`` wants it.
 
@@ -180,7 +199,7 @@ def _plain(raw: Any) -> Any:
 
 
 def _torch_to_nhwc(
-    raw: Any, layout: Layout, out_depth: int, first_index: int, value_range: tuple[float, float] | None
+    raw: Any, layout: Layout, out_depth: int, first_index: int, value_range: ValueMap | tuple | None
 ) -> Any:
     """``layout.to_nhwc`` in torch, for windows that stay on the GPU (same maths)."""
     import torch
@@ -189,21 +208,42 @@ def _torch_to_nhwc(
         raw = raw.unsqueeze(0)
     if layout.kind in ("nchw", "chw"):
         raw = raw.permute(0, 2, 3, 1)
+    values = as_value_map(value_range)
+    out_dtype = torch.uint16 if out_depth > 8 else torch.uint8
     if not raw.is_floating_point():
-        return raw.contiguous()
-    values = raw.float()
-    finite = torch.isfinite(values)
+        if values.range is None:
+            return raw.contiguous()
+        return _torch_codes(raw, out_depth, first_index, values).to(out_dtype).contiguous()
+    floats = raw.float()
+    finite = torch.isfinite(floats)
     if not bool(finite.all()):
         bad = int(torch.nonzero(~finite)[0][0]) + first_index
         raise InputDataError(f"frame {bad} holds NaN or infinite values")
-    low, high = torch.aminmax(values)
-    check_float_range(float(low), float(high), value_range, first_index, int(values.shape[0]))
-    if value_range is not None:
-        lo, hi = value_range
-        values = (values - lo) * (1.0 / (hi - lo))
+    low, high = (float(v) for v in torch.aminmax(floats))
+    lo, hi = values.range or (0.0, 1.0)
+    window = (first_index, int(floats.shape[0]), floats.numel())
+    check_values(low, high, values, window, lambda: int(((floats < lo) | (floats > hi)).sum()))
+    if values.range is not None:
+        floats = (floats - lo) * (1.0 / (hi - lo))
     scale = 65535.0 if out_depth > 8 else 255.0
-    out = torch.round(values.clamp(0.0, 1.0) * scale)
-    return out.to(torch.uint16 if out_depth > 8 else torch.uint8).contiguous()
+    return torch.round(floats.clamp(0.0, 1.0) * scale).to(out_dtype).contiguous()
+
+
+def _torch_codes(raw: Any, out_depth: int, first_index: int, values: ValueMap) -> Any:
+    """``layout._from_codes`` in torch: exact integer scaling of codes in the value range."""
+    assert values.range is not None
+    lo, hi = int(values.range[0]), int(values.range[1])
+    codes = raw.long()
+    low, high = int(codes.min()), int(codes.max())
+    if low < lo or high > hi:
+        if not values.clamp:
+            count = int(codes.shape[0])
+            raise InputDataError(outside_message(low, high, values.range, first_index, count, "codes"))
+        values.record(int(((codes < lo) | (codes > hi)).sum()), codes.numel(), low, high)
+    else:
+        values.record(0, codes.numel(), low, high)
+    top, span = (65535 if out_depth > 8 else 255), hi - lo
+    return ((codes.clamp(lo, hi) - lo) * (2 * top) + span) // (2 * span)
 
 
 class MemorySource(Source):
@@ -228,6 +268,10 @@ class MemorySource(Source):
     @property
     def is_float(self) -> bool:
         return self.described.depth == 0
+
+    @property
+    def depth(self) -> int:
+        return self.described.depth
 
     def _windows(self, start: int, size: int) -> Iterator[Any]:
         for index in range(start, self.layout.frames, size):

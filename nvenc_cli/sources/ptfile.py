@@ -22,6 +22,7 @@ import io
 import mmap
 import os
 import pickle
+import re
 import struct
 import zipfile
 import zlib
@@ -360,17 +361,36 @@ def _dims(value: Any) -> int:
     return int(dim()) if callable(dim) else 0
 
 
+def frame_list(value: Any, is_tensor: Callable[[Any], bool]) -> bool:
+    """A list or tuple of single frames (``torch.save(list_of_frames)``): every item a
+    tensor of 2 or 3 dimensions. Checked by shape only; ``PtFrames`` and the torch loader
+    then refuse frames unlike the first."""
+    return (
+        isinstance(value, list | tuple)
+        and len(value) > 0
+        and all(is_tensor(v) and _dims(v) in (2, 3) for v in value)
+    )
+
+
+def natural(name: str) -> tuple[Any, ...]:
+    """Sort key that puts ``10`` after ``9`` (and ``arr_10`` after ``arr_9``)."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name))
+
+
 def _choose_in(obj: Any, key: str | None, path: str, is_tensor: Callable[[Any], bool]) -> Any:
     if is_tensor(obj):
         if key is not None:
             raise UsageError(f"{path} holds a single tensor: drop --key {key}")
         return obj
+    if key is None and frame_list(obj, is_tensor) and len(obj) > 1:
+        return list(obj)  # the file is a list of frames
     if isinstance(obj, dict):
-        found = {str(k): v for k, v in obj.items() if is_tensor(v)}
+        items = obj.items()
     elif isinstance(obj, list | tuple):
-        found = {str(i): v for i, v in enumerate(obj) if is_tensor(v)}
+        items = enumerate(obj)
     else:
-        found = {}
+        items = iter(())
+    found = {str(k): v for k, v in items if is_tensor(v) or frame_list(v, is_tensor)}
     if not found:
         nested = isinstance(obj, dict | list | tuple) and any(
             isinstance(v, dict | list | tuple) for v in (obj.values() if isinstance(obj, dict) else obj)
@@ -379,12 +399,21 @@ def _choose_in(obj: Any, key: str | None, path: str, is_tensor: Callable[[Any], 
         raise InputDataError(f"{path}: holds no tensor (found {type(obj).__name__}){hint}")
     if key is not None:
         if key not in found:
-            raise InputDataError(f"{path}: no tensor under {key!r}; it has {', '.join(sorted(found))}")
-        return found[key]
-    frames = {k: v for k, v in found.items() if _dims(v) >= 2} or found
+            raise InputDataError(
+                f"{path}: no tensor under {key!r}; it has {', '.join(sorted(found, key=natural))}"
+            )
+        return _as_frames(found[key], is_tensor)
+    frames = {k: v for k, v in found.items() if not is_tensor(v) or _dims(v) >= 2} or found
     if len(frames) > 1:
-        raise UsageError(f"{path} holds several tensors ({', '.join(sorted(frames))}): use --key")
-    return next(iter(frames.values()))
+        raise UsageError(
+            f"{path} holds several tensors ({', '.join(sorted(frames, key=natural))}): use --key"
+        )
+    return _as_frames(next(iter(frames.values())), is_tensor)
+
+
+def _as_frames(value: Any, is_tensor: Callable[[Any], bool]) -> Any:
+    """A tensor as it is; a list of frames as a list (``PtFrames`` reads it frame by frame)."""
+    return value if is_tensor(value) else list(value)
 
 
 # Entry names that hold a frame rate beside the frames ({'video': t, 'fps': 24}).
@@ -454,6 +483,15 @@ def _data_start(fh: IO[bytes], info: zipfile.ZipInfo) -> int:
     return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
 
 
+def _dense_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Element strides of a C-contiguous tensor of ``shape``."""
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.insert(0, step)
+        step *= size
+    return tuple(strides)
+
+
 def _c_contiguous(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
     """Whether elements of ``shape`` with element ``stride`` are one dense C-order run."""
     expected = 1
@@ -487,9 +525,13 @@ class PtFrames:
             archive = zipfile.ZipFile(fh)
         except Exception as exc:  # legacy (non-zip) files and damaged ones: torch decides
             raise NeedsTorch(str(exc)) from None
+        #: where each listed frame starts, in elements from ``self.start`` (a list of frames)
+        self._parts: list[int] | None = None
         with archive:
             obj, order = load_description(archive, path)
             tensor = pick_tensor(obj, key, path)
+            if isinstance(tensor, list):
+                tensor = self._listed(archive, tensor, path)
             info = archive.getinfo(tensor.storage.member)
             #: (entry name, value) of a frame rate saved beside the frames, if any.
             self.rate: tuple[str, Any] | None = None
@@ -510,6 +552,9 @@ class PtFrames:
         self._deflated: zipfile.ZipInfo | None = None
         self._inflating: tuple[zipfile.ZipFile, IO[bytes]] | None = None
         self._inflated = 0
+        if self._parts is not None:
+            self.start, self.elements = 0, 0
+            return
         if info.compress_type != zipfile.ZIP_STORED:
             self._deflated = info
             self.start = 0
@@ -518,6 +563,38 @@ class PtFrames:
             return
         self.start = _data_start(fh, info)
         self.elements = self._check_bounds(tensor, info, os.fstat(fh.fileno()).st_size)
+
+    def _listed(self, archive: zipfile.ZipFile, refs: list[TensorRef], path: str) -> TensorRef:
+        """A list of frames, each its own storage: checked alike (the first odd one is
+        named), then read frame by frame with positioned reads. Returns a stand-in for
+        the first frame, shaped as the whole list, so the checks below apply to it."""
+        first = refs[0]
+        for index, ref in enumerate(refs[1:], 1):
+            if (ref.size, ref.dtype) != (first.size, first.dtype):
+                raise InputDataError(
+                    f"{path}: frame {index} of the list is {ref.dtype} {ref.size}, unlike frame 0 "
+                    f"({first.dtype} {first.size}): every frame needs the same size, channels and dtype"
+                )
+        starts = []
+        for ref in refs:
+            info = archive.getinfo(ref.storage.member)
+            if info.compress_type != zipfile.ZIP_STORED or not ref.plain:
+                raise NeedsTorch("a listed frame in a deflated storage")
+            if not _c_contiguous(ref.size, ref.stride) or ref.dtype not in _READABLE:
+                raise NeedsTorch("a listed frame that is not dense")
+            itemsize = _READABLE[ref.dtype][1]
+            nbytes = int(np.prod(ref.size, dtype=np.int64)) * itemsize
+            if ref.storage.nbytes is None or ref.offset * itemsize + nbytes > min(
+                ref.storage.nbytes, info.file_size
+            ):
+                raise NeedsTorch("storage larger than its member")
+            starts.append(_data_start(self.fh, info) + ref.offset * itemsize)
+        self._parts = starts
+        frame = int(np.prod(first.size, dtype=np.int64))
+        whole = (len(refs), *first.size)
+        stride = (frame, *_dense_strides(first.size))
+        storage = StorageRef(first.storage.member, first.storage.dtype, None)
+        return TensorRef(storage, 0, whole, stride, first.dtype, first.plain)
 
     def _check_streamable(self, tensor: TensorRef, info: zipfile.ZipInfo) -> None:
         """A deflated storage streams when the frames lie in it in order (C-contiguous);
@@ -550,8 +627,20 @@ class PtFrames:
                 raise NeedsTorch("tensor reaches past its storage")
         return elements
 
+    def narrow(self, sample: int | None) -> None:
+        """Read only clip ``sample`` of a 5-D batch (its frames, by the batch's strides)."""
+        if sample is None:
+            return
+        self.offset += sample * self.stride[0]
+        self.shape, self.stride = self.shape[1:], self.stride[1:]
+
     def read(self, index: int, count: int, single: bool) -> np.ndarray:
         """Frames ``[index, index + count)`` (the whole tensor when ``single``), as stored."""
+        if self._parts is not None:
+            raw = self._buffers.empty((count, *self.shape[1:]), self.np_dtype)
+            for n in range(count):
+                self._pread_into(self._parts[index + n], raw[n])
+            return _widen_bfloat16(raw) if self.dtype_name == "bfloat16" else raw
         if single:
             first, shape, following = self.offset, self.shape, None
         else:
@@ -571,9 +660,12 @@ class PtFrames:
     def _pread(self, first: int, shape: tuple[int, ...]) -> np.ndarray:
         if self._deflated is not None:
             return self._inflate(first, shape)
-        out = self._buffers.empty(shape, self.np_dtype)
+        return self._pread_into(self.start + first * self.itemsize, self._buffers.empty(shape, self.np_dtype))
+
+    def _pread_into(self, position: int, out: np.ndarray) -> np.ndarray:
+        """Fill the C-contiguous ``out`` with the bytes at ``position`` of the file."""
         view = memoryview(out.reshape(-1).view(np.uint8))
-        position, got = self.start + first * self.itemsize, 0
+        got = 0
         try:
             while got < len(view):
                 n = os.preadv(self.fh.fileno(), [view[got:]], position + got)

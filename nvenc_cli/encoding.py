@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
+from nvenc_cli.errors import UsageError
 from nvenc_cli.mux import Destination, check_destination
 from nvenc_cli.options import EncodeOptions, container_for
 from nvenc_cli.pipeline import Progress, Result, run
@@ -29,6 +30,32 @@ class InputOptions:
     value_range: tuple[float, float] | None = None
     input_size: tuple[int, int] | None = None
     input_pixel_format: str | None = None
+    #: ``--clamp``: samples outside the value range are clamped (and counted), not refused
+    clamp: bool = False
+    #: ``--sample``: which clip of a 5-D batch ``(B, F, …)`` to encode (-1: the last)
+    sample: int | None = None
+    #: ``--depth-bits``: integer samples hold codes of this many bits (12-bit depth in uint16)
+    depth_bits: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.clamp, bool):
+            raise UsageError(f"invalid --clamp {self.clamp!r}: true or false")
+        if self.sample is not None and (isinstance(self.sample, bool) or not isinstance(self.sample, int)):
+            raise UsageError(f"invalid --sample {self.sample!r}: a whole number (-1 is the last clip)")
+        if self.depth_bits is None:
+            return
+        if (
+            isinstance(self.depth_bits, bool)
+            or not isinstance(self.depth_bits, int)
+            or not 1 <= self.depth_bits <= 16
+        ):
+            raise UsageError(f"invalid --depth-bits {self.depth_bits!r}: a whole number of bits, 1 to 16")
+        codes = (0.0, float((1 << self.depth_bits) - 1))
+        if self.value_range is not None and tuple(self.value_range) != codes:
+            raise UsageError(
+                f"--depth-bits {self.depth_bits} means --value-range 0,{int(codes[1])}: give one of them"
+            )
+        object.__setattr__(self, "value_range", codes)
 
 
 def prepare(
@@ -45,9 +72,10 @@ def prepare(
         frames=inputs.frames,
         input_size=inputs.input_size,
         input_pixel_format=inputs.input_pixel_format,
+        sample=inputs.sample,
     )
     try:
-        source.set_value_range(inputs.value_range)
+        source.set_value_range(inputs.value_range, inputs.clamp)
         _rate_notice(source, options)
         plan = make_plan(options, source.info, container, source.fps_hint)
     except BaseException:
