@@ -202,8 +202,8 @@ class CpuSession:
                 frame.pts = batch.start + offset
                 frames.extend(self._palette.convert(frame))
                 continue
-            if self._exact is not None and image.ndim == 3 and image.dtype.itemsize == 2:
-                out = self._exact(image)  # 16-bit RGB: swscale's path is biased
+            if self._exact is not None and image.dtype.itemsize == 2:
+                out = self._exact(image)  # 16-bit samples: swscale's path is biased or dithers
             else:
                 out = _convert(av, self._reformatter, image, self._input_format(image), self._reformat_args)
             # Tag only: swscale must not be told the primaries/transfer, or it runs a

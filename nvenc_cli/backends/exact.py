@@ -35,13 +35,18 @@ def exact_converter(plan: EncodePlan) -> Converter | None:
     """A converter for ``plan``'s pixel format, or None where swscale should be used.
 
     Only planar, little-endian Y'CbCr formats (with or without alpha) whose chroma is
-    subsampled by 1 or 2 each way: everything the CPU encoders take for deep input.
+    subsampled by 1 or 2 each way, and gray formats for gray input: everything the CPU
+    encoders take for deep input.
     """
     import av
 
     if plan.color.matrix is None:
         return None
     fmt = av.VideoFormat(plan.pixel_format, plan.width, plan.height)
+    if plan.source.channels == 1 and len(fmt.components) == 1 and not fmt.is_big_endian:
+        return _gray_converter(plan.pixel_format, fmt.components[0].bits)
+    if plan.source.channels < 3:
+        return None  # gray input to Y'CbCr: swscale copies it into luma
     comps = fmt.components
     if not fmt.is_planar or fmt.is_big_endian or len(comps) not in (3, 4):
         return None
@@ -56,6 +61,26 @@ def exact_converter(plan: EncodePlan) -> Converter | None:
 
     def convert(image: np.ndarray) -> av.VideoFrame:
         return _to_frame(image, plan.pixel_format, matrix, bits, (sub_y, sub_x))
+
+    return convert
+
+
+def _gray_converter(pixel_format: str, bits: int) -> Converter | None:
+    """16-bit gray samples to a gray format of fewer bits, rounded once: swscale dithers
+    there, which moves 12-bit depth codes scaled to 16 bits off by one (30 of 4096)."""
+    if bits >= 16:
+        return None
+    top = (1 << bits) - 1
+
+    def convert(image: np.ndarray) -> av.VideoFrame:
+        import av
+
+        height, width = image.shape[:2]
+        gray = image if image.ndim == 2 else image[..., 0]
+        values = (gray.astype(np.uint64) * (2 * top) + 65535) // (2 * 65535)
+        frame = av.VideoFrame(width, height, pixel_format)
+        _write(frame.planes[0], values, bits)
+        return frame
 
     return convert
 
