@@ -298,7 +298,8 @@ CASES = [
     Bad("complex-npy", npy("complex.npy", np.zeros((4, 24, 32, 3), np.complex64)), 65, "complex64"),
     Bad("nan-floats", npy("nan.npy", nan_frames()), 65, "frame 2 holds NaN"),
     Bad("int32-npy", npy("int.npy", np.zeros((4, 24, 32, 3), np.int32)), 65, "unsupported dtype int32"),
-    Bad("five-dims", npy("5d.npy", np.zeros((1, 4, 24, 32, 3), np.uint8)), 65, "2 to 4 dimensions"),
+    Bad("five-dims", npy("5d.npy", np.zeros((1, 4, 24, 32, 3), np.uint8)), 2, "--sample N"),
+    Bad("six-dims", npy("6d.npy", np.zeros((1, 1, 4, 24, 32, 3), np.uint8)), 65, "2 to 4 dimensions"),
     Bad("start-past-end", good, 65, "past the last frame", ("-o", "out.mp4", "--start", "4")),
     # .npz archives
     Bad(
@@ -443,22 +444,20 @@ def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
     return state
 
 
-def _close_stdin() -> None:
-    os.close(0)
-
-
 def run_case(case: Bad, folder: Path) -> Outcome | BaseException:
     """Build the input in its own folder, run ``nvenc encode`` on it, record the aftermath."""
     try:
         spec = case.make(folder)
         before = snapshot(folder)
         if case.stdin == "closed":
+            # The shell closes stdin and execs nvenc: a preexec_fn in a process that runs
+            # these cases on threads can deadlock the forked child before its exec.
+            command = [sys.executable, "-m", "nvenc_cli", "encode", spec, *case.args]
             proc = subprocess.run(
-                [sys.executable, "-m", "nvenc_cli", "encode", spec, *case.args],
+                ["sh", "-c", 'exec "$@" <&-', "sh", *command],
                 cwd=folder,
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_close_stdin,
                 capture_output=True,
                 timeout=120,
             )
