@@ -8,8 +8,10 @@ reads ``SVT_LOG`` (1 = errors; a value the user set is kept).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 
 LOGGER = logging.getLogger("nvenc_cli")
 
@@ -27,11 +29,22 @@ def hush_encoders() -> None:
     av.logging.set_libav_level(av.logging.ERROR)
 
 
-def api_logging(verbose: bool | None = None) -> None:
-    """Before an encode from Python: quiet unless asked (then FFmpeg's lines at INFO)."""
-    if not wants_library_logs(verbose):
-        hush_encoders()
-        return
+@contextlib.contextmanager
+def api_logging(verbose: bool | None = None) -> Iterator[None]:
+    """Around opening encoders from Python: quiet unless asked (then FFmpeg's lines at
+    INFO). ``SVT_LOG`` is read when SVT-AV1 opens, so it is set only meanwhile: the
+    caller's environment (and a later ``nvenc -v`` it starts) is left as it was."""
     import av.logging
 
-    av.logging.set_libav_level(av.logging.INFO)
+    if wants_library_logs(verbose):
+        av.logging.set_libav_level(av.logging.INFO)
+        yield
+        return
+    av.logging.set_libav_level(av.logging.ERROR)
+    before = os.environ.get("SVT_LOG")
+    os.environ.setdefault("SVT_LOG", "1")
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("SVT_LOG", None)

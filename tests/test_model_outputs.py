@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import tracemalloc
-import warnings
 from pathlib import Path
 
 import av
@@ -328,10 +327,12 @@ def test_clamp_in_the_api_warns_with_the_count(tmp_path: Path, vae: np.ndarray) 
         nvenc_cli.VideoEncoder(tensor, frame_rate=24, value_range=(-1, 1), clamp=True).to_file(
             tmp_path / "a.mp4"
         )
-    with pytest.warns(UserWarning, match=f"clamped {outside} samples"):
-        with nvenc_cli.open_writer(tmp_path / "w.mp4", frame_rate=24, value_range=(-1, 1), clamp=True) as w:
-            for frame in tensor:
-                w.write(frame)
+    with (
+        pytest.warns(UserWarning, match=f"clamped {outside} samples"),
+        nvenc_cli.open_writer(tmp_path / "w.mp4", frame_rate=24, value_range=(-1, 1), clamp=True) as w,
+    ):
+        for frame in tensor:
+            w.write(frame)
     clipped = (np.clip(vae, -1, 1) + 1) * 127.5
     for name in ("a.mp4", "w.mp4"):
         frames = decode(tmp_path / name)[0]
@@ -377,10 +378,8 @@ def test_depth_bits_round_trips_every_12_bit_code(
     )
     assert done.returncode == 0, done.stderr.decode()
     decoded = decode(out, decode_fmt)[0].astype(np.int64)
-    if pix_fmt == "gray12le":
-        codes = decoded
-    else:  # 16-bit output: the codes were scaled onto 0–65535; scaling back is exact
-        codes = (decoded * 4095 + 32767) // 65535
+    # A 16-bit output holds the codes scaled onto 0–65535; scaling back is exact.
+    codes = decoded if pix_fmt == "gray12le" else (decoded * 4095 + 32767) // 65535
     assert np.array_equal(codes.reshape(depth12.shape), depth12)
 
 
@@ -474,7 +473,9 @@ def test_encode_options_take_plain_values_in_jobs(tmp_path: Path, clip: np.ndarr
 
     np.save(tmp_path / "c.npy", clip)
     spec = nvenc_cli.JobSpec(
-        str(tmp_path / "c.npy"), str(tmp_path / "j.mp4"), EncodeOptions(fps=30, codec="libsvtav1", preset=12, extra={"g": 2})
+        str(tmp_path / "c.npy"),
+        str(tmp_path / "j.mp4"),
+        EncodeOptions(fps=30, codec="libsvtav1", preset=12, extra={"g": 2}),
     )
     assert spec.options.preset == "12" and spec.options.extra == (("g", "2"),)
     from nvenc_cli.encoding import encode_path
@@ -485,7 +486,8 @@ def test_encode_options_take_plain_values_in_jobs(tmp_path: Path, clip: np.ndarr
 
 def test_encode_runs_from_a_script_on_stdin_without_a_main_guard(tmp_path: Path, clip: np.ndarray) -> None:
     np.save(tmp_path / "c.npy", clip)
-    script = f"import nvenc_cli\nr = nvenc_cli.encode({str(tmp_path / 'c.npy')!r}, {str(tmp_path / 's.mp4')!r})\nprint(r.frames)\n"
+    source, out = str(tmp_path / "c.npy"), str(tmp_path / "s.mp4")
+    script = f"import nvenc_cli\nr = nvenc_cli.encode({source!r}, {out!r})\nprint(r.frames)\n"
     done = subprocess.run(
         [sys.executable, "-"],
         input=script.encode(),
@@ -511,7 +513,7 @@ def _key_gaps(path: Path) -> tuple[list[int], int]:
     with av.open(str(path)) as container:
         keys = [frame.key_frame for frame in container.decode(video=0)]
     where = [i for i, key in enumerate(keys) if key]
-    gaps = [b - a for a, b in zip(where, [*where[1:], len(keys)])]
+    gaps = [b - a for a, b in zip(where, [*where[1:], len(keys)], strict=True)]
     return where, max(gaps)
 
 

@@ -13,6 +13,7 @@ import json
 import os
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
@@ -80,12 +81,16 @@ def encode(
     return plan, run(windows, plan, str(out))
 
 
-def decode(path: Path) -> tuple[list[av.VideoFrame], av.VideoStream]:
-    container = av.open(str(path))
-    stream = container.streams.video[0]
-    frames = list(container.decode(stream))
-    container.close()
-    return frames, stream
+def decode(path: Path) -> tuple[list[av.VideoFrame], SimpleNamespace]:
+    """Every frame and the stream's facts, read while the file is open (PyAV 18.1 refuses
+    a closed container's stream attributes)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        facts = SimpleNamespace(
+            average_rate=stream.average_rate, time_base=stream.time_base, codec_context=stream.codec_context
+        )
+    return frames, facts
 
 
 def planes(frame: av.VideoFrame) -> list[np.ndarray]:

@@ -286,8 +286,7 @@ class Encoder:
         from nvenc_cli.api.video import _api_errors
         from nvenc_cli.liblog import api_logging
 
-        with _api_errors():
-            api_logging()
+        with _api_errors(), api_logging():
             for stream in self._audio:
                 stream.settings.check()
             if self._videos:

@@ -76,7 +76,7 @@ def encode(
     with api_errors():
         options, inputs = _settings(locals())
         dest = os.fspath(output)
-        api_logging(verbose)
+    with api_errors(), api_logging(verbose):
         if isinstance(input, str | os.PathLike):
             from nvenc_cli.encoding import encode_path
 

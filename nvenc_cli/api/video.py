@@ -427,8 +427,8 @@ class VideoEncoder:
             warn_ignored(plan)
             adopt_plan(source, plan)
             source.backend = plan.backend
-            api_logging(self._verbose)
-            result = run_source(source, plan, dest, options)
+            with api_logging(self._verbose):
+                result = run_source(source, plan, dest, options)
             _warn_if_fell_back(result)
         _warn_clamped(source.value_range)
 
@@ -518,8 +518,8 @@ class VideoWriter:
         options = replace(self._options, device=_device(described.device, self._device))
         plan = _plan(options, source, self._container, described.device.startswith("cuda"))
         warn_ignored(plan)
-        api_logging(self._verbose)
-        self._job = Job(plan, self._dest, options.overwrite, self._audio)
+        with api_logging(self._verbose):
+            self._job = Job(plan, self._dest, options.overwrite, self._audio)
         self._first = described
         self._prefer = same_family(described.layout.kind)
 
