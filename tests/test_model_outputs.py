@@ -474,7 +474,9 @@ def test_encode_options_take_plain_values_in_jobs(tmp_path: Path, clip: np.ndarr
 
     np.save(tmp_path / "c.npy", clip)
     spec = nvenc_cli.JobSpec(
-        str(tmp_path / "c.npy"), str(tmp_path / "j.mp4"), EncodeOptions(fps=30, codec="libsvtav1", preset=12, extra={"g": 2})
+        str(tmp_path / "c.npy"),
+        str(tmp_path / "j.mp4"),
+        EncodeOptions(fps=30, codec="libsvtav1", preset=12, extra={"g": 2}),
     )
     assert spec.options.preset == "12" and spec.options.extra == (("g", "2"),)
     from nvenc_cli.encoding import encode_path
