@@ -263,6 +263,15 @@ def encode(
             metavar="N",
         ),
     ] = None,
+    timestamps: Annotated[
+        str | None,
+        typer.Option(
+            "--timestamps",
+            help="Per-frame times in seconds, kept in the output: FILE.npy, .txt (one per line) or .csv "
+            "(a timestamps/pts/t column). An .npz/.pt entry 'timestamps' is used too.",
+            metavar="FILE",
+        ),
+    ] = None,
     sample: Annotated[
         int | None,
         typer.Option(
@@ -438,6 +447,7 @@ def _options(params: dict[str, Any]) -> tuple[Any, Any]:
         clamp=p["clamp"],
         sample=p["sample"],
         depth_bits=p["depth_bits"],
+        timestamps=p["timestamps"],
     )
     return options, inputs
 
@@ -496,7 +506,7 @@ def _row_params(ctx: typer.Context, row: Any) -> dict[str, Any]:
 
 def _manifest_jobs(ctx: typer.Context, inputs: list[str], template: str | None) -> list[Any]:
     """Every job of the manifest, the command line's options as each one's defaults."""
-    from nvenc_cli.batch.jobs import JobSpec, expand_output
+    from nvenc_cli.batch.jobs import JobSpec, expand_output, per_job_inputs
     from nvenc_cli.batch.manifest import read_manifest
 
     if len(inputs) != 1:
@@ -517,6 +527,7 @@ def _manifest_jobs(ctx: typer.Context, inputs: list[str], template: str | None) 
         if has_placeholder(dest) or is_dir_template(dest):
             dest = expand_output(dest, str(source), index)
         options, input_options = _options({**ctx.params, **_row_params(ctx, row)})
+        input_options = per_job_inputs(input_options, str(source), index)
         specs.append(JobSpec(str(source), dest, options, input_options, index))
     return specs
 

@@ -16,6 +16,7 @@ from nvenc_cli.sources import Source, open_source
 
 if TYPE_CHECKING:
     from nvenc_cli.audio import AudioTrack
+    from nvenc_cli.timestamps import Timeline
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class InputOptions:
     sample: int | None = None
     #: ``--depth-bits``: integer samples hold codes of this many bits (12-bit depth in uint16)
     depth_bits: int | None = None
+    #: ``--timestamps``: a file of per-frame times in seconds (.npy, .txt, .csv), or the
+    #: API's times already read (a ``Timeline``)
+    timestamps: str | Timeline | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.clamp, bool):
@@ -77,7 +81,10 @@ def prepare(
     try:
         source.set_value_range(inputs.value_range, inputs.clamp)
         _rate_notice(source, options)
-        plan = make_plan(options, source.info, container, source.fps_hint)
+        if options.fps is not None and getattr(source, "variable_rate", False) and inputs.timestamps is None:
+            source.timeline = None  # -r re-times a variable-rate video to a constant rate
+        timeline = source_timeline(source, inputs.timestamps)
+        plan = make_plan(options, source.info, container, source.fps_hint, timeline)
     except BaseException:
         source.close()
         raise
@@ -116,6 +123,31 @@ def carry_display(source: Source, plan: EncodePlan) -> EncodePlan:
     if not (rotation or sar or notices):
         return plan
     return replace(plan, rotation=rotation, sample_aspect=sar, notices=(*plan.notices, *notices))
+
+
+def source_timeline(source: Source, path: str | Timeline | None) -> Timeline | None:
+    """The frames' own times, if any: ``--timestamps FILE`` (which wins over an entry in
+    the input file, with a notice) or the input's; checked against the frame count and cut
+    by ``--start``/``--frames`` to the frames encoded."""
+    from nvenc_cli.timestamps import Timeline, load_timestamps
+
+    timeline = source.timeline
+    if path is not None:
+        if timeline is not None:
+            given = "timestamps=" if isinstance(path, Timeline) else f"--timestamps {path}"
+            source.notices.append(f"{given} used; {source.timeline_from} ignored")
+        timeline = path if isinstance(path, Timeline) else load_timestamps(path)
+    elif timeline is not None and source.timeline_from is not None:
+        source.notices.append(f"per-frame timestamps from {source.timeline_from} ({source.timeline_hint})")
+    if timeline is None:
+        return None
+    if source.total is None:
+        raise UsageError(
+            "per-frame timestamps need an input whose frames are counted up front; "
+            f"{source.name or 'the input'} is a stream"
+        )
+    timeline.check_count(source.total, source.name or "the input")
+    return timeline.select(source.start, source.limit)
 
 
 def _rate_notice(source: Source, options: EncodeOptions) -> None:
@@ -162,7 +194,9 @@ def prepare_audio_track(
         plan.container,
         spec,
         video_is_media=readable,
-        trim_start=Fraction(inputs.start) / rate,
+        # Frames with their own timestamps keep their real times, so the sound keeps its
+        # own too: nothing is cut from its start.
+        trim_start=Fraction(0) if plan.ticks is not None else Fraction(inputs.start) / rate,
     )
     enabled = options.audio is None or options.audio.enabled
     if media and not readable and enabled and track is None and _has_audio(source):

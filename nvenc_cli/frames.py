@@ -42,6 +42,24 @@ class FrameBatch:
 
     data: Any
     start: int
+    #: each frame's time in the plan's time base, for per-frame timestamps (None: the
+    #: frame's index is its time, at the constant rate)
+    pts: tuple[int, ...] | None = None
+    #: the time of the frame after this window (None: one nominal frame after the last)
+    next_pts: int | None = None
+
+    def pts_of(self, offset: int) -> int:
+        """The time of frame ``offset`` of this window, in the plan's time base."""
+        return self.start + offset if self.pts is None else self.pts[offset]
+
+    def duration_of(self, offset: int, nominal: int) -> int:
+        """How long frame ``offset`` is shown, in the plan's time base: until the next
+        frame, or ``nominal`` ticks (one frame at the nominal rate) after the last."""
+        if self.pts is None:
+            return 1
+        if offset + 1 < len(self.pts):
+            return self.pts[offset + 1] - self.pts[offset]
+        return nominal if self.next_pts is None else self.next_pts - self.pts[offset]
 
     def __len__(self) -> int:
         return int(self.data.shape[0])

@@ -98,6 +98,8 @@ class Job:
         # A session's converter is not thread-safe (one swscale context); after a fallback
         # the encode thread converts kept windows while the converter thread goes on.
         self._converting = threading.Lock()
+        #: times given with the frames (``write(..., pts=)``), by window start, in ticks
+        self._given_pts: dict[int, tuple[int, ...]] = {}
         self.frames = 0
         self.started = time.monotonic()
         try:
@@ -146,10 +148,15 @@ class Job:
             return session, start, session.convert(self._batch(data, start, plan))
 
     def _batch(self, data: Any, start: int, plan: EncodePlan) -> FrameBatch:
-        """A window as ``plan``'s session takes it: resized, padded or cropped, on its side."""
+        """A window as ``plan``'s session takes it: resized, padded or cropped, on its side,
+        with its frames' times where they are not the constant rate's."""
         if self._resizer is not None:
             data = self._resizer(data)
-        return FrameBatch(_for(plan, fit_geometry(data, plan)), start)
+        pts, after = self._given_pts.get(start), None
+        if pts is None and plan.ticks is not None:
+            end = start + int(data.shape[0])
+            pts, after = plan.ticks[start:end], (plan.ticks[end] if end < len(plan.ticks) else None)
+        return FrameBatch(_for(plan, fit_geometry(data, plan)), start, pts, after)
 
     def encode(self, converted: Any, count: int) -> None:
         session, start, item = converted
@@ -165,11 +172,22 @@ class Job:
             self.frames += count
         if self.audio is not None and not self._may_fall_back:
             # Sound follows the video: read and written only as far as the frames have got.
-            self.audio.pump(Fraction(self.frames) / self.plan.fps)
+            self.audio.pump(self._clock_at(self.frames))
 
-    def write(self, data: Any) -> None:
-        """Convert and encode one NHWC window on the calling thread."""
+    def write(self, data: Any, pts: tuple[int, ...] | None = None) -> None:
+        """Convert and encode one NHWC window on the calling thread; ``pts`` are its
+        frames' times in the plan's time base (per-frame timestamps)."""
+        if pts is not None:
+            self._given_pts[self.frames] = pts
+            self._last_given = pts[-1]
         self.encode(self.convert(data, self.frames), int(data.shape[0]))
+
+    def _clock_at(self, frames: int) -> Fraction:
+        """The video's real time after ``frames`` frames, which the sound follows."""
+        last = getattr(self, "_last_given", None)
+        if last is not None:
+            return (last * self.plan.time_base) + 1 / self.plan.fps
+        return self.plan.seconds_at(frames)
 
     def finish(self) -> Result:
         try:
@@ -181,7 +199,7 @@ class Job:
                 self._fall_back(exc, upto=None)
                 self._write(self.session.flush())
             if self.audio is not None:
-                self.audio.finish(Fraction(self.frames) / self.plan.fps)
+                self.audio.finish(self._clock_at(self.frames))
             size = self.muxer.finish()
         except BaseException:
             self.abort()

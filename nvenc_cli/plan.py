@@ -7,8 +7,10 @@ milliseconds with one clear line and never leaves a half-written file.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import Any
 
 from nvenc_cli import ffopts
 from nvenc_cli.errors import (
@@ -46,6 +48,7 @@ from nvenc_cli.options import (
     resolve_color,
 )
 from nvenc_cli.suggest import did_you_mean, encoder_names
+from nvenc_cli.timestamps import Clock, Timeline
 
 _YUV420_FAMILIES = frozenset({"h264", "hevc", "vp9", "vp8", "av1", "mpeg4"})
 _ALPHA_HINT = "ffv1, png, prores_ks (yuva444p10le) or libvpx-vp9 (yuva420p)"
@@ -85,10 +88,32 @@ class EncodePlan:
     #: written to the output's stream (``encode.carry_display``).
     rotation: int = 0
     sample_aspect: Fraction | None = None
+    #: per-frame timestamps (``--timestamps``): the tick they are written in, each
+    #: frame's tick count, and the timeline's figures for the report
+    clock: Fraction | None = None
+    ticks: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
+    timeline: dict[str, float] | None = None
 
     @property
     def time_base(self) -> Fraction:
-        return 1 / self.fps
+        return self.clock if self.clock is not None else 1 / self.fps
+
+    @property
+    def max_step(self) -> int:
+        """The largest gap between two frames, in ticks of ``time_base`` (1 at a constant rate)."""
+        if self.clock is not None and self.ticks is None:
+            return 1 << 40  # times arrive with the frames: any gap is possible
+        if self.ticks is None or len(self.ticks) < 2:
+            return 1
+        return max(b - a for a, b in itertools.pairwise(self.ticks))
+
+    def seconds_at(self, frames: int) -> Fraction:
+        """When frame ``frames`` starts (the time the frames before it reach)."""
+        if self.ticks is None:
+            return Fraction(frames) / self.fps
+        if frames < len(self.ticks):
+            return self.ticks[frames] * self.time_base
+        return self.ticks[-1] * self.time_base + 1 / self.fps
 
     @property
     def out_depth(self) -> int:
@@ -102,15 +127,30 @@ def make_plan(
     info: FrameInfo,
     container: str,
     fps_hint: Fraction | None = None,
+    timeline: Timeline | Fraction | None = None,
 ) -> EncodePlan:
-    """Resolve every choice; raises UsageError/UnavailableError/InputDataError."""
+    """Resolve every choice; raises UsageError/UnavailableError/InputDataError.
+
+    With a ``timeline`` (per-frame timestamps) the frames keep their times: the rate is
+    the nominal one (stream metadata), derived from the timestamps unless given."""
     from nvenc_cli.backends import select
 
-    fps = options.fps or fps_hint or DEFAULT_FPS
-    _check_fps(fps, container)
+    if isinstance(timeline, Fraction):  # a streaming writer's tick: times come with the frames
+        writer_tick, timeline = timeline, None
+    else:
+        writer_tick = None
+    nominal = timeline.nominal_rate() if timeline is not None else None
+    fps = options.fps or nominal or fps_hint or DEFAULT_FPS
+    clock = timeline.clock(container) if timeline is not None else None
+    if writer_tick is not None:
+        clock = Clock(writer_tick, ())
+    if clock is None:
+        _check_fps(fps, container)
     options, bt470bg = _colour_from_extra(options)
     requested = options.codec or DEFAULT_CODEC.get(container, "libx264")
     choice = select(options.device, requested, explicit=options.codec is not None)
+    if clock is not None and choice.backend == "nvenc":
+        choice = _timestamps_route(options, requested)
     family = _family(choice.encoder)
     options = _keyframe_extra(options, choice.encoder)
     allowed = CONTAINER_CODECS.get(container)
@@ -131,8 +171,10 @@ def make_plan(
     _check_gray_matrix(info, pixel_format, color)
     codec_opts, format_opts = _split_extra(choice.encoder, container, options, choice.backend)
     ffopts.check_param_lists(choice.encoder, codec_opts)  # x264-params entries the library rejects
-    format_opts = _container_defaults(container, fps, format_opts)
+    format_opts = _container_defaults(container, fps, format_opts, clock)
     notices = list(choice.notices)
+    if clock is not None and clock.notice:
+        notices.append(clock.notice)
     depth_note = _depth_notice(choice.encoder, info, pixel_format)
     if depth_note:
         notices.append(depth_note)
@@ -189,10 +231,13 @@ def make_plan(
         fallback_reason=choice.fallback_reason,
         ignored=tuple(ignored),
         resize=resize,
+        clock=None if clock is None else clock.time_base,
+        ticks=None if clock is None or not clock.ticks else clock.ticks,
+        timeline=None if timeline is None else timeline.summary(),
     )
     plan = _with_codec_defaults(plan)
     if choice.may_fall_back:
-        plan = replace(plan, fallback=_cpu_plan(options, info, container, fps_hint))
+        plan = replace(plan, fallback=_cpu_plan(options, info, container, fps_hint, timeline))
     return plan
 
 
@@ -244,14 +289,31 @@ def _merged(extra: list[tuple[str, str]], key: str, value: str, encoder: str) ->
 
 
 def _cpu_plan(
-    options: EncodeOptions, info: FrameInfo, container: str, fps_hint: Fraction | None
+    options: EncodeOptions,
+    info: FrameInfo,
+    container: str,
+    fps_hint: Fraction | None,
+    timeline: Timeline | None = None,
 ) -> EncodePlan | None:
     """The plan ``--device cpu`` would make, or None when the CPU cannot take these options
     (an NVENC-only preset or -x key): then an NVENC failure stays a failure."""
     try:
-        return make_plan(replace(options, device="cpu"), info, container, fps_hint)
+        return make_plan(replace(options, device="cpu"), info, container, fps_hint, timeline)
     except NvencError:
         return None
+
+
+def _timestamps_route(options: EncodeOptions, requested: str) -> Any:
+    """PyNvVideoCodec's route writes a constant rate: per-frame timestamps take FFmpeg's
+    encoders instead (the CPU, or FFmpeg's own ``*_nvenc`` named with ``-c``)."""
+    from nvenc_cli.backends import select
+
+    if options.device == "cuda":
+        raise UsageError(
+            "per-frame timestamps need an FFmpeg encoder: use --device cpu, or -c h264_nvenc "
+            "(FFmpeg's NVENC) on an NVENC GPU"
+        )
+    return select("cpu", requested, explicit=options.codec is not None)
 
 
 # libx265 (4.x, as PyAV bundles it) corrupts its heap and aborts the whole process
@@ -483,7 +545,9 @@ def _check_gray_matrix(info: FrameInfo, pixel_format: str, color: ColorSpec) -> 
         )
 
 
-def _container_defaults(container: str, fps: Fraction, options: dict[str, str]) -> dict[str, str]:
+def _container_defaults(
+    container: str, fps: Fraction, options: dict[str, str], clock: Clock | None = None
+) -> dict[str, str]:
     """MP4/MOV movie timescale on a multiple of the frame rate's numerator; Matroska and
     WebM written bitexact (reproducible bytes).
 
@@ -495,9 +559,12 @@ def _container_defaults(container: str, fps: Fraction, options: dict[str, str]) 
         # Matroska writes a random segment UID and the muxing date unless told to be
         # bitexact: the same frames made different files on every run.
         options = {**options, "fflags": "+bitexact"}
+    if clock is not None and container in ("mp4", "mov"):
+        # The track's clock is the timestamps' own tick: every frame keeps its exact time.
+        options = {**options, "video_track_timescale": str(clock.time_base.denominator)}
     if container not in ("mp4", "mov") or "movie_timescale" in options:
         return options
-    scale = fps.numerator
+    scale = fps.numerator if clock is None else clock.time_base.denominator
     while scale < 1000:
         scale *= 2
     return {**options, "movie_timescale": str(scale)}

@@ -414,7 +414,7 @@ def json_report(source: str, dest: str, result: Any) -> dict[str, Any]:
         "width": plan.width,
         "height": plan.height,
         "fps": f"{plan.fps.numerator}/{plan.fps.denominator}",
-        "duration": float(result.frames / plan.fps),
+        "duration": float(plan.seconds_at(result.frames) - plan.seconds_at(0)),
         "container": plan.container,
         "codec": plan.encoder,
         "pixel_format": plan.pixel_format,
@@ -427,6 +427,8 @@ def json_report(source: str, dest: str, result: Any) -> dict[str, Any]:
         "encode_fps": round(result.frames / result.seconds, 2) if result.seconds else None,
         "notices": list(plan.notices),
         "audio": _audio_report(result),
+        # Per-frame timestamps: first, last, largest gap and mean rate, in seconds.
+        "timestamps": getattr(plan, "timeline", None),
     }
 
 

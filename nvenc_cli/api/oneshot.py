@@ -55,6 +55,7 @@ def encode(
     audio_codec: str | None = None,
     audio_bitrate: str | int | None = None,
     no_audio: bool = False,
+    timestamps: Any = None,
     verbose: bool | None = None,
 ) -> Any:
     """Encode one clip into ``output`` (a path, or ``"-"`` with ``format``), as ``nvenc encode``.
@@ -69,6 +70,10 @@ def encode(
 
     Returns the encode's result (``frames``, ``bytes``, ``plan`` with the codec, size,
     rate and notices). Every notice is also issued as a ``UserWarning``.
+
+    ``timestamps`` are the frames' times in seconds (a file path as ``--timestamps``, or
+    a 1-D array, tensor or list), kept in the output; ``frame_rate`` is then the nominal
+    rate, derived from them when not given.
     """
     from nvenc_cli.api.video import api_errors, python_spelling
     from nvenc_cli.liblog import api_logging
@@ -162,13 +167,23 @@ def _settings(given: dict[str, Any]) -> tuple[Any, Any]:
         clamp=given["clamp"],
         sample=given["sample"],
         depth_bits=given["depth_bits"],
+        timestamps=_timestamps(given["timestamps"]),
     )
     return options, inputs
 
 
+def _timestamps(value: Any) -> Any:
+    """A path stays a path (read as ``--timestamps`` reads it); times are checked now."""
+    if value is None or isinstance(value, str | os.PathLike):
+        return None if value is None else os.fspath(value)
+    from nvenc_cli.timestamps import Timeline
+
+    return Timeline.of(value)
+
+
 def _encode_frames(frames: Any, dest: str, options: Any, inputs: Any) -> Any:
     """Frames in memory through the same plan and pipeline as a file input."""
-    from nvenc_cli.encoding import adopt_plan, check_output, run_source
+    from nvenc_cli.encoding import adopt_plan, check_output, run_source, source_timeline
     from nvenc_cli.plan import make_plan
     from nvenc_cli.sources.arrays import pick_sample
     from nvenc_cli.sources.memory import MemorySource, check_readable, describe
@@ -186,7 +201,8 @@ def _encode_frames(frames: Any, dest: str, options: Any, inputs: Any) -> Any:
     source = MemorySource(frames, described)
     source.select(inputs.start, inputs.frames)
     source.set_value_range(inputs.value_range, inputs.clamp)
-    plan = make_plan(options, source.info, container)
+    timeline = source_timeline(source, inputs.timestamps)
+    plan = make_plan(options, source.info, container, None, timeline)
     adopt_plan(source, plan)
     source.backend = plan.backend
     audio = _audio_track(options, plan)

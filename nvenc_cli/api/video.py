@@ -180,6 +180,17 @@ def _value_range(value: Any, described: MemoryFrames | None) -> tuple[float, flo
     return pair
 
 
+def _timeline(timestamps: Any, frames: int) -> Any:
+    """``timestamps=`` (seconds, one per frame) checked now: count, order, finiteness."""
+    if timestamps is None:
+        return None
+    from nvenc_cli.timestamps import Timeline
+
+    timeline = Timeline.of(timestamps)
+    timeline.check_count(frames, "frames")
+    return timeline
+
+
 def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise UsageError(f"invalid {name}={value!r}: True or False")
@@ -232,12 +243,14 @@ def _check_path(dest: Any) -> None:
         )
 
 
-def _plan(options: EncodeOptions, source: MemorySource, container: str, cuda_frames: bool) -> EncodePlan:
+def _plan(
+    options: EncodeOptions, source: MemorySource, container: str, cuda_frames: bool, timeline: Any = None
+) -> EncodePlan:
     """``make_plan`` with a hint when CUDA frames meet a machine without NVENC."""
     from nvenc_cli.plan import make_plan
 
     try:
-        return make_plan(options, source.info, container)
+        return make_plan(options, source.info, container, None, timeline)
     except UnavailableError as exc:
         if cuda_frames and options.device == "cuda":
             raise UnavailableError(
@@ -285,12 +298,13 @@ class VideoEncoder:
         self,
         frames: Frames,
         *,
-        frame_rate: float | Fraction | str,
+        frame_rate: float | Fraction | str | None = None,
         device: str | None = None,
         layout: str | None = None,
         value_range: tuple[float, float] | None = None,
         clamp: bool = False,
         verbose: bool | None = None,
+        timestamps: Any = None,
     ) -> None:
         self._clamp = _flag("clamp", clamp)
         self._verbose = verbose
@@ -299,7 +313,10 @@ class VideoEncoder:
             self._described = describe(frames, layout)
             check_readable(frames)
             self._info = self._described.info  # refuses an empty batch now, not at encode time
-            self._frame_rate = _frame_rate(frame_rate)
+            self._timeline = _timeline(timestamps, self._described.layout.frames)
+            if frame_rate is None and self._timeline is None:
+                raise UsageError("frame_rate is required (or pass timestamps=, from which it is derived)")
+            self._frame_rate = None if frame_rate is None else _frame_rate(frame_rate)
             self._device = _device(self._described.device, device)
             self._value_range = _value_range(value_range, self._described)
         self._frames = frames
@@ -423,7 +440,8 @@ class VideoEncoder:
             container = check_output(dest, options)
             source = MemorySource(self._frames, self._described)
             source.set_value_range(self._value_range, self._clamp)
-            plan = _plan(options, source, container, self._described.device.startswith("cuda"))
+            cuda = self._described.device.startswith("cuda")
+            plan = _plan(options, source, container, cuda, self._timeline)
             warn_ignored(plan)
             adopt_plan(source, plan)
             source.backend = plan.backend
@@ -471,14 +489,22 @@ class VideoWriter:
         self._failed = False
         self.frames_written = 0
         """Frames encoded so far."""
+        #: per-frame timestamps: None until the first write says (then every write must)
+        self._timed: bool | None = None
+        self._last_tick: int | None = None
+        self._rounding = Fraction(0)
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` or :meth:`abort` ran (or a write failed)."""
         return self._closed
 
-    def write(self, frames: Frames) -> None:
+    def write(self, frames: Frames, pts: Any = None) -> None:
         """Encode one frame (3-D) or a batch (4-D), tensor or numpy array.
+
+        ``pts`` gives the frames' times in seconds (a number for one frame, a sequence for
+        a batch): they are kept in the file, exactly where the container's clock allows
+        (1 µs for MP4/MOV, 1 ms for Matroska). Give it with every write or with none.
 
         Raises:
             ValueError: the writer is closed; the frames are malformed; or their size,
@@ -501,22 +527,61 @@ class VideoWriter:
                 return
             if self._first is None:
                 _value_range(self._value_range, described)
-                self._start(described)
+                self._start(described, pts is not None)
+            ticks = self._ticks(pts, described.layout.frames)
         try:
             with _api_errors():
-                self._encode(frames, described)
+                self._encode(frames, described, ticks)
         except BaseException:
             self._failed = True
             self.abort()
             raise
 
-    def _start(self, described: MemoryFrames) -> None:
+    def _ticks(self, pts: Any, count: int) -> tuple[int, ...] | None:
+        """The frames' times in the plan's ticks, checked before anything is encoded."""
+        if (pts is not None) != self._timed:
+            raise UsageError(
+                "pts was given with the first write, so every write needs it"
+                if self._timed
+                else "pts was not given with the first write: give it with every write or none"
+            )
+        if pts is None:
+            return None
+        from nvenc_cli.timestamps import Timeline
+
+        values = [pts] if isinstance(pts, int | float | Fraction) and not isinstance(pts, bool) else pts
+        timeline = Timeline.of(values, "pts")
+        timeline.check_count(count, "the frames written")
+        assert self._job is not None
+        base = self._job.plan.time_base
+        ticks = tuple(round(s / base) for s in timeline.seconds)
+        previous = self._last_tick
+        for tick, seconds in zip(ticks, timeline.seconds, strict=True):
+            if previous is not None and tick <= previous:
+                raise UsageError(
+                    f"pts {float(seconds):.6g} s is not after the previous frame's "
+                    f"({float(previous * base):.6g} s, in ticks of {float(base):g} s)"
+                )
+            previous = tick
+        self._rounding = max(
+            self._rounding, *(abs(t * base - s) for t, s in zip(ticks, timeline.seconds, strict=True))
+        )
+        self._last_tick = ticks[-1]
+        return ticks
+
+    def _start(self, described: MemoryFrames, timed: bool = False) -> None:
         """Plan from the first frame: its size is checked against the pixel format here."""
         from nvenc_cli.pipeline import Job
 
         source = MemorySource(None, described)
         options = replace(self._options, device=_device(described.device, self._device))
-        plan = _plan(options, source, self._container, described.device.startswith("cuda"))
+        tick = None
+        if timed:
+            from nvenc_cli.timestamps import writer_clock
+
+            tick = writer_clock(self._container)
+        plan = _plan(options, source, self._container, described.device.startswith("cuda"), tick)
+        self._timed = timed
         warn_ignored(plan)
         with api_logging(self._verbose):
             self._job = Job(plan, self._dest, options.overwrite, self._audio)
@@ -534,7 +599,7 @@ class VideoWriter:
             if want != got:
                 raise UsageError(f"frame {what} {got} differs from the first frame's {want}")
 
-    def _encode(self, frames: Frames, described: MemoryFrames) -> None:
+    def _encode(self, frames: Frames, described: MemoryFrames, ticks: tuple[int, ...] | None = None) -> None:
         job = self._job
         assert job is not None
         layout = described.layout
@@ -542,7 +607,10 @@ class VideoWriter:
         step = self._options.batch_size
         for index in range(0, layout.frames, step):
             raw = frames if layout.single else frames[index : index + step]
-            job.write(to_backend(raw, layout, depth, self.frames_written, job.plan.backend, self._values))
+            job.write(
+                to_backend(raw, layout, depth, self.frames_written, job.plan.backend, self._values),
+                None if ticks is None else ticks[index : index + step],
+            )
             self.frames_written = job.frames
 
     def close(self) -> None:
@@ -563,6 +631,13 @@ class VideoWriter:
         with _api_errors():
             _warn_if_fell_back(job.finish())
         _warn_clamped(self._values)
+        if self._rounding:
+            warnings.warn(
+                f"pts rounded to the file's clock ({float(job.plan.time_base):g} s): a frame moved by up "
+                f"to {float(self._rounding) * 1000:.3g} ms",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def abort(self) -> None:
         """Stop without completing: a path output is removed; safe to call any time."""

@@ -137,6 +137,11 @@ class CpuSession:
             raise UsageError(f"unknown option -x {unused[0]}: {plan.encoder} has no such option")
         self.ctx = ctx
         self.description = self._describe(plan)
+        #: one frame at the nominal rate, in the time base (the last frame's duration)
+        self._nominal = max(1, round(1 / (plan.fps * plan.time_base)))
+        #: each pending frame's duration by its pts: encoders drop it, the muxer needs the
+        #: last frame's (per-frame timestamps only)
+        self._durations: dict[int, int] = {}
         self._channels = plan.source.channels
         self._last_dts: int | None = None
         self._reformat_args = _reformat_args(plan)
@@ -147,7 +152,7 @@ class CpuSession:
         if plan.pixel_format == "pal8":
             from nvenc_cli.backends.palette import PaletteConverter
 
-            self._palette = PaletteConverter(plan.width, plan.height, plan.fps)
+            self._palette = PaletteConverter(plan.width, plan.height, plan.time_base)
 
     # The three steps an FFmpeg encoder of another kind (ffmpeg_nvenc.py) does its own way;
     # everything else — conversion, tags, timestamps — is shared.
@@ -199,7 +204,7 @@ class CpuSession:
                 image = image[:, :, 0]
             if self._palette is not None:
                 frame = av.VideoFrame.from_ndarray(image, format=self._input_format(image))
-                frame.pts = batch.start + offset
+                frame.pts = batch.pts_of(offset)
                 frames.extend(self._palette.convert(frame))
                 continue
             if self._exact is not None and image.dtype.itemsize == 2:
@@ -210,7 +215,9 @@ class CpuSession:
             # gamut/transfer conversion on top of the matrix (see _reformat_args).
             out.color_primaries = self.plan.color.primaries
             out.color_trc = self.plan.color.transfer
-            out.pts = batch.start + offset
+            out.pts = batch.pts_of(offset)
+            if batch.pts is not None:
+                out.duration = self._durations[out.pts] = batch.duration_of(offset, self._nominal)
             frames.append(out)
         return frames
 
@@ -241,7 +248,9 @@ class CpuSession:
         except av.FFmpegError as exc:
             raise EncoderError(f"{self.plan.encoder} failed: {brief(exc)}") from None
         for packet in packets:
-            self._last_dts = _repair_dts(packet, self._last_dts)
+            self._last_dts = _repair_dts(packet, self._last_dts, self.plan.max_step)
+            if self._durations and packet.pts is not None:
+                packet.duration = self._durations.pop(packet.pts, packet.duration)
         return packets
 
     def close(self) -> None:
@@ -253,19 +262,20 @@ class CpuSession:
 _MAX_REORDER = 64
 
 
-def _repair_dts(packet: av.Packet, last: int | None) -> int | None:
+def _repair_dts(packet: av.Packet, last: int | None, step: int = 1) -> int | None:
     """Replace an impossible dts and return the dts to compare the next packet with.
 
     libx265 (4.2, through FFmpeg 8's wrapper) sometimes hands back a lone frame with an
     uninitialised dts (e.g. -2459565876494606882): MP4 then refuses the whole file
     ("pts/dts pair unsupported"). A dts must not pass its pts, must lie within the
     reorder window and must grow; when it breaks that, the frame decodes next, so it
-    gets the next decode slot (or its own pts if it is the first packet).
+    gets the next decode slot (or its own pts if it is the first packet). ``step`` is the
+    largest gap between frames in the time base (1 at a constant rate).
     """
     pts, dts = packet.pts, packet.dts
     if pts is None:
         return last if dts is None else dts
-    if dts is not None and pts - _MAX_REORDER <= dts <= pts and (last is None or dts > last):
+    if dts is not None and pts - _MAX_REORDER * step <= dts <= pts and (last is None or dts > last):
         return dts
     packet.dts = pts if last is None else last + 1
     return packet.dts

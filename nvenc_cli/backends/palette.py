@@ -69,18 +69,19 @@ class PaletteConverter:
     is left once the input ends.
     """
 
-    def __init__(self, width: int, height: int, rate: Fraction) -> None:
-        self.width, self.height, self.rate = width, height, rate
+    def __init__(self, width: int, height: int, time_base: Fraction) -> None:
+        self.width, self.height, self.time_base = width, height, time_base
+        self._pts: list[int] = []  # each waiting frame's time, kept for its paletted twin
         self._size = max(1, min(_WINDOW_FRAMES, _WINDOW_BYTES // (width * height * 3)))
         self._window: list[np.ndarray] = []
         self._first: np.ndarray | None = None  # (256, 3) RGB
         self._first_exact = False
         self._own_palettes = False  # the first palette has been left for good
-        self._made = 0
 
     def convert(self, frame: Any) -> list[Any]:
         """Take one RGB ``av.VideoFrame``; returns the paletted frames now ready."""
         self._window.append(_rgb24(frame.to_ndarray()))
+        self._pts.append(frame.pts)
         return self._emit() if len(self._window) >= self._size else []
 
     def flush(self) -> list[Any]:
@@ -88,8 +89,9 @@ class PaletteConverter:
 
     def _emit(self) -> list[Any]:
         window, self._window = self._window, []
+        times, self._pts = self._pts, []
         palette, indices = self._choose(window)
-        return [self._frame(mapped, palette) for mapped in indices]
+        return [self._frame(mapped, palette, pts) for mapped, pts in zip(indices, times, strict=True)]
 
     def _choose(self, window: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         """The palette for this window and the frames mapped to it (see the module's why)."""
@@ -111,7 +113,7 @@ class PaletteConverter:
             return own, fresh
         return self._first, kept
 
-    def _frame(self, indices: np.ndarray, palette: np.ndarray) -> Any:
+    def _frame(self, indices: np.ndarray, palette: np.ndarray, pts: int) -> Any:
         import av
         import numpy as np
 
@@ -119,9 +121,8 @@ class PaletteConverter:
         argb[:, 0] = 255
         argb[:, 1:] = palette
         frame = av.VideoFrame.from_ndarray((np.ascontiguousarray(indices), argb), format="pal8")
-        frame.pts = self._made
-        frame.time_base = 1 / self.rate
-        self._made += 1
+        frame.pts = pts
+        frame.time_base = self.time_base
         return frame
 
 

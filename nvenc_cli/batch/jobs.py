@@ -114,9 +114,20 @@ def jobs_from_inputs(
     if uses_sample(template):
         return _sample_jobs(inputs, template, options, input_options)
     return [
-        JobSpec(spec, expand_output(template, spec, i), options, input_options, i)
+        JobSpec(spec, expand_output(template, spec, i), options, per_job_inputs(input_options, spec, i), i)
         for i, spec in enumerate(inputs)
     ]
+
+
+def per_job_inputs(input_options: InputOptions, spec: str, index: int) -> InputOptions:
+    """A job's own ``--timestamps`` file: placeholders in it are filled from the job's
+    input as in ``-o`` (``--timestamps '{stem}.times.npy'``)."""
+    from dataclasses import replace
+
+    path = input_options.timestamps
+    if path is None or not has_placeholder(path):
+        return input_options
+    return replace(input_options, timestamps=expand_output(path, spec, index))
 
 
 def _sample_jobs(

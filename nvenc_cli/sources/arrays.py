@@ -125,6 +125,21 @@ class ArraySource(Source):
             raise InputDataError(f"{self.name}: its {name!r} entry ({value!r}) is not a frame rate") from None
         self.fps_from = f"the file's {name!r} entry"
 
+    def _take_timestamps(self, entry: tuple[str, Any] | None) -> None:
+        """Use per-frame timestamps saved beside the frames (``timestamps``/``pts``/``t``)."""
+        if entry is None:
+            return
+        from nvenc_cli.timestamps import Timeline
+
+        name, values = entry
+        if values is None:
+            raise InputDataError(f"{self.name}: its {name!r} entry is not a list of times in seconds")
+        try:
+            self.timeline = Timeline.of(values, f"its {name!r} entry")
+        except InputDataError as exc:
+            raise InputDataError(f"{self.name}: {exc}") from None
+        self.timeline_from = f"the file's {name!r} entry"
+
     def _windows(self, start: int, size: int) -> Iterator[np.ndarray]:
         size = min(size, self._max_window)
         for index in range(start, self.layout.frames, size):
@@ -256,9 +271,11 @@ class NpzSource(ArraySource):
         self._listed: list[zipfile.ZipInfo] = []
         try:
             member, rate = _pick_member(self._zip, key, path)
+            stamps = _timestamps_member(self._zip, key)
             if isinstance(member, list):
                 self._open_list(member, layout)
                 self._take_rate(rate)
+                self._take_timestamps(stamps)
                 return
             self.name = f"{path}[{member.filename.removesuffix('.npy')}]"
             try:
@@ -270,6 +287,7 @@ class NpzSource(ArraySource):
             self._setup(self.stream.shape, self.stream.dtype, layout)
             self.stream.setup_frames(self.layout)
             self._take_rate(rate)
+            self._take_timestamps(stamps)
         except BaseException:
             self._zip.close()
             raw.close()
@@ -365,6 +383,28 @@ def _pick_member(
     return members[frames[0]], rate
 
 
+def _timestamps_member(archive: zipfile.ZipFile, key: str | None) -> tuple[str, Any] | None:
+    """A 1-D ``timestamps``/``pts``/``t`` member beside the frames: its name and values."""
+    from nvenc_cli.sources.ptfile import VECTOR_LIMIT
+    from nvenc_cli.timestamps import ENTRY_NAMES
+
+    members = {m.filename.removesuffix(".npy"): m for m in archive.infolist()}
+    for name in ENTRY_NAMES:
+        member = members.get(name)
+        if member is None or name == (key or "").removesuffix(".npy"):
+            continue
+        if len(_member_shape(archive, member)) != 1:
+            return None
+        if member.file_size > VECTOR_LIMIT:
+            raise InputDataError(f"its {name!r} entry holds more values than any video's frames")
+        try:
+            with archive.open(member) as fh:
+                return name, np.lib.format.read_array(fh, allow_pickle=False)
+        except Exception:
+            return name, None
+    return None
+
+
 def _member_shape(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[int, ...]:
     """A member's array shape from its .npy header alone (nothing else is inflated)."""
     try:
@@ -416,6 +456,7 @@ class TorchSource(ArraySource):
                 self._frames.close()
                 raise
             self._take_rate(self._frames.rate)
+            self._take_timestamps(self._frames.timestamps)
             return
         loaded, self._mapped = _torch_load(path)
         picked, parent = _pick_tensor(loaded, key, path)
@@ -433,11 +474,12 @@ class TorchSource(ArraySource):
             tensor = tensor[index]
         self.tensor = tensor
         self._setup(tuple(tensor.shape), _torch_dtype_name(tensor), layout)
-        from nvenc_cli.sources.ptfile import number, rate_entry
+        from nvenc_cli.sources.ptfile import number, rate_entry, timestamps_entry
 
         entry = rate_entry(parent)
         value = None if entry is None else number(entry[1])
         self._take_rate(None if value is None else (entry[0], value))
+        self._take_timestamps(timestamps_entry(parent))
 
     def _read(self, index: int, count: int) -> np.ndarray:
         if self._frames is not None:

@@ -11,6 +11,7 @@ import numpy as np
 from nvenc_cli.errors import InputDataError
 from nvenc_cli.frames import FrameInfo
 from nvenc_cli.sources.layout import ValueMap, check_code_range
+from nvenc_cli.timestamps import Timeline
 
 # Upper bound on one window's frames. Below glibc's largest mmap threshold (32 MiB), so a
 # freed window's memory is reused from the heap rather than unmapped and faulted in
@@ -44,6 +45,12 @@ class Source(ABC):
         #: the range samples are in (``--value-range``) and ``--clamp``; floats default to
         #: [0, 1], integers to their dtype's codes. It also counts what was clamped.
         self.value_range = ValueMap()
+        #: per-frame timestamps (``--timestamps``, an entry beside the frames, or the API's
+        #: ``timestamps=``), trimmed by ``select``; None means the constant rate
+        self.timeline: Timeline | None = None
+        #: where ``timeline`` came from when it is file data worth a notice, and how to undo it
+        self.timeline_from: str | None = None
+        self.timeline_hint = "--timestamps overrides them"
 
     @property
     def is_float(self) -> bool:

@@ -433,6 +433,43 @@ def rate_entry(containers: list[Any]) -> tuple[str, Any] | None:
     return None
 
 
+def timestamps_entry(containers: list[Any]) -> tuple[str, Any] | None:
+    """The name and raw value of a per-frame timestamps entry beside the frames
+    (``{'frames': t, 'timestamps': ts}``), found as ``rate_entry`` finds a rate."""
+    from nvenc_cli.timestamps import ENTRY_NAMES
+
+    for container in containers:
+        if not isinstance(container, dict):
+            continue
+        for name in ENTRY_NAMES:
+            for k, value in container.items():
+                if str(k) == name:
+                    return name, value
+    return None
+
+
+# The most bytes a timestamps entry may hold (8 bytes a frame: 8 million frames).
+VECTOR_LIMIT = 64 << 20
+
+
+def read_vector(archive: zipfile.ZipFile, ref: TensorRef, order: str) -> list[Any] | None:
+    """The values of a 1-D numeric tensor recorded by the fast unpickler (timestamps)."""
+    code = _SCALAR_DTYPES.get(ref.dtype)
+    if code is None or len(ref.size) != 1:
+        return None
+    dtype = np.dtype(order + code) if code[1] != "1" else np.dtype(code)
+    count = ref.size[0]
+    if count * dtype.itemsize > VECTOR_LIMIT:
+        raise InputDataError(f"its timestamps entry holds {count} values: more than any video's frames")
+    try:
+        with archive.open(ref.storage.member) as fh:
+            data = fh.read((ref.offset + count * ref.stride[0]) * dtype.itemsize)
+        values = np.frombuffer(data, dtype, offset=ref.offset * dtype.itemsize)[:: ref.stride[0]][:count]
+    except Exception:  # damaged: said when the frames are read, or the entry is ignored
+        return None
+    return values.tolist()
+
+
 def number(value: Any, read_ref: Callable[[TensorRef], Any] | None = None) -> float | int | None:
     """A plain number from a frame-rate entry (int, float, a one-element tensor), else None."""
     if isinstance(value, bool):
@@ -535,10 +572,18 @@ class PtFrames:
             info = archive.getinfo(tensor.storage.member)
             #: (entry name, value) of a frame rate saved beside the frames, if any.
             self.rate: tuple[str, Any] | None = None
-            entry = rate_entry(_parent_of(obj, key, path))
+            parents = _parent_of(obj, key, path)
+            entry = rate_entry(parents)
             if entry is not None:
                 value = number(entry[1], lambda ref: read_scalar(archive, ref, order))
                 self.rate = None if value is None else (entry[0], value)
+            #: (entry name, values) of per-frame timestamps saved beside the frames, if any.
+            self.timestamps: tuple[str, Any] | None = None
+            stamps = timestamps_entry(parents)
+            if stamps is not None:
+                name, value = stamps
+                values = read_vector(archive, value, order) if isinstance(value, TensorRef) else value
+                self.timestamps = (name, values)
         typed = tensor.storage.dtype in ("", tensor.dtype)
         if tensor.dtype not in _READABLE or not tensor.plain or not typed:
             raise NeedsTorch(f"dtype {tensor.dtype}")

@@ -75,10 +75,38 @@ class VideoSource(Source):
         self.rotation = 0
         sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
         self.sample_aspect = Fraction(sar) if sar and Fraction(sar) != 1 else None
+        if file is None and os.path.isfile(path):
+            self._keep_variable_rate(path)
         self._decoded = self._container.decode(self._stream)
         self._first = self._peek()
         if self._first is not None:
             self.rotation = round(self._first.rotation or 0) % 360
+
+    def _keep_variable_rate(self, path: str) -> None:
+        """A variable-rate video keeps its frames' times: they are read from its packets
+        (no decoding) by a second reader, before the plan is made. A constant-rate one is
+        written at its rate as before. ``-r`` re-times either (``encoding.prepare``)."""
+        import av
+
+        from nvenc_cli.timestamps import Timeline
+
+        base = self._stream.time_base
+        if base is None:
+            return
+        try:
+            with av.open(path, "r") as again:
+                stream = again.streams.video[0]
+                times = sorted(p.pts for p in again.demux(stream) if p.pts is not None and p.size)
+        except (av.FFmpegError, OSError, ValueError, IndexError):
+            return  # the decoder reports a damaged file; times stay at the constant rate
+        steps = {b - a for a, b in itertools.pairwise(times)}
+        if len(times) < 2 or len(steps) <= 1 or min(steps) <= 0:
+            return
+        self.timeline = Timeline(tuple((t - times[0]) * Fraction(base) for t in times))
+        self.timeline_from = "the input's own frame times (variable frame rate)"
+        self.timeline_hint = "-r N re-times them to a constant rate"
+        self.variable_rate = True
+        self._frames = len(times)
 
     def _peek(self) -> object | None:
         """The first frame, decoded now: its side data carries the display matrix, which
@@ -122,7 +150,7 @@ class VideoSource(Source):
         if batch:
             yield np.stack(batch)
         self._notice_damage(index, damaged)
-        note = timing.notice(self.name)
+        note = timing.notice(self.name) if self.timeline is None else None
         if note:
             self.notices.append(note)
 
