@@ -314,9 +314,9 @@ class VideoEncoder:
             check_readable(frames)
             self._info = self._described.info  # refuses an empty batch now, not at encode time
             self._timeline = _timeline(timestamps, self._described.layout.frames)
-            if frame_rate is None and self._timeline is None:
-                raise UsageError("frame_rate is required (or pass timestamps=, from which it is derived)")
-            self._frame_rate = None if frame_rate is None else _frame_rate(frame_rate)
+            # frame_rate may be left out only when timestamps= give the frames' times.
+            given = frame_rate is not None or self._timeline is None
+            self._frame_rate = _frame_rate(frame_rate) if given else None
             self._device = _device(self._described.device, device)
             self._value_range = _value_range(value_range, self._described)
         self._frames = frames
