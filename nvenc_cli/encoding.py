@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from nvenc_cli.errors import UsageError
 from nvenc_cli.mux import Destination, check_destination
-from nvenc_cli.options import EncodeOptions, container_for
+from nvenc_cli.options import EncodeOptions, container_for, resolve_color
 from nvenc_cli.pipeline import Progress, Result, run
 from nvenc_cli.plan import EncodePlan, make_plan
 from nvenc_cli.sources import Source, open_source
@@ -89,8 +89,49 @@ def prepare(
         source.close()
         raise
     plan = carry_display(source, plan)
+    plan = pass_planes(source, plan, options)
     adopt_plan(source, plan)
     return source, plan
+
+
+# FFmpeg's colour codes for the matrices nvenc knows (ISO/IEC 23091-2): what a decoded
+# frame says of its own maths.
+_MATRIX_OF_SPACE = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 4: "fcc"}
+
+
+def pass_planes(source: Source, plan: EncodePlan, options: EncodeOptions) -> EncodePlan:
+    """Let a video input's decoded planes go to the encoder as they are, when the output
+    keeps their pixel format, size and colour: no RGB round trip (CPU time, and a
+    generation of chroma and rounding loss). The file is then tagged with the input's own
+    colour (a tagged input keeps its matrix and range unless --color-matrix/--color-range
+    ask for others; an untagged one is tagged by the usual rule, as players read it)."""
+    from nvenc_cli.sources.video import VideoSource
+
+    if not isinstance(source, VideoSource) or plan.backend != "cpu" or plan.resize or plan.geometry:
+        return plan
+    facts = source.planes()
+    if facts is None or facts[0] != plan.pixel_format or plan.color.matrix is None:
+        return plan
+    _, primaries, transfer, space, code = facts
+    matrix = _MATRIX_OF_SPACE.get(space)
+    rng = {1: "tv", 2: "pc"}.get(code)
+    wanted_matrix = options.color_matrix or matrix or plan.color.matrix
+    wanted_range = options.color_range or rng or plan.color.range
+    if (matrix or plan.color.matrix) != wanted_matrix or (rng or plan.color.range) != wanted_range:
+        return plan  # the user asks for other maths: convert
+    color = plan.color
+    if matrix is not None:
+        keep = resolve_color(matrix, wanted_range, plan.height, plan.pixel_format)
+        color = replace(
+            keep,
+            primaries=primaries if primaries != 2 else keep.primaries,
+            transfer=transfer if transfer != 2 else keep.transfer,
+            space=space,
+        )
+    elif rng is not None:
+        color = replace(color, range=rng)
+    source.passthrough = True  # type: ignore[attr-defined]
+    return replace(plan, color=color)
 
 
 # Containers whose stream can hold a display matrix (FFmpeg writes it for these).

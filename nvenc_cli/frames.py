@@ -31,6 +31,26 @@ class FrameInfo:
         return self.width * self.height * self.channels * (2 if self.depth > 8 else 1)
 
 
+class PlaneWindow:
+    """Decoded video frames that go to the encoder as they are: their pixel format,
+    matrix, range and size are the output's, so converting them to RGB and back would
+    only cost CPU and a generation of chroma and rounding loss. Sliced and measured like
+    an NHWC window (``shape[0]`` is the frame count)."""
+
+    def __init__(self, frames: list[Any], width: int, height: int) -> None:
+        self.frames, self.width, self.height = frames, width, height
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.frames), self.height, self.width, 3)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, window: slice) -> PlaneWindow:
+        return PlaneWindow(self.frames[window], self.width, self.height)
+
+
 @dataclass
 class FrameBatch:
     """``data`` is NHWC (N, H, W, C), C-contiguous, uint8 or uint16.

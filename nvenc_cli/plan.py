@@ -140,7 +140,7 @@ def make_plan(
     else:
         writer_tick = None
     nominal = timeline.nominal_rate() if timeline is not None else None
-    fps = options.fps or nominal or fps_hint or DEFAULT_FPS
+    fps = options.fps or fps_hint or nominal or DEFAULT_FPS
     clock = timeline.clock(container) if timeline is not None else None
     if writer_tick is not None:
         clock = Clock(writer_tick, ())

@@ -43,7 +43,7 @@ def test_pt_fps_entry_sets_the_rate_with_a_notice(
 
 def test_npz_frames_beside_scalars(tmp_path: Path, clip: np.ndarray) -> None:
     path = tmp_path / "clip.npz"
-    np.savez_compressed(path, frames=clip, frame_rate=np.array(29.97), timestamps=np.arange(5))
+    np.savez_compressed(path, frames=clip, frame_rate=np.array(29.97), labels=np.arange(5))
     out = tmp_path / "out.mp4"
     done = run_cli("encode", path, "-o", out)
     assert done.returncode == 0, done.stderr
@@ -51,6 +51,13 @@ def test_npz_frames_beside_scalars(tmp_path: Path, clip: np.ndarray) -> None:
     assert "'frame_rate' entry" in done.stderr.decode()
     decoded, _ = decode(out)
     assert len(decoded) == 5 and psnr(decoded, clip) > 35
+    # A 'timestamps' entry beside them is each frame's time, kept (tests/test_timestamps.py).
+    timed = tmp_path / "timed.npz"
+    np.savez_compressed(timed, frames=clip, frame_rate=np.array(29.97), timestamps=np.arange(5))
+    done = run_cli("encode", timed, "-o", tmp_path / "timed.mp4")
+    assert done.returncode == 0 and "'timestamps' entry" in done.stderr.decode()
+    _, facts = decode(tmp_path / "timed.mp4")
+    assert [pts * facts["time_base"] for pts in facts["pts"]] == list(range(5))
     two = tmp_path / "two.npz"
     np.savez(two, a=clip, b=clip, fps=np.array(24))
     refused = run_cli("encode", two, "-o", tmp_path / "two.mp4")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from nvenc_cli.backends.base import Availability
 from nvenc_cli.backends.exact import exact_converter
 from nvenc_cli.errors import EncoderError, SettingError, UsageError, brief, tc_open_failed
+from nvenc_cli.frames import PlaneWindow
 
 if TYPE_CHECKING:
     import av
@@ -197,6 +198,8 @@ class CpuSession:
         import av
 
         data = batch.data
+        if isinstance(data, PlaneWindow):
+            return [self._as_is(frame, batch, offset) for offset, frame in enumerate(data.frames)]
         frames = []
         for offset in range(data.shape[0]):
             image = data[offset]
@@ -220,6 +223,23 @@ class CpuSession:
                 out.duration = self._durations[out.pts] = batch.duration_of(offset, self._nominal)
             frames.append(out)
         return frames
+
+    def _as_is(self, frame: Any, batch: FrameBatch, offset: int) -> Any:
+        """A decoded frame whose planes the encoder takes as they are: only its time and
+        tags are set. Its picture type is cleared, or the decoder's I/P/B choices would
+        force the encoder's (FFmpeg honours a frame's pict_type as a forced type)."""
+        from av.video.frame import PictureType
+
+        frame.pict_type = PictureType.NONE
+        frame.color_primaries = self.plan.color.primaries
+        frame.color_trc = self.plan.color.transfer
+        frame.colorspace = self.plan.color.space
+        frame.color_range = self.plan.color.range_code
+        frame.time_base = self.plan.time_base
+        frame.pts = batch.pts_of(offset)
+        if batch.pts is not None:
+            frame.duration = self._durations[frame.pts] = batch.duration_of(offset, self._nominal)
+        return frame
 
     def _input_format(self, image: Any) -> str:
         """PyAV's name for an NHWC frame, from its real sample size.

@@ -6,12 +6,12 @@ import itertools
 import os
 from collections.abc import Iterator
 from fractions import Fraction
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
 from nvenc_cli.errors import InputDataError, InputMissingError, brief
-from nvenc_cli.frames import FrameInfo
+from nvenc_cli.frames import FrameInfo, PlaneWindow
 from nvenc_cli.sources.base import Source
 
 VIDEO_EXTENSIONS = (
@@ -99,14 +99,22 @@ class VideoSource(Source):
                 times = sorted(p.pts for p in again.demux(stream) if p.pts is not None and p.size)
         except (av.FFmpegError, OSError, ValueError, IndexError):
             return  # the decoder reports a damaged file; times stay at the constant rate
-        steps = {b - a for a, b in itertools.pairwise(times)}
-        if len(times) < 2 or len(steps) <= 1 or min(steps) <= 0:
+        if len(times) < 2 or len(set(times)) < len(times) or self._constant(times, Fraction(base)):
             return
         self.timeline = Timeline(tuple((t - times[0]) * Fraction(base) for t in times))
         self.timeline_from = "the input's own frame times (variable frame rate)"
         self.timeline_hint = "-r N re-times them to a constant rate"
         self.variable_rate = True
         self._frames = len(times)
+
+    def _constant(self, times: list[int], base: Fraction) -> bool:
+        """Whether every frame lies within one tick of where the stream's own rate puts it
+        (a constant rate rounded to the container's clock, e.g. 24 fps in milliseconds)."""
+        rate = self.fps_hint
+        if not rate:
+            return False
+        tick = 1 / rate / base  # frame length in ticks
+        return all(abs((t - times[0]) - k * tick) <= 1 for k, t in enumerate(times))
 
     def _peek(self) -> object | None:
         """The first frame, decoded now: its side data carries the display matrix, which
@@ -125,6 +133,23 @@ class VideoSource(Source):
     def total(self) -> int | None:
         return self._frames
 
+    #: the decoded frames go to the encoder as they are (``encoding.pass_planes``)
+    passthrough = False
+
+    def planes(self) -> tuple[str, int, int, int, int] | None:
+        """The decoded frames' pixel format and colour codes (primaries, transfer, matrix,
+        range), read from the first frame; None when there is no frame to read them from."""
+        frame = self._first
+        if frame is None or frame.format is None:
+            return None
+        return (
+            frame.format.name,
+            int(frame.color_primaries or 2),
+            int(frame.color_trc or 2),
+            int(frame.colorspace or 2),
+            int(frame.color_range or 0),
+        )
+
     def _windows(self, start: int, size: int) -> Iterator[np.ndarray]:
         import av
 
@@ -140,15 +165,15 @@ class VideoSource(Source):
                 if frame.is_corrupt:  # type: ignore[attr-defined]
                     damaged.append(index)
                 if index >= start:
-                    batch.append(self._to_rgb(frame))
+                    batch.append(self._as_is(frame) if self.passthrough else self._to_rgb(frame))
                     if len(batch) == size:
-                        yield np.stack(batch)
+                        yield self._window(batch)
                         batch = []
                 index += 1
         except av.FFmpegError as exc:
             raise InputDataError(f"{self.name}: decoding failed at frame {index} ({exc})") from None
         if batch:
-            yield np.stack(batch)
+            yield self._window(batch)
         self._notice_damage(index, damaged)
         note = timing.notice(self.name) if self.timeline is None else None
         if note:
@@ -167,12 +192,25 @@ class VideoSource(Source):
                 "(damaged or missing data was skipped)"
             )
 
-    def _to_rgb(self, frame: object) -> np.ndarray:
-        if frame.width != self.info.width or frame.height != self.info.height:  # type: ignore[attr-defined]
+    def _window(self, batch: list) -> Any:
+        if self.passthrough:
+            return PlaneWindow(batch, self.info.width, self.info.height)
+        return np.stack(batch)
+
+    def _as_is(self, frame: Any) -> Any:
+        """A decoded frame for the encoder as it is, once its size is checked."""
+        self._check_size(frame)
+        return frame
+
+    def _check_size(self, frame: Any) -> None:
+        if frame.width != self.info.width or frame.height != self.info.height:
             raise InputDataError(
                 f"{self.name}: frame size changes mid-stream "
-                f"({self.info.width}x{self.info.height} → {frame.width}x{frame.height})"  # type: ignore[attr-defined]
+                f"({self.info.width}x{self.info.height} → {frame.width}x{frame.height})"
             )
+
+    def _to_rgb(self, frame: Any) -> np.ndarray:
+        self._check_size(frame)
         rgb = frame.reformat(  # type: ignore[attr-defined]
             format=self._rgb,
             src_color_range=frame.color_range or None,  # type: ignore[attr-defined]
