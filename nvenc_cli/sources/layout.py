@@ -182,15 +182,13 @@ def check_float_range(
     slack = (hi - lo) * RANGE_TOLERANCE
     if lo - slack <= low and high <= hi + slack:
         return
-    where = f"frame {first}" if count == 1 else f"frames {first}–{first + count - 1}"
+    where = f"frame {first} holds" if count == 1 else f"frames {first}–{first + count - 1} hold"
     fix = (
         range_hint(low, high)
         if value_range is None
         else "pass the --value-range they are really in, or clamp them"
     )
-    raise InputDataError(
-        f"{where} hold float values from {low:.4g} to {high:.4g}, outside {_span(lo, hi)}: {fix}"
-    )
+    raise InputDataError(f"{where} float values from {low:.4g} to {high:.4g}, outside {_span(lo, hi)}: {fix}")
 
 
 def _from_float(
