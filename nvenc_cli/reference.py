@@ -32,7 +32,8 @@ def _cell(text: str) -> str:
 def _names(param: Any) -> str:
     if not manpage.is_option(param):
         return f"`{param.metavar or param.name.upper()}`"
-    names = sorted([*param.opts, *getattr(param, "secondary_opts", [])], key=lambda n: (n.startswith("--"), n))
+    names = [*param.opts, *getattr(param, "secondary_opts", [])]
+    names.sort(key=lambda n: (n.startswith("--"), n))  # short form first, as in the man page
     value = manpage.metavar(param)
     return ", ".join(f"`{n}`" for n in names) + (f" `{value}`".replace("|", "\\|") if value else "")
 
@@ -79,7 +80,8 @@ def cli_markdown() -> str:
 def exit_codes_markdown() -> str:
     """The exit codes, from the man page's EXIT STATUS list."""
     rows = ["| code | meaning |", "|---|---|"]
-    return "\n".join(rows + [f"| {_plain(code)} | {_cell(_plain(text))} |" for code, text in manpage.EXIT_STATUS])
+    rows += [f"| {_plain(code)} | {_cell(_plain(text))} |" for code, text in manpage.EXIT_STATUS]
+    return "\n".join(rows)
 
 
 def fill(markdown: str) -> str:
