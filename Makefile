@@ -53,8 +53,8 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check nvenc_cli tests bench
-	$(VENV)/bin/ruff format --check nvenc_cli tests bench
+	$(VENV)/bin/ruff check nvenc_cli tests bench docs/hooks.py
+	$(VENV)/bin/ruff format --check nvenc_cli tests bench docs/hooks.py
 
 man: $(STAMP)
 	$(PY) -m nvenc_cli.manpage --output man/nvenc.1
