@@ -294,3 +294,31 @@ def test_encode_help_is_panelled_short_and_ends_with_examples() -> None:
         assert re.search(rf"─ {panel} ─", done.stdout), panel
     assert "Output for people and scripts" in done.stdout
     assert "Examples:" in done.stdout and done.stdout.count("nvenc encode ") >= 3
+
+
+def help_examples() -> list[tuple[str, str]]:
+    """(command, example line) for every example at the end of an ``--help``."""
+    import typer.main
+
+    from nvenc_cli.cli import app
+
+    group = typer.main.get_command(app)
+    found = [("nvenc", line) for line in (group.epilog or "").splitlines()]
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        found += [(name, line) for line in (command.epilog or "").splitlines()]
+    return [(name, line.split("  #")[0].strip()) for name, line in found if line.startswith("  nvenc ")]
+
+
+@pytest.mark.parametrize(("command", "example"), help_examples(), ids=lambda v: v)
+def test_help_example_runs(command: str, example: str, inputs: Path, tmp_path: Path) -> None:
+    if "$SLURM" in example:
+        pytest.skip("needs a Slurm array task's environment")
+    _needs(example + " ")
+    work = fresh_copy(inputs, tmp_path)
+    before = set(work.rglob("*"))
+    done = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + example], cwd=work, env=environment(tmp_path / ".bin"),
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{command} --help example failed: {example}\n{done.stderr[-2000:]}"
+    check_outputs(work, before)
