@@ -549,7 +549,7 @@ def test_version_goes_to_stdout() -> None:
 
 
 def test_one_of_a_thing_reads_singular(tmp_path: Path) -> None:
-    """"1 frames", "1 jobs" and "frame 0 hold" read as bugs: counts agree with their nouns."""
+    """Counts agree with their nouns: "1 frames", "1 jobs" and "frame 0 hold" read as bugs."""
     sample = run_cli("testsrc", tmp_path / "one.npy", "-s", "64x48", "--frames", "1")
     assert sample.returncode == 0 and "wrote 1 frame of 64x48" in sample.stderr.decode()
     video = run_cli("encode", tmp_path / "one.npy", "-o", tmp_path / "one.mp4")

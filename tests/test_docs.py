@@ -215,6 +215,8 @@ def check_outputs(where: Path, before: set[Path]) -> list[Path]:
 
 
 def _needs(code: str) -> None:
+    if re.search(r"\b(frames|gen)\.pt\b|import torch", code):
+        pytest.importorskip("torch", reason="the example reads or makes torch tensors")
     for program in EXTERNAL:
         if re.search(rf"(^|[|;&(]\s*|\s){program}\s", code, re.MULTILINE) and shutil.which(program) is None:
             pytest.skip(f"the example calls {program}, which is not installed")
@@ -249,6 +251,7 @@ def test_python_examples_run(page: Path, inputs: Path, tmp_path: Path) -> None:
     runnable = [b for b in blocks(page) if b.lang == "python" and not b.skip]
     if not runnable:
         pytest.skip("every Python example on this page is marked to skip")
+    _needs("".join(b.code for b in runnable))
     work = fresh_copy(inputs, tmp_path)
     before = set(work.rglob("*"))
     script = "".join(f"# --- {b.name}\n{b.code}\n" for b in runnable)
