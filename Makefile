@@ -9,8 +9,12 @@ PIP    := $(VENV)/bin/pip
 TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
+# `make demo` gets its own venv with nvenc's runtime dependencies only (no torch, no test or
+# docs tools): what a user's `pip install .` gets.
+DEMO_VENV ?= .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
 
-.PHONY: all install bytecode demo test lint man bench bench-many bench-memory clean
+.PHONY: all install bytecode demo test lint man docs bench bench-many bench-memory clean
 
 all: test
 
@@ -18,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet -e ".[test,docs]"
 	touch $(STAMP)
 
 install: $(STAMP) bytecode
@@ -28,17 +32,29 @@ install: $(STAMP) bytecode
 bytecode: $(STAMP)
 	@$(PY) -m compileall -q nvenc_cli
 
-demo: install
-	$(VENV)/bin/nvenc testsrc demo_frames.npy --size 1280x720 --frames 120
-	$(VENV)/bin/nvenc encode demo_frames.npy -o demo.mp4 -y
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install --quiet --upgrade pip
+	$(DEMO_VENV)/bin/pip install --quiet .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/nvenc testsrc demo_frames.npy --size 1280x720 --frames 120
+	$(DEMO_VENV)/bin/nvenc encode demo_frames.npy -o demo.mp4 -y
 	@echo "demo.mp4 is ready"
 
+# The suite runs every example of README.md and docs/ (tests/test_docs.py), then the
+# documentation is built strictly: a broken link or reference fails.
 test: install
 	$(PY) -m pytest -q
+	$(MAKE) docs
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check nvenc_cli tests bench
-	$(VENV)/bin/ruff format --check nvenc_cli tests bench
+	$(VENV)/bin/ruff check nvenc_cli tests bench docs/hooks.py
+	$(VENV)/bin/ruff format --check nvenc_cli tests bench docs/hooks.py
 
 man: $(STAMP)
 	$(PY) -m nvenc_cli.manpage --output man/nvenc.1
@@ -59,4 +75,4 @@ bench-memory: install
 	$(PY) bench/bench.py --memory
 
 clean:
-	rm -rf $(VENV) demo.mp4 demo_frames.npy .pytest_cache
+	rm -rf $(VENV) $(DEMO_VENV) demo.mp4 demo_frames.npy .pytest_cache site

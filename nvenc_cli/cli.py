@@ -32,7 +32,41 @@ app = typer.Typer(
     add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Examples:\n"
+    "  nvenc testsrc frames.npy && nvenc encode frames.npy -o out.mp4\n"
+    "  nvenc encode 'renders/*.png' -r 24 -o out.webm\n"
+    "  nvenc batch jobs.jsonl -j 4\n"
+    "Each command's options: nvenc COMMAND --help; everything: man nvenc.",
 )
+
+
+# --help groups encode's options the way people look for them; batch shares them.
+INPUT = "Input"
+OUTPUT = "Output"
+QUALITY = "Quality and codec"
+GEOMETRY = "Colour and geometry"
+AUDIO = "Audio"
+MANY = "Many clips"
+REPORTING = "Output for people and scripts"
+
+
+PANELS = (INPUT, OUTPUT, QUALITY, GEOMETRY, AUDIO, MANY, REPORTING)
+
+
+class PanelledCommand(typer.core.TyperCommand):
+    """Lists options panel by panel in ``PANELS`` order (Typer prints panels in the order
+    it first meets them), with -h/--help among the options for people."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        place = {name: index for index, name in enumerate(PANELS)}
+        return sorted(params, key=lambda p: place.get(getattr(p, "rich_help_panel", None) or "", -1))
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.rich_help_panel = REPORTING
+        return option
 
 
 class Device(str, Enum):
@@ -77,15 +111,21 @@ class Executor(str, Enum):
     ray = "ray"
 
 
-@app.command()
+@app.command(
+    cls=PanelledCommand,
+    epilog="Examples:\n"
+    "  nvenc encode frames.npy -o out.mp4                 # H.264 in MP4 at 30 fps\n"
+    "  nvenc encode 'renders/*.png' -r 24 --crf 20 -o out.mp4\n"
+    "  nvenc encode input.mov -o small.webm --resize 640x-2\n"
+    "  nvenc encode clips/*.npy -o 'out/{stem}.mp4' -j 2   # one video per input\n"
+    "Every option and exit code: man nvenc, or docs/reference/cli.md in the source.",
+)
 def encode(
     ctx: typer.Context,
     input: Annotated[
         list[str],
         typer.Argument(
-            help="Frames: .npy/.npz/.pt file, image folder, quoted glob, printf pattern "
-            "(frame_%05d.png), a video file, or - for standard input (raw frames with "
-            "--input-size, a .npy stream, or y4m/nut/mkv/ts). Several inputs make one video each (see -o).",
+            help=".npy/.npz/.pt, image folder, 'glob', frame_%05d.png, video, - (stdin).",
             show_default=False,
             metavar="INPUT...",
         ),
@@ -95,16 +135,20 @@ def encode(
         typer.Option(
             "-o",
             "--output",
-            help="Output file (extension picks the container) or - for stdout; for several inputs a "
-            "template with {stem}, {name}, {parent}, {index}, {ext}, or a folder ending in /; "
-            "{sample} writes each clip of a 5-D batch.",
+            help="Extension picks the container; - for stdout; 'out/{stem}.mp4'.",
             show_default=False,
+            metavar="FILE",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     fps: Annotated[
         str | None,
         typer.Option(
-            "-r", "--fps", help="Frame rate: 30, 29.97, 30000/1001. Default: the video input's, else 30."
+            "-r",
+            "--fps",
+            help="30, 29.97, 30000/1001. Default: the video input's, else 30.",
+            metavar="RATE",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     codec: Annotated[
@@ -112,27 +156,39 @@ def encode(
         typer.Option(
             "-c",
             "--codec",
-            help="Codec: libx264, libx265, libsvtav1, libvpx-vp9, ffv1, h264_nvenc… Default per container.",
+            help="libx264, libx265, libsvtav1, libvpx-vp9, ffv1, h264_nvenc…",
             autocompletion=complete_codec,
+            metavar="CODEC",
+            rich_help_panel=QUALITY,
         ),
     ] = None,
     pixel_format: Annotated[
         str | None,
         typer.Option(
             "--pixel-format",
-            help="Pixel format, e.g. yuv420p, yuv444p, yuv420p10le. Default: yuv420p for H.264/HEVC/VP9/AV1.",
+            help="yuv420p (H.264/HEVC/VP9/AV1 default), yuv444p, yuv420p10le…",
             autocompletion=complete_pixel_format,
+            metavar="FORMAT",
+            rich_help_panel=QUALITY,
         ),
     ] = None,
     crf: Annotated[
-        float | None, typer.Option("--crf", help="Constant-quality level (lower is better).")
+        float | None,
+        typer.Option(
+            "--crf",
+            help="Constant quality, lower is better (x264: 0–51).",
+            metavar="N",
+            rich_help_panel=QUALITY,
+        ),
     ] = None,
     preset: Annotated[
         str | None,
         typer.Option(
             "--preset",
-            help="Encoder preset: ultrafast…placebo for every encoder (mapped to VP9 speed, SVT-AV1 and NVENC presets), or the encoder's own: 0–13 (SVT-AV1), p1–p7 (NVENC).",
+            help="ultrafast…placebo for any encoder, or its own (0–13, p1–p7).",
             autocompletion=complete_preset,
+            metavar="PRESET",
+            rich_help_panel=QUALITY,
         ),
     ] = None,
     option: Annotated[
@@ -140,45 +196,95 @@ def encode(
         typer.Option(
             "-x",
             "--option",
-            help="Extra codec or muxer option KEY=VALUE (repeatable), e.g. -x g=60 -x movflags=+faststart.",
+            help="Codec/muxer option, repeatable: -x g=60 (keyframe interval).",
+            metavar="KEY=VALUE",
+            rich_help_panel=QUALITY,
         ),
     ] = None,
     device: Annotated[
         Device,
-        typer.Option("--device", help="auto (NVENC if usable, else CPU), cpu, or cuda (never falls back)."),
+        typer.Option(
+            "--device",
+            help="auto (NVENC if usable, else CPU), cpu, cuda (NVENC or fail).",
+            show_default=False,
+            metavar="DEVICE",
+            rich_help_panel=QUALITY,
+        ),
     ] = Device.auto,
     overwrite: Annotated[
-        bool, typer.Option("-y", "--overwrite", help="Replace an existing output file.")
+        bool,
+        typer.Option("-y", "--overwrite", help="Replace an existing output file.", rich_help_panel=OUTPUT),
     ] = False,
     no_overwrite: Annotated[
-        bool, typer.Option("-n", "--no-overwrite", help="Refuse to replace an existing output (the default).")
+        bool,
+        typer.Option(
+            "-n",
+            "--no-overwrite",
+            help="Never replace an existing output (the default).",
+            rich_help_panel=OUTPUT,
+        ),
     ] = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing on success.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Print nothing on success.", rich_help_panel=REPORTING)
+    ] = False,
     verbose: Annotated[
-        bool, typer.Option("-v", "--verbose", help="Show FFmpeg's log and tracebacks.")
+        bool,
+        typer.Option("-v", "--verbose", help="Show FFmpeg's log and tracebacks.", rich_help_panel=REPORTING),
     ] = False,
-    json_report: Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")] = False,
+    json_report: Annotated[
+        bool, typer.Option("--json", help="Print a JSON report on stdout.", rich_help_panel=REPORTING)
+    ] = False,
     batch_size: Annotated[
         int,
         typer.Option(
             "--batch-size",
-            help="Frames read and converted per window, at most (a window also stays under 24 MiB).",
+            help="Frames per window, at most (default: 8; ≤ 24 MiB).",
             min=1,
+            show_default=False,
+            metavar="N",
+            rich_help_panel=INPUT,
         ),
     ] = 8,
     key: Annotated[
-        str | None, typer.Option("--key", help="Array in a .npz, or tensor key/index in a .pt.")
+        str | None,
+        typer.Option(
+            "--key",
+            help="Array in a .npz, or tensor key/index in a .pt.",
+            metavar="KEY",
+            rich_help_panel=INPUT,
+        ),
     ] = None,
     layout: Annotated[
-        Layout | None, typer.Option("--layout", help="Force the axis order of 4-D arrays.")
+        Layout | None,
+        typer.Option(
+            "--layout", help="Axis order of 4-D arrays: nhwc or nchw.", metavar="ORDER", rich_help_panel=INPUT
+        ),
     ] = None,
     start_number: Annotated[
         int | None,
-        typer.Option("--start-number", help="First number of a printf pattern (default: the lowest found)."),
+        typer.Option(
+            "--start-number",
+            help="First number of a printf pattern (default: the lowest).",
+            metavar="N",
+            rich_help_panel=INPUT,
+        ),
     ] = None,
-    start: Annotated[int, typer.Option("--start", help="Index of the first frame to encode.", min=0)] = 0,
+    start: Annotated[
+        int,
+        typer.Option(
+            "--start",
+            help="Index of the first frame to encode (default: 0).",
+            min=0,
+            show_default=False,
+            metavar="N",
+            rich_help_panel=INPUT,
+        ),
+    ] = 0,
     frames: Annotated[
-        int | None, typer.Option("--frames", help="Encode at most this many frames.", min=1)
+        int | None,
+        typer.Option(
+            "--frames", help="Encode at most this many frames.", min=1, metavar="N", rich_help_panel=INPUT
+        ),
     ] = None,
     format: Annotated[
         str | None,
@@ -187,160 +293,229 @@ def encode(
             "--format",
             help="Container when the extension cannot say (needed with -o -).",
             autocompletion=complete_format,
+            metavar="FORMAT",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     pad: Annotated[
-        bool, typer.Option("--pad", help="Pad odd sizes to what the pixel format needs (edge replication).")
+        bool,
+        typer.Option("--pad", help="Pad odd sizes for 4:2:0 (repeat the edge).", rich_help_panel=GEOMETRY),
     ] = False,
     crop: Annotated[
-        bool, typer.Option("--crop", help="Crop odd sizes to what the pixel format needs.")
+        bool, typer.Option("--crop", help="Crop odd sizes for 4:2:0 instead.", rich_help_panel=GEOMETRY)
     ] = False,
     color_matrix: Annotated[
         Matrix | None,
-        typer.Option("--color-matrix", help="RGB→YUV matrix. Default: bt709 from 720 lines up, else bt601."),
+        typer.Option(
+            "--color-matrix",
+            help="bt601, bt709 or bt2020. Default: bt709 from 720 lines up.",
+            metavar="MATRIX",
+            rich_help_panel=GEOMETRY,
+        ),
     ] = None,
     color_range: Annotated[
-        Range | None, typer.Option("--color-range", help="tv (limited, default) or pc (full).")
+        Range | None,
+        typer.Option(
+            "--color-range",
+            help="tv (limited, default) or pc (full).",
+            metavar="RANGE",
+            rich_help_panel=GEOMETRY,
+        ),
     ] = None,
     progress: Annotated[
         str | None,
         typer.Option(
-            "--progress", help="Write key=value progress lines (like ffmpeg -progress) to FILE or - (stderr)."
+            "--progress",
+            help="key=value progress blocks, as ffmpeg -progress.",
+            metavar="FILE|-",
+            rich_help_panel=REPORTING,
         ),
     ] = None,
-    no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours (also NO_COLOR=1).")] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="No ANSI colours (also NO_COLOR=1).", rich_help_panel=REPORTING)
+    ] = False,
     no_audio: Annotated[
         bool,
-        typer.Option("--no-audio", "-an", help="Drop the sound (a video input's audio is kept by default)."),
+        typer.Option("--no-audio", "-an", help="Drop the sound (a video's is kept).", rich_help_panel=AUDIO),
     ] = False,
     audio: Annotated[
         str | None,
         typer.Option(
-            "--audio", help="Add the sound of FILE (wav, flac, mp3, m4a, a video, or .npz/.pt samples)."
+            "--audio",
+            help="Sound from wav, flac, mp3, m4a, a video, .npz/.pt samples.",
+            metavar="FILE",
+            rich_help_panel=AUDIO,
         ),
     ] = None,
     audio_codec: Annotated[
         str | None,
         typer.Option(
             "--audio-codec",
-            help="Audio encoder (aac, libopus, flac, libmp3lame…) or copy. Default: copy if the container takes it.",
+            help="aac, libopus, flac… or copy (default where the container can).",
+            metavar="CODEC",
+            rich_help_panel=AUDIO,
         ),
     ] = None,
     audio_bitrate: Annotated[
         str | None,
-        typer.Option("--audio-bitrate", help="Audio bit rate, e.g. 128k (default: the encoder's)."),
+        typer.Option(
+            "--audio-bitrate",
+            help="e.g. 128k (default: the encoder's).",
+            metavar="RATE",
+            rich_help_panel=AUDIO,
+        ),
     ] = None,
     audio_key: Annotated[
         str | None,
-        typer.Option("--audio-key", help="Entry of an .npz/.pt holding audio samples (C, S) or (S,)."),
+        typer.Option(
+            "--audio-key",
+            help="Entry of an .npz/.pt holding samples, (C, S) or (S,).",
+            metavar="KEY",
+            rich_help_panel=AUDIO,
+        ),
     ] = None,
     audio_rate: Annotated[
         int | None,
-        typer.Option("--audio-rate", help="Sample rate of array samples when the file does not store one."),
+        typer.Option(
+            "--audio-rate",
+            help="Sample rate of array samples the file does not state.",
+            metavar="HZ",
+            rich_help_panel=AUDIO,
+        ),
     ] = None,
     value_range: Annotated[
         str | None,
         typer.Option(
             "--value-range",
-            help="Range MIN,MAX of float frames, mapped to black…white: -1,1 or 0,255. Default: 0,1.",
+            help="Black…white of samples: -1,1 · 0,255 · codes 0,4095.",
             metavar="MIN,MAX",
+            rich_help_panel=INPUT,
         ),
     ] = None,
     clamp: Annotated[
         bool,
         typer.Option(
             "--clamp",
-            help="Clamp samples outside the value range (a VAE's ±1.08) instead of refusing; a notice counts them.",
+            help="Clamp samples outside the value range (a VAE's ±1.08).",
+            rich_help_panel=INPUT,
         ),
     ] = False,
     depth_bits: Annotated[
         int | None,
         typer.Option(
             "--depth-bits",
-            help="Integer samples hold N-bit codes (12-bit depth in uint16): same as --value-range 0,2^N-1.",
+            help="uint16 holds N-bit codes: --value-range 0,2^N-1.",
             min=1,
             max=16,
             metavar="N",
+            rich_help_panel=INPUT,
         ),
     ] = None,
     timestamps: Annotated[
         str | None,
         typer.Option(
             "--timestamps",
-            help="Per-frame times in seconds, kept in the output: FILE.npy, .txt (one per line) or .csv "
-            "(a timestamps/pts/t column). An .npz/.pt entry 'timestamps' is used too.",
+            help="Each frame's time in s (.npy, .txt, .csv), kept.",
             metavar="FILE",
+            rich_help_panel=INPUT,
         ),
     ] = None,
     sample: Annotated[
         int | None,
         typer.Option(
             "--sample",
-            help="Encode clip N of a 5-D batch (B, F, C, H, W) or (B, F, H, W, C); -1 is the last. "
-            "-o 'out_{sample}.mp4' writes every clip instead.",
+            help="Clip N of a 5-D batch; -o 'c_{sample}.mp4': each.",
             metavar="N",
+            rich_help_panel=INPUT,
         ),
     ] = None,
     gop: Annotated[
         int | None,
         typer.Option(
             "--gop",
-            help="Keyframe interval: at most N frames from one keyframe to the next (2 for fast random access).",
+            help="A keyframe at least every N frames (2: random access).",
             min=1,
             metavar="N",
+            rich_help_panel=QUALITY,
         ),
     ] = None,
     fast_decode: Annotated[
         bool,
         typer.Option(
             "--fast-decode",
-            help="Tune for cheap decoding (x264/x265 tune=fastdecode, SVT-AV1 fast-decode=1).",
+            help="Cheap to decode (x264/x265 fastdecode, SVT-AV1).",
+            rich_help_panel=QUALITY,
         ),
     ] = False,
     resize: Annotated[
         str | None,
         typer.Option(
             "--resize",
-            help="Scale to WIDTHxHEIGHT; -1 keeps the aspect ratio, -2 keeps it and rounds to even (640x-2).",
+            help="Scale: 640x360; -1 keeps the aspect, -2 also rounds to even.",
             metavar="WxH",
+            rich_help_panel=GEOMETRY,
         ),
     ] = None,
     input_size: Annotated[
         str | None,
         typer.Option(
             "--input-size",
-            help="Raw frames (INPUT - or a FIFO/file): WIDTHxHEIGHT of each frame, as ffmpeg's -s.",
+            help="Raw frames (stdin, FIFO, file): each frame's size.",
             metavar="WxH",
+            rich_help_panel=INPUT,
         ),
     ] = None,
     input_pixel_format: Annotated[
         str | None,
         typer.Option(
             "--input-pixel-format",
-            help="Raw frames' layout: rgb24 (default), bgr24, rgba, bgra, gray, gray16le, rgb48le, rgbf32le…",
+            help="Raw frames: rgb24 (default), bgr24, rgba, gray, rgbf32le…",
             autocompletion=complete_raw_format,
+            metavar="FORMAT",
+            rich_help_panel=INPUT,
         ),
     ] = None,
     jobs: Annotated[
         int | None,
         typer.Option(
-            "-j", "--jobs", help="Worker processes for several inputs (default: one per core).", min=1
+            "-j",
+            "--jobs",
+            help="Worker processes (default: one per core).",
+            min=1,
+            metavar="N",
+            rich_help_panel=MANY,
         ),
     ] = None,
     skip_existing: Annotated[
-        bool, typer.Option("--skip-existing", help="Skip jobs whose output exists (resume a run).")
+        bool,
+        typer.Option(
+            "--skip-existing", help="Skip jobs whose output exists (resume a run).", rich_help_panel=MANY
+        ),
     ] = False,
     shard: Annotated[
         str | None,
-        typer.Option("--shard", help="Run only slice K of N of the jobs (0-based K/N), e.g. 0/4."),
+        typer.Option(
+            "--shard", help="Run only slice K of N (0-based), e.g. 0/4.", metavar="K/N", rich_help_panel=MANY
+        ),
     ] = None,
     executor: Annotated[
         Executor,
-        typer.Option("--executor", help="Where jobs run: local worker processes, or Ray tasks."),
+        typer.Option(
+            "--executor",
+            help="local worker processes (default), or ray tasks.",
+            show_default=False,
+            metavar="NAME",
+            rich_help_panel=MANY,
+        ),
     ] = Executor.local,
     ray_address: Annotated[
         str | None,
-        typer.Option("--ray-address", help="Ray cluster to use (default: start a local one for the run)."),
+        typer.Option(
+            "--ray-address",
+            help="Ray cluster (default: a local one for the run).",
+            metavar="ADDR",
+            rich_help_panel=MANY,
+        ),
     ] = None,
     manifest: Annotated[bool, typer.Option("--manifest", hidden=True)] = False,
 ) -> None:
@@ -616,6 +791,12 @@ def _encode_many(
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     options_metavar="JOBS [ENCODE OPTIONS]",
+    epilog="Examples:\n"
+    "  nvenc batch jobs.jsonl                        # each line names input and output\n"
+    "  nvenc batch jobs.csv -o 'out/{index}.mp4' --crf 20\n"
+    "  nvenc batch jobs.jsonl --skip-existing -j 4   # resume a run\n"
+    '  nvenc batch jobs.jsonl --shard "$SLURM_ARRAY_TASK_ID/8"\n'
+    "Manifests, shards, Ray: docs/cli/many-clips.md in the source.",
 )
 def batch(ctx: typer.Context) -> None:
     """Encode every job of a manifest (JSON Lines or CSV), with encode's options as defaults.
@@ -632,7 +813,13 @@ def batch(ctx: typer.Context) -> None:
         command.invoke(sub)
 
 
-@app.command()
+@app.command(
+    epilog="Examples:\n"
+    "  nvenc info                                   # tables on a terminal, text in a pipe\n"
+    "  nvenc info --json | jq '.backends'\n"
+    "  nvenc info | grep -i nvenc\n"
+    "NVENC missing? docs/troubleshooting.md in the source.",
+)
 def info(
     json_report: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     no_color: Annotated[bool, typer.Option("--no-color", help="No ANSI colours (also NO_COLOR=1).")] = False,
@@ -643,7 +830,13 @@ def info(
     report.print_info(json_report, no_color=no_color)
 
 
-@app.command()
+@app.command(
+    epilog="Examples:\n"
+    "  nvenc testsrc frames.npy                     # 60 frames of 1280x720\n"
+    "  nvenc testsrc small.npz -s 320x240 --frames 24\n"
+    "  nvenc testsrc pngs/ --pattern smptebars      # a folder of PNGs\n"
+    "Then: nvenc encode frames.npy -o out.mp4",
+)
 def testsrc(
     output: Annotated[str, typer.Argument(help="Where to write: .npy, .npz, .pt, or a folder for PNGs.")],
     size: Annotated[str, typer.Option("-s", "--size", help="WIDTHxHEIGHT.")] = "1280x720",
@@ -671,11 +864,12 @@ def testsrc(
         _die(f"{output}: cannot write ({exc.strerror or exc})", 74 if full else 73)
     except Exception as exc:
         _die(f"internal error: {type(exc).__name__}: {exc} (please report it)", 70)
-    from nvenc_cli.report import printable
+    from nvenc_cli.report import counted, printable
 
     if not quiet:
         typer.echo(
-            f"nvenc: wrote {frames} frames of {width}x{height} {pattern} to {printable(output)}", err=True
+            f"nvenc: wrote {counted(frames, 'frame')} of {width}x{height} {pattern} to {printable(output)}",
+            err=True,
         )
 
 

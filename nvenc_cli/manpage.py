@@ -259,7 +259,14 @@ def synopsis_line(name: str, cmd: Any, ctx: Any) -> list[str]:
             parts.append(f"\\fI{esc(str(param.metavar or param.name.upper()))}\\fR")
         elif param.required:
             parts.append(f"\\fB{esc(param.opts[0])}\\fR \\fI{esc(metavar(param))}\\fR")
-    parts.append("[\\fIOPTIONS\\fR]")
+    # A command that names its own words (batch: JOBS [ENCODE OPTIONS]) is shown with them.
+    words = getattr(cmd, "options_metavar", None) or "[OPTIONS]"
+    if words == "[OPTIONS]":
+        parts.append("[\\fIOPTIONS\\fR]")
+    else:
+        for word in re.findall(r"\[[^\]]*\]|\S+", words):
+            inner = esc(word.strip("[]"))
+            parts.append(f"[\\fI{inner}\\fR]" if word.startswith("[") else f"\\fI{inner}\\fR")
     return [_line(" ".join(parts)), ".br"]
 
 

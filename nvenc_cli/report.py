@@ -465,6 +465,11 @@ def nvidia_driver_present() -> bool:
     return True
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 frame``, ``2 frames``: people read the summary lines, and "1 frames" reads as a bug."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def summary_line(r: dict[str, Any], show_fallback: bool = True) -> str:
     """The one line for people; ``show_fallback`` adds why NVENC was not used."""
     fps = r["fps"].removesuffix("/1")
@@ -474,7 +479,7 @@ def summary_line(r: dict[str, Any], show_fallback: bool = True) -> str:
     where = printable(str(where))  # a driver's or library's words: one line, no escape codes
     name = printable(str(r["output"]))
     return (
-        f"nvenc: wrote {name}: {r['frames']} frames {r['width']}x{r['height']} @ {fps} fps, "
+        f"nvenc: wrote {name}: {counted(r['frames'], 'frame')} {r['width']}x{r['height']} @ {fps} fps, "
         f"{r['codec']} {r['pixel_format']}{colour}{_audio_summary(r.get('audio'))}, "
         f"{_size(r['bytes'])} in {r['seconds']:.2f} s "
         f"({r['encode_fps'] or 0:.1f} fps) [{where}]"

@@ -27,7 +27,7 @@ import pytest
 
 from nvenc_cli import completion, report
 from nvenc_cli.options import X26X_PRESETS
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, decode, run_cli
 
 fcntl = pytest.importorskip("fcntl")  # pseudo-terminals: POSIX only
 termios = pytest.importorskip("termios")
@@ -546,3 +546,17 @@ def test_bash_script_from_show_completion_completes(tmp_path: Path) -> None:
 def test_version_goes_to_stdout() -> None:
     result = run_cli("--version")
     assert result.returncode == 0 and result.stdout.decode().startswith("nvenc ") and result.stderr == b""
+
+
+def test_one_of_a_thing_reads_singular(tmp_path: Path) -> None:
+    """Counts agree with their nouns: "1 frames", "1 jobs" and "frame 0 hold" read as bugs."""
+    sample = run_cli("testsrc", tmp_path / "one.npy", "-s", "64x48", "--frames", "1")
+    assert sample.returncode == 0 and "wrote 1 frame of 64x48" in sample.stderr.decode()
+    video = run_cli("encode", tmp_path / "one.npy", "-o", tmp_path / "one.mp4")
+    assert video.returncode == 0 and ": 1 frame 64x48 @" in video.stderr.decode()
+    assert len(decode(tmp_path / "one.mp4")[0]) == 1
+    many = run_cli("encode", tmp_path / "one.npy", "-o", tmp_path / "out" / "{stem}.mkv", "-j", "1")
+    assert many.returncode == 0 and "nvenc: 1 job: 1 ok, 0 failed; 1 frame," in many.stderr.decode()
+    np.save(tmp_path / "loud.npy", np.full((1, 48, 64, 3), 2.0, np.float32))
+    loud = run_cli("encode", tmp_path / "loud.npy", "-o", tmp_path / "loud.mp4")
+    assert loud.returncode == 65 and "frame 0 holds float values from 2 to 2" in loud.stderr.decode()

@@ -1,4 +1,4 @@
-"""Lossless recipes: what goes in comes out, bit for bit, as the README promises.
+"""Lossless recipes: what goes in comes out, bit for bit, as docs/fidelity.md promises.
 
 RGB stays RGB (ffv1 bgr0/bgra/gbrp16le, libx264rgb at qp 0, PNG in MOV), so the round
 trip is exact; libx264 at qp 0 in 4:4:4 is exact in the YUV domain, which is checked by

@@ -31,6 +31,7 @@ from nvenc_cli.backends.annexb import AccessUnit, TimedUnit, Timestamper, make_s
 from nvenc_cli.backends.base import Availability
 from nvenc_cli.backends.nvenc_options import NvencSettings, settings_for
 from nvenc_cli.errors import EncoderError, UnavailableError, UsageError, brief
+from nvenc_cli.extras import install_hint
 
 if TYPE_CHECKING:
     import av
@@ -217,7 +218,7 @@ def probe_details() -> ProbeResult:
         return replace(
             base,
             code="no-pynvvideocodec",
-            reason="PyNvVideoCodec is not installed (pip install 'nvenc[gpu]' or pip install PyNvVideoCodec)",
+            reason=f"PyNvVideoCodec is not installed ({install_hint('gpu')}, or pip install PyNvVideoCodec)",
         )
     try:
         _library()

@@ -135,9 +135,9 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise UnavailableError(
-            "--executor ray needs Ray: pip install 'nvenc-cli[ray]' (or pip install ray)"
-        ) from None
+        from nvenc_cli.extras import install_hint
+
+        raise UnavailableError(f"--executor ray needs Ray: {install_hint('ray')}") from None
     return ray
 
 

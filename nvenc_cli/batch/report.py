@@ -211,13 +211,16 @@ class BatchReporter:
         left = self.total_jobs - sum(self.counts.values())
         if left > 0:
             parts.append(f"{left} not done")
-        return f"{self.total_jobs} jobs: " + ", ".join(parts)
+        from nvenc_cli.report import counted
+
+        return f"{counted(self.total_jobs, 'job')}: " + ", ".join(parts)
 
     def summary_line(self, s: dict[str, Any]) -> str:
-        from nvenc_cli.report import _size
+        from nvenc_cli.report import _size, counted
 
         return (
-            f"nvenc: {self._tally()}; {s['frames']} frames, {_size(s['bytes'])} in {s['seconds']:.2f} s "
+            f"nvenc: {self._tally()}; {counted(s['frames'], 'frame')}, "
+            f"{_size(s['bytes'])} in {s['seconds']:.2f} s "
             f"({s['encode_fps'] or 0:.1f} fps) [{self.workers}]"
         )
 

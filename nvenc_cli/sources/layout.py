@@ -248,13 +248,13 @@ def outside_message(
     low: float, high: float, value_range: tuple[float, float] | None, first: int, count: int, what: str
 ) -> str:
     lo, hi = value_range or (0.0, 1.0)
-    where = f"frame {first}" if count == 1 else f"frames {first}–{first + count - 1}"
+    where = f"frame {first} holds" if count == 1 else f"frames {first}–{first + count - 1} hold"
     fix = (
         range_hint(low, high) + " (or --clamp)"
         if value_range is None
         else "pass the --value-range they are really in, or --clamp to clamp them"
     )
-    return f"{where} hold {what} from {low:.4g} to {high:.4g}, outside {_span(lo, hi)}: {fix}"
+    return f"{where} {what} from {low:.4g} to {high:.4g}, outside {_span(lo, hi)}: {fix}"
 
 
 def check_values(
