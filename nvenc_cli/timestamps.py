@@ -187,6 +187,45 @@ def writer_clock(container: str) -> Fraction:
     return FIXED_CLOCKS.get(container, (MICROSECOND, ""))[0]
 
 
+class StreamTicks:
+    """Times that arrive with the frames (``write(frame, pts=…)``), turned into ticks of a
+    clock fixed up front: each checked to come after the last, the largest rounding kept
+    for the closing warning."""
+
+    def __init__(self, base: Fraction) -> None:
+        self.base = base
+        self.last: int | None = None
+        self.rounding = Fraction(0)
+
+    def ticks(self, pts: Any, count: int) -> tuple[int, ...]:
+        """``pts`` (one number, or one per frame) as ticks; refuses what does not advance."""
+        values = [pts] if isinstance(pts, int | float | Fraction) and not isinstance(pts, bool) else pts
+        timeline = Timeline.of(values, "pts")
+        timeline.check_count(count, "the frames written")
+        ticks = tuple(round(s / self.base) for s in timeline.seconds)
+        previous = self.last
+        for tick, seconds in zip(ticks, timeline.seconds, strict=True):
+            if previous is not None and tick <= previous:
+                raise UsageError(
+                    f"pts {float(seconds):.6g} s is not after the previous frame's "
+                    f"({float(previous * self.base):.6g} s, in ticks of {float(self.base):g} s)"
+                )
+            previous = tick
+        moved = (abs(t * self.base - s) for t, s in zip(ticks, timeline.seconds, strict=True))
+        self.rounding = max(self.rounding, *moved)
+        self.last = ticks[-1]
+        return ticks
+
+    def warning(self) -> str | None:
+        """What rounding to the clock changed, for the writer's closing warning."""
+        if not self.rounding:
+            return None
+        return (
+            f"pts rounded to the file's clock ({float(self.base):g} s): a frame moved by up to "
+            f"{float(self.rounding) * 1000:.3g} ms"
+        )
+
+
 def _tick(base: Fraction) -> str:
     return {Fraction(1, 1000): "1 ms", MICROSECOND: "1 µs", Fraction(1, 100): "1/100 s"}.get(
         base, f"1/{base.denominator} s"

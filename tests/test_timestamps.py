@@ -334,3 +334,28 @@ def test_gif_delays_under_two_centiseconds_are_announced(tmp_path: Path, frames:
     )
     assert clash.returncode == 65 and "fall in one tick" in clash.stderr.decode()
     assert not (tmp_path / "c.gif").exists()
+
+
+def test_encoder_streams_take_timestamps(tmp_path: Path, frames: np.ndarray) -> None:
+    import torch
+
+    chw = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    encoder = nvenc_cli.Encoder()
+    stream = encoder.add_video(height=48, width=64, frame_rate=30, timestamps=True)
+    encoder.open_file(str(tmp_path / "e.mp4"))
+    stream.add_frames(chw[:4], pts=TIMES[:4])
+    stream.add_frames(chw[4:], pts=TIMES[4:])
+    with pytest.raises(RuntimeError, match="timestamps=True"):
+        stream.add_frames(chw[:1])
+    with pytest.raises(RuntimeError, match="not after"):
+        stream.add_frames(chw[:1], pts=[1.0])
+    encoder.close()
+    assert_times(tmp_path / "e.mp4", TIMES, Fraction(1, 1_000_000))
+    plain = nvenc_cli.Encoder()
+    untimed = plain.add_video(height=48, width=64, frame_rate=30)
+    plain.open_file(str(tmp_path / "p.mp4"))
+    with pytest.raises(RuntimeError, match="timestamps=True"):
+        untimed.add_frames(chw[:2], pts=[0.0, 0.5])
+    untimed.add_frames(chw[:2])
+    plain.close()
+    assert_times(tmp_path / "p.mp4", [0, 1 / 30])

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from nvenc_cli.mux import Muxer
     from nvenc_cli.pipeline import Job
     from nvenc_cli.plan import EncodePlan
+    from nvenc_cli.timestamps import StreamTicks
 
 __all__ = ["AudioStream", "Encoder", "VideoStream"]
 
@@ -135,6 +136,12 @@ def open_audio_track(settings: AudioSettings, container: str, source: ArrayAudio
     return AudioTrack(plan, source)
 
 
+def _bool_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Misuse(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 class VideoStream:
     """A video stream of an :class:`Encoder`; feed it with :meth:`add_frames`."""
 
@@ -144,16 +151,20 @@ class VideoStream:
         self._spec = spec
         self._height, self._width = spec["height"], spec["width"]
         self._job: Job | None = None
+        #: the frames' own times, for a stream declared with ``timestamps=True``
+        self._ticks: StreamTicks | None = None
 
-    def add_frames(self, frames: Any) -> None:
+    def add_frames(self, frames: Any, pts: Any = None) -> None:
         """Encode frames: a uint8 (N, C, H, W) tensor with C = 3 (RGB) of the size given to
-        ``add_video``; channels-last (N, H, W, 3) tensors and numpy arrays work too.
+        ``add_video``; channels-last (N, H, W, 3) tensors, numpy arrays and lists of frames
+        work too. ``pts`` (seconds, one per frame) is required by a stream declared with
+        ``timestamps=True`` and refused otherwise.
 
         Raises:
             RuntimeError: before :meth:`Encoder.open_file` or after :meth:`Encoder.close`;
                 frames of another size, dtype or device than the stream's.
         """
-        self._encoder._add_frames(self, frames)
+        self._encoder._add_frames(self, frames, pts)
 
 
 class AudioStream:
@@ -217,10 +228,13 @@ class Encoder:
         crf: int | float | None = None,
         preset: str | int | None = None,
         extra_options: dict[str, Any] | None = None,
+        timestamps: bool = False,
     ) -> VideoStream:
         """Declare the video stream (before opening): the frames' size and rate, the device
         (``None``: torch's default device; ``"cpu"``; ``"cuda"`` for NVENC) and the encoding
-        settings of ``VideoEncoder.to_file``."""
+        settings of ``VideoEncoder.to_file``. With ``timestamps=True`` every ``add_frames``
+        gives the frames' times (``pts=``, seconds), kept in the file; ``frame_rate`` is then
+        the nominal rate."""
         from nvenc_cli.api.video import _frame_rate
 
         self._check_new("add_video")
@@ -235,6 +249,7 @@ class Encoder:
             "rate": _frame_rate(frame_rate),
             "device": str(device),
             "settings": (codec, pixel_format, crf, None if preset is None else str(preset), extra_options),
+            "timed": _bool_flag("timestamps", timestamps),
         }
         stream = VideoStream(self, len(self._videos), spec)
         self._videos.append(stream)
@@ -322,12 +337,16 @@ class Encoder:
         from nvenc_cli.encoding import check_output
         from nvenc_cli.frames import FrameInfo
         from nvenc_cli.plan import make_plan
+        from nvenc_cli.timestamps import StreamTicks, writer_clock
 
         spec = stream._spec
         settings = _Settings(*spec["settings"])
         options = settings.options(spec["rate"], _device(spec["device"], None), fmt, True)
         container = check_output(dest, options)
-        return make_plan(options, FrameInfo(spec["width"], spec["height"], 3, 8), container)
+        tick = writer_clock(container) if spec["timed"] else None
+        plan = make_plan(options, FrameInfo(spec["width"], spec["height"], 3, 8), container, None, tick)
+        stream._ticks = None if tick is None else StreamTicks(plan.time_base)
+        return plan
 
     def _open_audio_only(self, dest: Any, fmt: str | None) -> None:
         from nvenc_cli.mux import Muxer
@@ -356,7 +375,7 @@ class Encoder:
         ]
 
     # -- feeding --------------------------------------------------------------------------
-    def _add_frames(self, stream: VideoStream, frames: Any) -> None:
+    def _add_frames(self, stream: VideoStream, frames: Any, pts: Any = None) -> None:
         from nvenc_cli.api.video import _api_errors
         from nvenc_cli.sources.memory import check_readable, describe, to_backend
 
@@ -395,12 +414,24 @@ class Encoder:
         layout = described.layout
         if layout.frames == 0:
             return
+        if (pts is not None) != (stream._ticks is not None):
+            raise _Misuse(
+                "pts needs a stream added with timestamps=True"
+                if pts is not None
+                else "this stream was added with timestamps=True: give pts= with its frames"
+            )
+        try:
+            with _api_errors():
+                ticks = None if stream._ticks is None else stream._ticks.ticks(pts, layout.frames)
+        except ValueError as exc:
+            raise _Misuse(str(exc)) from None
         try:
             with _api_errors():
                 step = 8
                 for index in range(0, layout.frames, step):
                     raw = frames[index : index + step]
-                    job.write(to_backend(raw, layout, 8, job.frames, job.plan.backend))
+                    times = None if ticks is None else ticks[index : index + step]
+                    job.write(to_backend(raw, layout, 8, job.frames, job.plan.backend), times)
         except BaseException:
             self._fail()
             raise

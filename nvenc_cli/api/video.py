@@ -49,6 +49,7 @@ from nvenc_cli.sources.memory import (
     to_backend,
 )
 from nvenc_cli.sources.sequence import as_frames
+from nvenc_cli.timestamps import StreamTicks
 
 if TYPE_CHECKING:
     import torch
@@ -491,8 +492,7 @@ class VideoWriter:
         """Frames encoded so far."""
         #: per-frame timestamps: None until the first write says (then every write must)
         self._timed: bool | None = None
-        self._last_tick: int | None = None
-        self._rounding = Fraction(0)
+        self._ticks: StreamTicks | None = None
 
     @property
     def closed(self) -> bool:
@@ -528,7 +528,7 @@ class VideoWriter:
             if self._first is None:
                 _value_range(self._value_range, described)
                 self._start(described, pts is not None)
-            ticks = self._ticks(pts, described.layout.frames)
+            ticks = self._times(pts, described.layout.frames)
         try:
             with _api_errors():
                 self._encode(frames, described, ticks)
@@ -537,7 +537,7 @@ class VideoWriter:
             self.abort()
             raise
 
-    def _ticks(self, pts: Any, count: int) -> tuple[int, ...] | None:
+    def _times(self, pts: Any, count: int) -> tuple[int, ...] | None:
         """The frames' times in the plan's ticks, checked before anything is encoded."""
         if (pts is not None) != self._timed:
             raise UsageError(
@@ -547,27 +547,10 @@ class VideoWriter:
             )
         if pts is None:
             return None
-        from nvenc_cli.timestamps import Timeline
-
-        values = [pts] if isinstance(pts, int | float | Fraction) and not isinstance(pts, bool) else pts
-        timeline = Timeline.of(values, "pts")
-        timeline.check_count(count, "the frames written")
-        assert self._job is not None
-        base = self._job.plan.time_base
-        ticks = tuple(round(s / base) for s in timeline.seconds)
-        previous = self._last_tick
-        for tick, seconds in zip(ticks, timeline.seconds, strict=True):
-            if previous is not None and tick <= previous:
-                raise UsageError(
-                    f"pts {float(seconds):.6g} s is not after the previous frame's "
-                    f"({float(previous * base):.6g} s, in ticks of {float(base):g} s)"
-                )
-            previous = tick
-        self._rounding = max(
-            self._rounding, *(abs(t * base - s) for t, s in zip(ticks, timeline.seconds, strict=True))
-        )
-        self._last_tick = ticks[-1]
-        return ticks
+        if self._ticks is None:
+            assert self._job is not None
+            self._ticks = StreamTicks(self._job.plan.time_base)
+        return self._ticks.ticks(pts, count)
 
     def _start(self, described: MemoryFrames, timed: bool = False) -> None:
         """Plan from the first frame: its size is checked against the pixel format here."""
@@ -631,13 +614,9 @@ class VideoWriter:
         with _api_errors():
             _warn_if_fell_back(job.finish())
         _warn_clamped(self._values)
-        if self._rounding:
-            warnings.warn(
-                f"pts rounded to the file's clock ({float(job.plan.time_base):g} s): a frame moved by up "
-                f"to {float(self._rounding) * 1000:.3g} ms",
-                UserWarning,
-                stacklevel=2,
-            )
+        rounded = None if self._ticks is None else self._ticks.warning()
+        if rounded is not None:
+            warnings.warn(rounded, UserWarning, stacklevel=2)
 
     def abort(self) -> None:
         """Stop without completing: a path output is removed; safe to call any time."""
