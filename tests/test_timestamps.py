@@ -50,6 +50,34 @@ def assert_times(
         assert abs(got - Fraction(repr(want))) <= tolerance / 2 + Fraction(1, 10**9), (path.name, times)
 
 
+def probe_times(path: Path) -> list[float]:
+    """Every frame's presentation time as Debian's ffprobe reads it (skips without it)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffprobe") is None:
+        pytest.skip("ffprobe is not installed")
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    values = (line.strip().strip(",") for line in out.split())
+    return sorted(float(v) for v in values if v not in ("", "N/A"))
+
+
 @pytest.mark.parametrize(
     ("ext", "tick", "relative"),
     [
@@ -71,6 +99,13 @@ def test_every_container_keeps_the_times(
     done = run_cli("encode", tmp_path / "f.npy", "-o", out, "--timestamps", tmp_path / "t.npy", "--json")
     assert done.returncode == 0, done.stderr.decode()
     assert_times(out, TIMES, tick, relative)
+    if ext != "gif":  # Debian's ffprobe reads GIF delays under 2/100 s as 1/10 s (announced)
+        probed = probe_times(out)
+        shift = probed[0] if relative else 0.0
+        want = tick if tick is not None else Fraction(1, 1_000_000)
+        assert all(
+            abs(p - shift - t) <= float(want) / 2 + 1e-6 for p, t in zip(probed, TIMES, strict=True)
+        ), probed
     report = json.loads(done.stdout)
     assert report["timestamps"]["largest_gap"] == pytest.approx(0.75)
     assert report["timestamps"]["mean_rate"] == pytest.approx(4.5)
