@@ -214,6 +214,7 @@ def adopt_plan(source: Source, plan: EncodePlan) -> None:
     """Tell the source what the plan needs of it: float input is scaled to 16 bits when
     the output keeps more than 8."""
     source.float_depth = 16 if plan.out_depth > 8 else 8
+    source.out_rate = plan.fps
 
 
 def prepare_audio_track(

@@ -885,16 +885,23 @@ def test_a_transcode_keeps_the_sample_aspect_ratio(tmp_path: Path) -> None:
             assert result.streams.video[0].sample_aspect_ratio == Fraction(2, 1)
 
 
-def test_a_variable_frame_rate_re_timed_is_a_notice(tmp_path: Path) -> None:
+def test_a_variable_frame_rate_keeps_its_times_and_re_timing_is_a_notice(tmp_path: Path) -> None:
     import json
 
-    _video(tmp_path / "vfr.mkv", times_ms=[0, 100, 200, 300, 2300, 2400, 2500, 2600])
+    times_ms = [0, 100, 200, 300, 2300, 2400, 2500, 2600]
+    _video(tmp_path / "vfr.mkv", times_ms=times_ms)
     proc = run_cli("encode", "vfr.mkv", "-o", "out.mp4", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr.decode()
     notices = json.loads(proc.stdout)["notices"]
-    assert any("variable frame rate" in n and "moved by 1.900 s" in n for n in notices), notices
+    assert any("variable frame rate" in n and "-r N re-times" in n for n in notices), notices
     _, facts = decode(tmp_path / "out.mp4")
-    assert len(facts["pts"]) == 8  # every frame kept, at the constant rate the notice names
+    assert [round(float(p * facts["time_base"]) * 1000) for p in facts["pts"]] == times_ms
+    proc = run_cli("encode", "vfr.mkv", "-o", "cfr.mp4", "-r", "10", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    notices = json.loads(proc.stdout)["notices"]
+    assert any("re-timed to a constant 10 fps" in n and "moved by 1.900 s" in n for n in notices), notices
+    _, facts = decode(tmp_path / "cfr.mp4")
+    assert len(facts["pts"]) == 8  # every frame kept, at the constant rate asked for
 
 
 def test_a_constant_rate_transcode_has_no_timing_notice(tmp_path: Path) -> None:

@@ -38,6 +38,8 @@ class Source(ABC):
         self.limit: int | None = None
         #: depth floats are scaled to (8 or 16); the plan sets it from the pixel format.
         self.float_depth = 8
+        #: the rate the output is written at (the plan's), for what re-timing says
+        self.out_rate: Fraction | None = None
         #: What reading changes that nobody asked for (a dropped frame, a lost tag), in
         #: words: the CLI prints each as a note and lists it in the --json "notices",
         #: beside the plan's. A reader may add one while frames are read.

@@ -155,7 +155,7 @@ class VideoSource(Source):
 
         batch: list[np.ndarray] = []
         index = 0
-        timing = _Timing(self._stream.time_base, self.fps_hint)
+        timing = _Timing(self._stream.time_base, self.out_rate or self.fps_hint)
         frames = self._decoded if self._first is None else itertools.chain([self._first], self._decoded)
         self._first = None
         damaged: list[int] = []
