@@ -16,6 +16,8 @@ __all__ = [
     "AudioStream",
     "Encoder",
     "JobSpec",
+    "JpegEncoder",
+    "PngEncoder",
     "VideoEncoder",
     "VideoStream",
     "VideoWriter",
@@ -23,6 +25,7 @@ __all__ = [
     "encode_many",
     "iter_encode_many",
     "open_writer",
+    "write_image_sequence",
 ]
 
 _LAZY = {
@@ -36,6 +39,9 @@ _LAZY = {
     "encode_many": "nvenc_cli.api",
     "iter_encode_many": "nvenc_cli.api",
     "JobSpec": "nvenc_cli.api",
+    "JpegEncoder": "nvenc_cli.api",
+    "PngEncoder": "nvenc_cli.api",
+    "write_image_sequence": "nvenc_cli.api",
 }
 
 if TYPE_CHECKING:
@@ -43,10 +49,13 @@ if TYPE_CHECKING:
         AudioEncoder,
         AudioStream,
         Encoder,
+        JpegEncoder,
+        PngEncoder,
         VideoEncoder,
         VideoStream,
         VideoWriter,
         open_writer,
+        write_image_sequence,
     )
     from nvenc_cli.batch import JobSpec, encode_many, iter_encode_many
 

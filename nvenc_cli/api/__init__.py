@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from nvenc_cli.api.audio import AudioEncoder
 from nvenc_cli.api.encoder import AudioStream, Encoder, VideoStream
+from nvenc_cli.api.image import JpegEncoder, PngEncoder, write_image_sequence
 from nvenc_cli.api.video import (
     VideoEncoder,
     VideoWriter,
@@ -26,6 +27,8 @@ __all__ = [
     "Encoder",
     "JobResult",
     "JobSpec",
+    "JpegEncoder",
+    "PngEncoder",
     "VideoEncoder",
     "VideoStream",
     "VideoWriter",
@@ -35,4 +38,5 @@ __all__ = [
     "open_writer",
     "python_spelling",
     "warn_ignored",
+    "write_image_sequence",
 ]
