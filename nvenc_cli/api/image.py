@@ -130,7 +130,10 @@ def _jpeg_bytes_cuda(img: torch.Tensor, quality: int) -> torch.Tensor:
 
     encode = _gpu_jpeg()
     if encode is not None:
-        return encode(img.contiguous(), quality=quality)
+        try:
+            return encode(img.contiguous(), quality=quality)
+        except RuntimeError:  # a torchvision built without nvJPEG: the CPU encodes it instead
+            pass
     data = _pillow(_hwc(img), "JPEG", quality=quality)
     return torch.frombuffer(bytearray(data), dtype=torch.uint8).to(img.device)
 
@@ -386,10 +389,14 @@ def _encode_all(pictures: list[Any], fmt: str, setting: int, workers: int | None
     threads (a CUDA batch without nvJPEG is copied to the CPU in one transfer)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    if fmt == "jpeg" and all(_is_cuda(p) for p in pictures) and _gpu_jpeg() is not None:
-        encode = _gpu_jpeg()
-        assert encode is not None
-        return [t.cpu().numpy().data for t in encode([p.contiguous() for p in pictures], quality=setting)]
+    encode = _gpu_jpeg() if fmt == "jpeg" and all(_is_cuda(p) for p in pictures) else None
+    if encode is not None:
+        try:
+            batch = encode([p.contiguous() for p in pictures], quality=setting)
+        except RuntimeError:  # a torchvision built without nvJPEG: the CPU encodes them instead
+            pass
+        else:
+            return [t.cpu().numpy().data for t in batch]
     pictures = _on_cpu(pictures)
     params = {"quality": setting} if fmt == "jpeg" else {"compress_level": setting}
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
