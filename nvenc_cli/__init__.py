@@ -17,6 +17,8 @@ __all__ = [
     "AudioStream",
     "Encoder",
     "JobSpec",
+    "JpegEncoder",
+    "PngEncoder",
     "VideoEncoder",
     "VideoStream",
     "VideoWriter",
@@ -26,6 +28,7 @@ __all__ = [
     "encode_many",
     "iter_encode_many",
     "open_writer",
+    "write_image_sequence",
 ]
 
 _LAZY = {
@@ -41,6 +44,9 @@ _LAZY = {
     "encode_many": "nvenc_cli.api",
     "iter_encode_many": "nvenc_cli.api",
     "JobSpec": "nvenc_cli.api",
+    "JpegEncoder": "nvenc_cli.api",
+    "PngEncoder": "nvenc_cli.api",
+    "write_image_sequence": "nvenc_cli.api",
 }
 
 if TYPE_CHECKING:
@@ -48,12 +54,15 @@ if TYPE_CHECKING:
         AudioEncoder,
         AudioStream,
         Encoder,
+        JpegEncoder,
+        PngEncoder,
         VideoEncoder,
         VideoStream,
         VideoWriter,
         encode,
         encode_batch,
         open_writer,
+        write_image_sequence,
     )
     from nvenc_cli.batch import JobSpec, encode_many, iter_encode_many
 

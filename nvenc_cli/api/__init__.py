@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from nvenc_cli.api.audio import AudioEncoder
 from nvenc_cli.api.encoder import AudioStream, Encoder, VideoStream
+from nvenc_cli.api.image import JpegEncoder, PngEncoder, write_image_sequence
 from nvenc_cli.api.oneshot import encode, encode_batch
 from nvenc_cli.api.video import (
     VideoEncoder,
@@ -28,6 +29,8 @@ __all__ = [
     "Encoder",
     "JobResult",
     "JobSpec",
+    "JpegEncoder",
+    "PngEncoder",
     "VideoEncoder",
     "VideoStream",
     "VideoWriter",
@@ -39,4 +42,5 @@ __all__ = [
     "open_writer",
     "python_spelling",
     "warn_ignored",
+    "write_image_sequence",
 ]
