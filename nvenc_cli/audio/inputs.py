@@ -53,7 +53,9 @@ class MediaAudio:
         if not os.path.exists(path):
             raise InputMissingError(f"{path}: no such file")
         try:
-            self.container = av.open(path, "r")
+            from nvenc_cli.paths import for_ffmpeg
+
+            self.container = av.open(for_ffmpeg(path), "r")
         except PermissionError:
             raise InputMissingError(f"{path}: cannot read (permission denied)") from None
         except (av.FFmpegError, OSError, ValueError) as exc:

@@ -150,7 +150,7 @@ def _ray_task(job: JobSpec, cores: int, before: tuple[int, int, int] | None) -> 
 
     worker.set_cores(cores)
     worker.quiet_libraries(False)
-    worker.remove_stale_temporaries(job.output)
+    worker.remove_stale_temporaries(job.output, job.run_tag)
     job = worker.redo_over_own_output(job, before)
     try:
         return worker.run_job(job)

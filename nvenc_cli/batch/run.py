@@ -10,6 +10,7 @@ jobs that were running.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -158,6 +159,8 @@ def iter_encode_many(
             todo.append(job)
     if not todo:
         return
+    tag = secrets.token_hex(4)  # this run's mark on its temporary files
+    todo = [replace(job, run_tag=tag) for job in todo]
     if executor.executor == "ray":
         yield from _run_ray(todo, executor)
     else:
@@ -204,7 +207,7 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
                             pending.append(redo_over_own_output(job, before[job.index]))
             if broken:  # a dead worker took the pool: clean what its jobs left, start afresh
                 for job in pending:
-                    remove_stale_temporaries(job.output)
+                    remove_stale_temporaries(job.output, job.run_tag)
                 pending.sort(key=lambda j: j.index)
         except BaseException:
             executor.interrupt()
@@ -245,4 +248,4 @@ def _run_ray(todo: list[JobSpec], opts: ExecutorOptions) -> Iterator[JobResult]:
 def _clean_unfinished(jobs: Iterable[JobSpec]) -> None:
     """After the workers are gone: no temporary file of an unfinished job survives."""
     for job in jobs:
-        remove_stale_temporaries(job.output)
+        remove_stale_temporaries(job.output, job.run_tag)

@@ -11,6 +11,7 @@ import contextlib
 import glob
 import importlib
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -60,12 +61,17 @@ def failed(job: JobSpec, code: int, message: str, status: str = "failed") -> Job
 def run_job(job: JobSpec, progress: Callable[[int, int | None], None] | None = None) -> JobResult:
     """Encode one job; every failure becomes a ``failed`` result with its exit code."""
     from nvenc_cli.encode import encode_path
+    from nvenc_cli.mux import set_run_tag
     from nvenc_cli.report import json_report
 
     started = time.monotonic()
     try:
         make_folder(job.output)
-        result = encode_path(job.input, job.output, job.options, job.inputs, progress=progress)
+        set_run_tag(job.run_tag)
+        try:
+            result = encode_path(job.input, job.output, job.options, job.inputs, progress=progress)
+        finally:
+            set_run_tag("")
     except Interrupted:
         raise
     except NvencError as exc:
@@ -89,18 +95,24 @@ def make_folder(output: str) -> None:
         raise OutputError(f"{output}: cannot create folder {folder} ({exc.strerror or exc})") from None
 
 
-def stale_temporaries(output: str) -> list[str]:
-    """Temporary files an earlier, killed attempt at ``output`` left (the muxer names them
-    ``.NAME.XXXXXXXX.part`` beside the target; outputs never collide within a run)."""
-    if output == "-":
+def stale_temporaries(output: str, tag: str) -> list[str]:
+    """Temporary files an earlier, killed attempt of this run at ``output`` left (the
+    muxer names them ``.NAME.TAG-XXXXXXXX.part`` beside the target, ``TAG`` being the
+    run's own random mark). Without a tag nothing is this run's: another run's file for
+    the same output (``.NAME.XXXXXXXX.part``, or another tag) is never touched."""
+    from nvenc_cli.mux import temp_prefix
+
+    if output == "-" or not tag:
         return []
     path = Path(output)
-    pattern = os.path.join(glob.escape(str(path.parent)), f".{glob.escape(path.name)}.*.part")
-    return glob.glob(pattern)
+    prefix = temp_prefix(path, tag)
+    pattern = os.path.join(glob.escape(str(path.parent)), glob.escape(prefix) + "*.part")
+    mine = re.compile(re.escape(prefix) + r"[A-Za-z0-9_]{8}\.part")
+    return [name for name in glob.glob(pattern) if mine.fullmatch(os.path.basename(name))]
 
 
-def remove_stale_temporaries(output: str) -> None:
-    for name in stale_temporaries(output):
+def remove_stale_temporaries(output: str, tag: str) -> None:
+    for name in stale_temporaries(output, tag):
         with contextlib.suppress(OSError):
             os.unlink(name)
 
