@@ -38,7 +38,12 @@ def layout_for(channels: int) -> str:
     """FFmpeg's default layout for a channel count ("mono", "stereo", "5.1"…)."""
     import av
 
-    return av.AudioLayout(f"{channels}c").name
+    try:
+        return av.AudioLayout(f"{channels}c").name
+    except ValueError:  # FFmpeg names default layouts up to a count (16 today), not beyond
+        raise InputDataError(
+            f"{channels} audio channels: FFmpeg has no channel layout for that many to encode"
+        ) from None
 
 
 class MediaAudio:

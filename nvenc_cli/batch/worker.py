@@ -87,7 +87,7 @@ def make_folder(output: str) -> None:
     if output == "-":
         return
     folder = Path(output).parent
-    if str(folder) in ("", ".") or folder.is_dir():
+    if str(folder) in ("", ".") or os.path.isdir(folder):  # False, not an error, for a name too long
         return
     try:
         folder.mkdir(parents=True, exist_ok=True)
