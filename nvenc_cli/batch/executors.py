@@ -18,7 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from nvenc_cli.batch.jobs import JobSpec
-from nvenc_cli.batch.warmup import pool_context, start_workers_early
+from nvenc_cli.batch.warmup import main_kept_from_workers, pool_context, start_workers_early
 from nvenc_cli.batch.worker import JobResult, file_key
 from nvenc_cli.errors import UnavailableError, UsageError
 
@@ -72,19 +72,21 @@ class LocalExecutor:
         self._on_event = on_event
         self._pids: set[int] = set()
         self._lock = threading.Lock()
-        self._pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=worker.init_pool_worker,
-            initargs=(self._writer, self._stop, cores_per_worker(workers), verbose),
-        )
+        with main_kept_from_workers():
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=worker.init_pool_worker,
+                initargs=(self._writer, self._stop, cores_per_worker(workers), verbose),
+            )
         self._reader = threading.Thread(target=self._read_events, daemon=True, name="nvenc-batch-events")
         self._reader.start()
 
     def submit(self, job: JobSpec) -> Future[JobResult]:
         from nvenc_cli.batch import worker
 
-        return self._pool.submit(worker.pool_job, job)
+        with main_kept_from_workers():  # the pool starts its workers on submit
+            return self._pool.submit(worker.pool_job, job)
 
     def _read_events(self) -> None:
         while True:

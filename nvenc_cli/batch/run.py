@@ -177,17 +177,26 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
     fails all its pending futures), a fresh pool takes the jobs that are left."""
     workers = min(opts.workers or default_workers(), len(todo))
     started: set[int] = set()
+    starts = [0]  # jobs started, retries included
 
     def note(kind: str, *values: Any) -> None:
         if kind == "start":
             started.add(values[0])
+            starts[0] += 1
         if on_event is not None:
             on_event(kind, *values)
 
     attempts = dict.fromkeys((job.index for job in todo), 0)
     before = {job.index: file_key(job.output) for job in todo}
     pending = list(todo)
+    barren = 0  # pools in a row that broke before any job started: workers that cannot start
     while pending:
+        if barren >= WORKER_ATTEMPTS:
+            for job in pending:
+                yield failed(job, 70, "worker processes died as they started; no job could run")
+            return
+        started_before = starts[0]
+        started.clear()  # a job is charged a try only for a pool that broke while it ran
         executor = LocalExecutor(workers, verbose=opts.verbose, on_event=note)
         futures: dict[Future[JobResult], JobSpec] = {executor.submit(job): job for job in pending}
         pending, broken = [], False
@@ -206,6 +215,7 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
                         else:
                             pending.append(redo_over_own_output(job, before[job.index]))
             if broken:  # a dead worker took the pool: clean what its jobs left, start afresh
+                barren = barren + 1 if starts[0] == started_before else 0
                 for job in pending:
                     remove_stale_temporaries(job.output, job.run_tag)
                 pending.sort(key=lambda j: j.index)
