@@ -160,6 +160,36 @@ def _ray_task(job: JobSpec, cores: int, before: tuple[int, int, int] | None) -> 
         return worker.failed(job, 130, "cancelled", status="cancelled")
 
 
+RAY_CONNECT_SECONDS = 10.0
+"""How long a cluster address may take to accept a connection before the run is refused."""
+
+
+def check_reachable(address: str, timeout: float = RAY_CONNECT_SECONDS) -> None:
+    """Refuse (69) a ``HOST:PORT`` or ``ray://HOST:PORT`` that accepts no connection.
+
+    Ray itself retries an address that is down for as long as the run lasts, printing its
+    own log lines; one connection attempt first turns that into one line. ``auto`` and
+    ``local`` are Ray's own words for "find it" and "start one": they pass as they are.
+    """
+    import re
+    import socket
+
+    match = re.fullmatch(r"(?:ray://)?\[?([^\[\]]+?)\]?:(\d{1,5})", address.strip())
+    if match is None:
+        if address.strip() in ("auto", "local"):
+            return
+        raise UsageError(f"invalid --ray-address {address!r}: use HOST:PORT, ray://HOST:PORT or auto")
+    host, port = match.group(1), int(match.group(2))
+    if not 0 < port < 65536:
+        raise UsageError(f"invalid --ray-address {address!r}: the port must be 1-65535")
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise UnavailableError(f"cannot reach the Ray cluster at {address} ({why})") from None
+
+
 class RayExecutor:
     """Each job a Ray task, on the cluster at ``address`` or on a local one started for the
     run (and shut down after it). Ray retries a task whose worker died (``max_retries``);
@@ -180,6 +210,8 @@ class RayExecutor:
         if self._owns_cluster:
             import logging
 
+            if address is not None:
+                check_reachable(address)
             try:
                 ray.init(
                     address=address,
