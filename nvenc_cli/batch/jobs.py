@@ -166,8 +166,15 @@ def _no_placeholder_message(inputs: Sequence[str], template: str) -> str:
     )
 
 
-def _key(path: str) -> str:
-    return os.path.normcase(os.path.realpath(path))
+def _key(path: str) -> tuple[object, ...]:
+    """What makes two names one file: the inode of an existing file (so a hard link or a
+    symbolic link is the file it reaches), else the resolved path of one still to be made."""
+    from nvenc_cli.paths import identity
+
+    found = identity(path)
+    if found is not None:
+        return ("inode", *found)
+    return ("path", os.path.normcase(os.path.realpath(path)))
 
 
 def check_collisions(jobs: Iterable[JobSpec]) -> None:

@@ -1,0 +1,397 @@
+"""Hostile inputs, third round: nothing of anyone else's destroyed, no path read as a
+protocol, no output outside its folder, manifests typed, no stream mixed with another.
+
+Every case runs the real CLI (or the API where the case is the API's) and checks the exit
+code, the one ``nvenc: error:`` line, that no file was touched or left behind and, where
+an encode succeeds, what the output decodes to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, decode, reaped, run_cli, start_cli
+from tests.test_hostile import one_line_error
+
+FAST = ("--preset", "ultrafast")
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def grey(value: int, frames: int = 3, size: tuple[int, int] = (64, 48)) -> np.ndarray:
+    return np.full((frames, size[1], size[0], 3), value, np.uint8)
+
+
+def write_video(path: Path, value: int, frames: int = 3) -> None:
+    """A lossless (FFV1) clip of one grey level, written under a plain name and then
+    renamed, so the test itself never hands FFmpeg a name it could read as a protocol."""
+    plain = path.with_name("plain-tmp.mkv")
+    with av.open(str(plain), "w") as out:
+        stream = out.add_stream("ffv1", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv444p"
+        for frame in grey(value, frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    os.replace(plain, path)
+
+
+def write_wav(path: Path, channels: int = 1, seconds: float = 0.2, rate: int = 48000) -> None:
+    samples = (np.sin(np.arange(int(rate * seconds)) / 7.0) * 8000).astype("<i2")
+    data = np.repeat(samples[:, None], channels, axis=1)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(data.tobytes())
+
+
+def mean_level(path: Path) -> float:
+    frames, _ = decode(path)
+    return float(frames.mean())
+
+
+def audio_channels(path: Path) -> int | None:
+    with av.open(str(path)) as container:
+        streams = container.streams.audio
+        return streams[0].codec_context.channels if streams else None
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (links as their target text) with a digest of its bytes."""
+    seen: dict[str, str] = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            full = Path(root) / name
+            rel = str(full.relative_to(folder))
+            if full.is_symlink():
+                seen[rel] = "link:" + os.readlink(full)
+            elif full.is_file():
+                seen[rel] = hashlib.sha256(full.read_bytes()).hexdigest()
+            else:
+                seen[rel] = "dir"
+    return seen
+
+
+@pytest.fixture()
+def arrays(tmp_path: Path) -> Path:
+    np.save(tmp_path / "a.npy", grey(60))
+    np.save(tmp_path / "b.npy", grey(200))
+    return tmp_path
+
+
+def refused(tmp_path: Path, code: int, fragment: str, *args: str, stdin: object = subprocess.DEVNULL) -> str:
+    """Run the CLI; it must fail with ``code`` and one line, and leave ``tmp_path`` as it was."""
+    before = snapshot(tmp_path)
+    proc = run_cli(*args, cwd=tmp_path, stdin=stdin)
+    text = one_line_error(proc, code, fragment)
+    assert snapshot(tmp_path) == before, text
+    return text
+
+
+# --- 2. a path that exists is that file; no protocol is ever opened -------------------------
+
+PREFIXES = ["concat:", "file:", "cache:", "async:", "crypto:", "subfile:", "data:", "fd:", "pipe:", "tee:"]
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_an_existing_video_named_like_a_protocol_is_that_file(tmp_path: Path, prefix: str) -> None:
+    write_video(tmp_path / "other.mkv", 200)  # what the protocol would read
+    write_video(tmp_path / f"{prefix}other.mkv", 60)
+    proc = run_cli("encode", f"{prefix}other.mkv", "-o", "out.mkv", "-c", "ffv1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert abs(mean_level(tmp_path / "out.mkv") - 60) < 2
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_a_missing_video_named_like_a_protocol_is_missing(tmp_path: Path, prefix: str) -> None:
+    write_video(tmp_path / "other.mkv", 200)
+    refused(tmp_path, 66, "no such file", "encode", f"{prefix}other.mkv", "-o", "out.mp4")
+
+
+@pytest.mark.parametrize("prefix", ["concat:", "file:", "cache:", "async:", "subfile:"])
+def test_an_existing_sound_file_named_like_a_protocol_is_that_file(arrays: Path, prefix: str) -> None:
+    write_wav(arrays / "tone.wav", channels=2)  # the decoy: stereo
+    write_wav(arrays / f"{prefix}tone.wav", channels=1)
+    proc = run_cli("encode", "a.npy", "--audio", f"{prefix}tone.wav", "-o", "out.mkv", cwd=arrays)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert audio_channels(arrays / "out.mkv") == 1
+
+
+@pytest.mark.parametrize("prefix", ["concat:", "file:", "cache:", "async:", "subfile:"])
+def test_a_missing_sound_file_named_like_a_protocol_is_missing(arrays: Path, prefix: str) -> None:
+    write_wav(arrays / "tone.wav")
+    refused(arrays, 66, "no such file", "encode", "a.npy", "--audio", f"{prefix}tone.wav", "-o", "out.mkv")
+
+
+def _listener() -> tuple[socket.socket, int]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    server.settimeout(0.5)
+    return server, server.getsockname()[1]
+
+
+def _connections(server: socket.socket) -> int:
+    count = 0
+    while True:
+        try:
+            conn, _ = server.accept()
+        except (TimeoutError, socket.timeout):
+            return count
+        conn.close()
+        count += 1
+
+
+@pytest.mark.parametrize("scheme", ["tcp", "udp", "unix", "tls"])
+@pytest.mark.parametrize("role", ["input", "audio"])
+def test_a_name_like_a_socket_address_opens_no_connection(arrays: Path, scheme: str, role: str) -> None:
+    server, port = _listener()
+    with server:
+        name = f"{scheme}:127.0.0.1:{port}"
+        if role == "input":
+            refused(arrays, 66, "no such file", "encode", name, "-o", "out.mp4")
+        else:
+            refused(arrays, 66, "no such file", "encode", "a.npy", "--audio", name, "-o", "out.mkv")
+        assert _connections(server) == 0
+
+
+def test_an_existing_file_named_like_a_socket_address_is_read_as_a_file(tmp_path: Path) -> None:
+    server, port = _listener()
+    with server:
+        write_video(tmp_path / f"tcp:127.0.0.1:{port}", 90)
+        proc = run_cli("encode", f"tcp:127.0.0.1:{port}", "-o", "out.mkv", "-c", "ffv1", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert _connections(server) == 0
+    assert abs(mean_level(tmp_path / "out.mkv") - 90) < 2
+
+
+@pytest.mark.parametrize("name", ["concat:out.mp4", "tcp:127.0.0.1:1.mp4", "file:out.mp4", "pipe:1.mp4"])
+def test_an_output_named_like_a_protocol_is_written_as_that_file(arrays: Path, name: str) -> None:
+    proc = run_cli("encode", "a.npy", "-o", name, *FAST, cwd=arrays)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (arrays / name).is_file()
+    assert abs(mean_level(arrays / name) - 60) < 3
+    assert not [p for p in os.listdir(arrays) if p.endswith(".part")]
+
+
+@pytest.mark.parametrize("folder", ["concat:x", "tcp:127.0.0.1:1", "cache:y"])
+def test_an_output_folder_named_like_a_protocol_is_a_folder(arrays: Path, folder: str) -> None:
+    (arrays / folder).mkdir()
+    proc = run_cli("encode", "a.npy", "-o", f"{folder}/out.mp4", *FAST, cwd=arrays)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert abs(mean_level(arrays / folder / "out.mp4") - 60) < 3
+
+
+@pytest.mark.parametrize("fragmented", [False, True])
+def test_a_fragmented_output_named_like_a_protocol_is_that_file(arrays: Path, fragmented: bool) -> None:
+    extra = ("-x", "movflags=+frag_keyframe+empty_moov") if fragmented else ()
+    proc = run_cli("encode", "a.npy", "-o", "concat:f.mp4", *extra, *FAST, cwd=arrays)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(decode(arrays / "concat:f.mp4")[0]) == 3
+
+
+def test_a_deep_image_named_like_a_protocol_is_that_image(tmp_path: Path) -> None:
+    """16-bit PNGs are decoded through FFmpeg: the same rule holds there."""
+    from PIL import Image
+
+    for name, value in (("other.png", 60000), ("concat:other.png", 8000)):
+        data = np.full((48, 64), value, np.uint16)
+        Image.fromarray(data).save(tmp_path / "tmp.png")
+        os.replace(tmp_path / "tmp.png", tmp_path / name)
+    proc = run_cli("encode", "concat:other.png", "-o", "out.mkv", "-c", "ffv1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert abs(mean_level(tmp_path / "out.mkv") - 8000 / 257) < 3
+
+
+# --- 1. nothing of anyone else's destroyed -------------------------------------------------
+
+
+def _alias(folder: Path, target: str, how: str) -> str:
+    """Another name for ``folder/target``: itself, ``./x``, a symbolic link or a hard link."""
+    if how == "same":
+        return target
+    if how == "dot":
+        return f"./{target}"
+    alias = f"alias-{how}-{target}"
+    if how == "symlink":
+        os.symlink(target, folder / alias)
+    else:
+        os.link(folder / target, folder / alias)
+    return alias
+
+
+ALIASES = ["same", "dot", "symlink", "hardlink"]
+
+
+@pytest.mark.parametrize("how", ALIASES)
+def test_progress_naming_the_audio_file_is_refused(arrays: Path, how: str) -> None:
+    write_wav(arrays / "tone.wav")
+    name = _alias(arrays, "tone.wav", how)
+    refused(
+        arrays, 2, "is the --audio file", "encode", "a.npy", "--audio", "tone.wav", "-o", "o.mkv", "--progress", name
+    )
+
+
+@pytest.mark.parametrize("how", ALIASES)
+def test_progress_naming_the_manifest_is_refused(arrays: Path, how: str) -> None:
+    (arrays / "jobs.jsonl").write_text('{"input": "a.npy", "output": "o.mp4"}\n')
+    name = _alias(arrays, "jobs.jsonl", how)
+    refused(arrays, 2, "is the manifest", "batch", "jobs.jsonl", "--progress", name)
+
+
+@pytest.mark.parametrize("how", ALIASES)
+def test_progress_naming_a_jobs_audio_file_is_refused(arrays: Path, how: str) -> None:
+    write_wav(arrays / "tone.wav")
+    (arrays / "jobs.jsonl").write_text('{"input": "a.npy", "output": "o.mkv", "audio": "tone.wav"}\n')
+    name = _alias(arrays, "tone.wav", how)
+    refused(arrays, 2, "is the --audio file", "batch", "jobs.jsonl", "--progress", name)
+
+
+@pytest.mark.parametrize("how", ALIASES)
+def test_progress_naming_an_input_of_several_is_refused(arrays: Path, how: str) -> None:
+    name = _alias(arrays, "b.npy", how)
+    refused(arrays, 2, "is an input", "encode", "a.npy", "b.npy", "-o", "out/", "--progress", name)
+
+
+@pytest.mark.parametrize("how", ["same", "dot", "symlink"])
+def test_a_manifest_row_writing_the_manifest_is_refused(tmp_path: Path, how: str) -> None:
+    """A JSON Lines manifest named like a video (``jobs.mkv``): a row that writes it would
+    replace the job list it came from."""
+    np.save(tmp_path / "a.npy", grey(60))
+    (tmp_path / "jobs.mkv").write_text("")
+    name = _alias(tmp_path, "jobs.mkv", how)
+    (tmp_path / "jobs.mkv").write_text(json.dumps({"input": "a.npy", "output": name}) + "\n")
+    refused(tmp_path, 2, "manifest", "batch", "jobs.mkv", "-y")
+
+
+def test_a_manifest_row_writing_the_manifest_through_a_template_is_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "jobs.npy", grey(60))
+    (tmp_path / "jobs.mkv").write_text(json.dumps({"input": "jobs.npy"}) + "\n")
+    refused(tmp_path, 2, "manifest", "batch", "jobs.mkv", "-o", "{stem}.mkv", "-y")
+
+
+@pytest.mark.parametrize("how", ALIASES)
+def test_a_jobs_audio_that_is_another_jobs_output_is_refused(arrays: Path, how: str) -> None:
+    write_video(arrays / "talk.mkv", 30)
+    name = _alias(arrays, "talk.mkv", how)
+    rows = [
+        {"input": "a.npy", "output": "talk.mkv", "overwrite": True},
+        {"input": "b.npy", "output": "b.mkv", "audio": name},
+    ]
+    (arrays / "jobs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    refused(arrays, 2, "--audio file", "batch", "jobs.jsonl")
+
+
+@pytest.mark.parametrize("how", ALIASES)
+def test_an_output_over_its_own_audio_file_is_refused(arrays: Path, how: str) -> None:
+    write_video(arrays / "talk.mkv", 30)
+    name = _alias(arrays, "talk.mkv", how)
+    refused(arrays, 73, "same file as the input", "encode", "a.npy", "--audio", name, "-o", "talk.mkv", "-y")
+
+
+def test_an_audio_file_beside_no_audio_is_refused_before_anything_is_written(arrays: Path) -> None:
+    write_video(arrays / "talk.mkv", 30)
+    refused(arrays, 2, "exclude each other", "encode", "a.npy", "--audio", "talk.mkv", "-an", "-o", "talk.mkv", "-y")
+
+
+def test_a_failed_fragmented_encode_spares_a_file_another_run_put_there(tmp_path: Path) -> None:
+    """A fragmented MP4 is written at its own path as it grows; when that encode fails, it
+    removes the file it made, not a complete file another run renamed over it since."""
+    from nvenc_cli.encode import encode_path
+    from nvenc_cli.errors import NvencError
+    from nvenc_cli.options import EncodeOptions, parse_extra
+
+    np.save(tmp_path / "a.npy", grey(60, frames=40))
+    target = tmp_path / "live.mp4"
+    other = tmp_path / "other-run.mp4"
+    other.write_bytes(b"another run's complete video")
+
+    def progress(done: int, total: int | None) -> None:
+        if target.exists() and other.exists():
+            os.replace(other, target)  # another run publishes its file at the same path
+            raise NvencError("stopped on purpose")
+
+    options = EncodeOptions(extra=parse_extra(["movflags=+frag_keyframe+empty_moov", "g=2"]), batch_size=2)
+    with pytest.raises(NvencError, match="on purpose"):
+        encode_path(str(tmp_path / "a.npy"), str(target), options, progress=progress)
+    assert target.read_bytes() == b"another run's complete video"
+
+
+def test_a_failed_fragmented_encode_still_removes_its_own_file(tmp_path: Path) -> None:
+    from nvenc_cli.encode import encode_path
+    from nvenc_cli.errors import NvencError
+    from nvenc_cli.options import EncodeOptions, parse_extra
+
+    np.save(tmp_path / "a.npy", grey(60, frames=40))
+    target = tmp_path / "live.mp4"
+    seen = []
+
+    def progress(done: int, total: int | None) -> None:
+        seen.append(target.exists())
+        raise NvencError("stopped on purpose")
+
+    options = EncodeOptions(extra=parse_extra(["movflags=+frag_keyframe+empty_moov"]), batch_size=2)
+    with pytest.raises(NvencError):
+        encode_path(str(tmp_path / "a.npy"), str(target), options, progress=progress)
+    assert seen and seen[0]  # it was live at its own path
+    assert not target.exists() and not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
+
+
+def test_batch_cleanup_after_sigterm_spares_another_runs_temporary_files(tmp_path: Path) -> None:
+    """SIGTERM mid-run removes this run's temporary files only: another run's, for the very
+    same outputs (old style, or with another run's mark), are not this run's to delete."""
+    rng = np.random.default_rng(7)
+    for i in range(2):
+        np.save(tmp_path / f"n{i}.npy", rng.integers(0, 256, (90, 240, 320, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    foreign = [out / ".n0.mp4.abcd1234.part", out / ".n1.mp4.0badc0de-qwertyui.part", out / ".n0.mp4.x.part"]
+    for path in foreign:
+        path.write_bytes(b"another run is writing this")
+    child = start_cli(
+        tmp_path, "encode", "n0.npy", "n1.npy", "-o", "out/", "-j", "2", "--preset", "slow", new_session=True
+    )
+    with reaped(child):
+        deadline = time.monotonic() + 90
+        while len([p for p in out.glob(".*.part") if p not in foreign and p.stat().st_size]) < 2:
+            assert child.poll() is None, child.communicate()[1].decode()
+            assert time.monotonic() < deadline, "the encodes never started"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGTERM)
+        _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 143, stderr.decode()
+    assert sorted(out.iterdir()) == sorted(foreign)
+    assert all(p.read_bytes() == b"another run is writing this" for p in foreign)
+
+
+def test_stale_temporaries_are_this_runs_only(tmp_path: Path) -> None:
+    from nvenc_cli.batch.worker import stale_temporaries
+    from nvenc_cli.mux import temp_prefix
+
+    out = tmp_path / "v.mp4"
+    mine = tmp_path / (temp_prefix(out, "1a2b3c4d") + "abcdefgh.part")
+    others = [
+        tmp_path / ".v.mp4.abcdefgh.part",
+        tmp_path / (temp_prefix(out, "ffffffff") + "abcdefgh.part"),
+        tmp_path / (temp_prefix(out, "1a2b3c4d") + "abc.part"),
+    ]
+    for path in [mine, *others]:
+        path.write_bytes(b"x")
+    assert stale_temporaries(str(out), "1a2b3c4d") == [str(mine)]
+    assert stale_temporaries(str(out), "") == []
