@@ -319,11 +319,9 @@ def encode(
         from nvenc_cli.batch.jobs import expand_output, has_placeholder, is_dir_template
         from nvenc_cli.sources import input_files
 
-        if has_placeholder(output) or is_dir_template(output):
+        templated = has_placeholder(output) or is_dir_template(output)
+        if templated:
             output = expand_output(output, input[0], 0)
-            from nvenc_cli.batch.worker import make_folder
-
-            make_folder(output)  # as for several inputs: the template names the folder
         stdout_data = output == "-" or json_report
         sound = None if no_audio else audio
         others = (("the --audio file", sound),)
@@ -331,17 +329,25 @@ def encode(
     except NvencError as exc:
         out.progress_file = None  # refused: it must not be opened, not even for the last block
         out.fail(exc)
+    from nvenc_cli.batch.worker import make_folder, remove_folders
+
+    made: list[Any] = []
     try:
         from nvenc_cli.encode import encode_path
 
+        if templated:
+            made = make_folder(output)  # as for several inputs: the template names the folder
         options, inputs = _options(ctx.params)
         out.ffmpeg_logging()
         result = encode_path(input[0], output, options, inputs, progress=out.progress, on_plan=out.planned)
     except (NvencError, Interrupted) as exc:
+        remove_folders(made)
         out.fail(exc)
     except KeyboardInterrupt:  # SIGINT's default handler, where a host kept it
+        remove_folders(made)
         out.fail(Interrupted("interrupted"))
     except Exception as exc:
+        remove_folders(made)
         out.fail(exc, code=70)
     out.done(input[0], output, result, json_report)
 

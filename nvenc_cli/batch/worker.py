@@ -82,17 +82,43 @@ def run_job(job: JobSpec, progress: Callable[[int, int | None], None] | None = N
     return JobResult(job.index, job.input, job.output, "ok", 0, None, report, time.monotonic() - started)
 
 
-def make_folder(output: str) -> None:
-    """Templates name folders per input (``out/{parent}/{stem}.mp4``): create them."""
+def make_folder(output: str) -> list[Path]:
+    """Templates name folders per input (``out/{parent}/{stem}.mp4``): create them.
+
+    Every name is checked against the file system's limit first, so a name too long
+    creates nothing at all; returns the folders made (deepest last), for a caller that
+    removes them again when its encode fails."""
     if output == "-":
-        return
+        return []
     folder = Path(output).parent
     if str(folder) in ("", ".") or os.path.isdir(folder):  # False, not an error, for a name too long
-        return
+        return []
+    missing: list[Path] = []
+    here = folder
+    while str(here) not in ("", ".", "/") and not os.path.isdir(here):
+        missing.append(here)
+        here = here.parent
+    try:
+        limit = int(os.pathconf(here if str(here) else ".", "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        limit = 255
+    for part in missing:
+        if len(os.fsencode(part.name)) > limit:
+            raise OutputError(
+                f"{output}: cannot create folder {folder} (a name is longer than {limit} bytes)"
+            )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{output}: cannot create folder {folder} ({exc.strerror or exc})") from None
+    return list(reversed(missing))
+
+
+def remove_folders(made: list[Path]) -> None:
+    """Remove folders ``make_folder`` made, deepest first, each only while empty."""
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
 
 
 def stale_temporaries(output: str, tag: str) -> list[str]:
