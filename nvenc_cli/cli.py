@@ -469,7 +469,7 @@ def _row_params(ctx: typer.Context, row: Any) -> dict[str, Any]:
 def _typed_value(param: Any, value: Any, what: str) -> Any:
     """A JSON value of the option's own type, refused otherwise: a manifest never turns
     ``true`` into crf 1, ``2.7`` into 2 frames or ``"false"`` into a switch left on.
-    Numbers are taken for text options (``"fps": 29.97``) in their exact decimal form."""
+    Numbers are taken for the text options that hold one (``"fps": 29.97``), as written."""
     import math
 
     kind = type(param.type).__name__
@@ -493,11 +493,15 @@ def _typed_value(param: Any, value: Any, what: str) -> Any:
         if isinstance(value, str) or not math.isfinite(value):
             raise UsageError(f"{what}: expected a number, got {json_text(value)}")
         return value
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, str):
+        return value
+    if param.name not in _NUMBER_AS_TEXT or (isinstance(value, float) and not math.isfinite(value)):
         raise UsageError(f"{what}: expected {_expected(kind)}, got {json_text(value)}")
-    if not isinstance(value, str) and kind != "StringParamType":
-        raise UsageError(f"{what}: expected {_expected(kind)}, got {json_text(value)}")
-    return value if isinstance(value, str) else repr(value)
+    return repr(value)
+
+
+# Text options whose value is a number, which JSON may give as one ("fps": 29.97).
+_NUMBER_AS_TEXT = frozenset({"fps", "audio_bitrate", "preset"})
 
 
 def _expected(kind: str) -> str:

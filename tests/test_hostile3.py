@@ -540,3 +540,142 @@ def test_a_failed_encode_removes_the_folders_its_template_made(arrays: Path, bad
     (arrays / "bad.npy").write_bytes(b"not an array at all")
     code = 66 if bad == "missing.npy" else 65
     refused(arrays, code, "", "encode", bad, "-o", "new/{stem}/deeper/v.mp4")
+
+
+# --- 8/7. manifest values typed: refused, never coerced; bad rows are one line ------------
+
+BAD_VALUES = [
+    ("frames", 2.7, "expected a whole number"),
+    ("frames", 3.0, "expected a whole number"),
+    ("frames", "2", "expected a whole number"),
+    ("frames", True, "expected a whole number"),
+    ("frames", [2], "expected a whole number"),
+    ("start", 0.5, "expected a whole number"),
+    ("batch-size", False, "expected a whole number"),
+    ("audio-rate", "48000", "expected a whole number"),
+    ("crf", True, "expected a number"),
+    ("crf", False, "expected a number"),
+    ("crf", "20", "expected a number"),
+    ("crf", {"v": 20}, "expected a number"),
+    ("overwrite", "false", "expected true or false"),
+    ("overwrite", "true", "expected true or false"),
+    ("overwrite", 1, "expected true or false"),
+    ("overwrite", 0, "expected true or false"),
+    ("pad", "yes", "expected true or false"),
+    ("no-audio", [], "expected true or false"),
+    ("codec", 5, "expected a string"),
+    ("codec", True, "expected a string"),
+    ("codec", ["libx264"], "expected a string"),
+    ("device", 0, "expected a string"),
+    ("preset", {"p": 1}, "expected a string"),
+    ("preset", True, "expected a string"),
+    ("option", 5, "expected a string or a list of strings"),
+    ("option", [1, 2], "expected a string or a list of strings"),
+    ("option", {"g": 2}, "expected a string or a list of strings"),
+    ("option", 'g="2', "No closing quotation"),
+    ("fps", True, "expected a string"),
+    ("fps", [30], "expected a string"),
+    ("audio", 7, "expected a string"),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"), BAD_VALUES, ids=[f"{k}={v!r}" for k, v, _ in BAD_VALUES]
+)
+def test_a_manifest_value_of_the_wrong_type_is_refused(
+    arrays: Path, key: str, value: object, fragment: str
+) -> None:
+    (arrays / "jobs.jsonl").write_text(json.dumps({"input": "a.npy", "output": "o.mp4", key: value}) + "\n")
+    refused(arrays, 2, fragment, "batch", "jobs.jsonl")
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_a_manifest_crf_that_is_no_finite_number_is_refused(arrays: Path, literal: str) -> None:
+    (arrays / "jobs.jsonl").write_text('{"input": "a.npy", "output": "o.mp4", "crf": ' + literal + "}\n")
+    refused(arrays, 2, "expected a number", "batch", "jobs.jsonl")
+
+
+@pytest.mark.parametrize("key", ["input", "output"])
+@pytest.mark.parametrize("value", [5, 1.5, True, ["a.npy"], {"path": "a.npy"}])
+def test_a_manifest_path_that_is_no_string_is_refused(arrays: Path, key: str, value: object) -> None:
+    row = {"input": "a.npy", "output": "o.mp4", key: value}
+    (arrays / "jobs.jsonl").write_text(json.dumps(row) + "\n")
+    refused(arrays, 2, "expected a path string", "batch", "jobs.jsonl")
+
+
+@pytest.mark.parametrize("key", ["input", "output", "audio", "option", "codec"])
+def test_a_manifest_value_with_a_nul_character_is_refused(arrays: Path, key: str) -> None:
+    row = {"input": "a.npy", "output": "o.mp4", key: "a\x00.npy"}
+    (arrays / "jobs.jsonl").write_text(json.dumps(row) + "\n")
+    refused(arrays, 2, "NUL character", "batch", "jobs.jsonl")
+
+
+def test_a_csv_manifest_value_with_a_nul_character_is_refused(arrays: Path) -> None:
+    (arrays / "jobs.csv").write_bytes(b"input,output\na\x00.npy,o.mp4\n")
+    refused(arrays, 2, "NUL character", "batch", "jobs.csv")
+
+
+@pytest.mark.parametrize("depth", [100, 5000, 200000])
+def test_a_deeply_nested_manifest_row_is_bad_data(arrays: Path, depth: int) -> None:
+    text = '{"input": "a.npy", "output": "o.mp4", "x": ' + "[" * depth + "]" * depth + "}\n"
+    (arrays / "jobs.jsonl").write_text(text)
+    code, fragment = (2, "not an option a job can set") if depth < 1000 else (65, "nested too deeply")
+    refused(arrays, code, fragment, "batch", "jobs.jsonl")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'input,output\n"a.npy,o.mp4\n',
+        'input,output,crf\na.npy,"o.mp4,20\n',
+        'input,output\na.npy,"o.mp4"x\n',
+    ],
+    ids=["unclosed-first", "unclosed-middle", "text-after-quote"],
+)
+def test_a_csv_manifest_with_broken_quoting_is_bad_data(arrays: Path, text: str) -> None:
+    (arrays / "jobs.csv").write_text(text)
+    refused(arrays, 65, "not a CSV manifest", "batch", "jobs.csv")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"input": "a.npy", "output": "o.mp4"',
+        '{"input": "a.npy" "output": "o.mp4"}',
+        "[1, 2]",
+        '"a.npy"',
+        "null",
+    ],
+)
+def test_a_malformed_json_row_is_bad_data(arrays: Path, line: str) -> None:
+    (arrays / "jobs.jsonl").write_text(line + "\n")
+    refused(arrays, 65, "jobs.jsonl:1", "batch", "jobs.jsonl")
+
+
+def test_well_typed_manifest_values_are_honoured(arrays: Path) -> None:
+    rows = [
+        {"input": "a.npy", "output": "a.mp4", "frames": 2, "crf": 18.5, "fps": 15, "preset": "ultrafast"},
+        {"input": "b.npy", "output": "b.mp4", "overwrite": False, "option": ["g=1"], "fps": "24000/1001"},
+    ]
+    (arrays / "jobs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = run_cli("batch", "jobs.jsonl", cwd=arrays)
+    assert proc.returncode == 0, proc.stderr.decode()
+    frames, facts = decode(arrays / "a.mp4")
+    assert len(frames) == 2
+    with av.open(str(arrays / "a.mp4")) as container:
+        assert container.streams.video[0].average_rate == 15
+    with av.open(str(arrays / "b.mp4")) as container:
+        assert float(container.streams.video[0].average_rate) == pytest.approx(24000 / 1001, rel=1e-3)
+
+
+def test_csv_cells_are_read_as_the_command_line_reads_them(arrays: Path) -> None:
+    (arrays / "jobs.csv").write_text("input,output,frames,overwrite\na.npy,a.mp4,2,false\n")
+    proc = run_cli("batch", "jobs.csv", cwd=arrays)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(decode(arrays / "a.mp4")[0]) == 2
+
+
+@pytest.mark.parametrize("cell", ["2.7", "two", "1e3"])
+def test_a_csv_cell_that_is_no_whole_number_is_refused(arrays: Path, cell: str) -> None:
+    (arrays / "jobs.csv").write_text(f"input,output,frames\na.npy,a.mp4,{cell}\n")
+    refused(arrays, 2, "invalid 'frames'", "batch", "jobs.csv")
