@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import wave
 from pathlib import Path
@@ -22,7 +23,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.conftest import decode, reaped, run_cli, start_cli
+from tests.conftest import ROOT, decode, reaped, run_cli, start_cli
 from tests.test_hostile import one_line_error
 
 FAST = ("--preset", "ultrafast")
@@ -660,7 +661,7 @@ def test_well_typed_manifest_values_are_honoured(arrays: Path) -> None:
     (arrays / "jobs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     proc = run_cli("batch", "jobs.jsonl", cwd=arrays)
     assert proc.returncode == 0, proc.stderr.decode()
-    frames, facts = decode(arrays / "a.mp4")
+    frames, _ = decode(arrays / "a.mp4")
     assert len(frames) == 2
     with av.open(str(arrays / "a.mp4")) as container:
         assert container.streams.video[0].average_rate == 15
@@ -679,3 +680,235 @@ def test_csv_cells_are_read_as_the_command_line_reads_them(arrays: Path) -> None
 def test_a_csv_cell_that_is_no_whole_number_is_refused(arrays: Path, cell: str) -> None:
     (arrays / "jobs.csv").write_text(f"input,output,frames\na.npy,a.mp4,{cell}\n")
     refused(arrays, 2, "invalid 'frames'", "batch", "jobs.csv")
+
+
+# --- 8. one stream per door: no video mixed into a JSON report, stdin never sent away -----
+
+
+@pytest.mark.parametrize("name", ["/dev/stdout", "/proc/self/fd/1", "/dev/fd/1"])
+def test_json_and_an_output_that_is_standard_output_are_refused(arrays: Path, name: str) -> None:
+    refused(arrays, 2, "standard output", "encode", "a.npy", "-o", name, "--json")
+
+
+def test_json_and_an_output_that_is_the_file_stdout_goes_to_are_refused(arrays: Path) -> None:
+    sink = arrays / "captured.mp4"
+    with open(sink, "wb") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "nvenc_cli", "encode", "a.npy", "-o", "captured.mp4", "-y", "--json"],
+            cwd=arrays,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=out,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+    assert proc.returncode == 2, proc.stderr.decode()
+    assert proc.stderr.decode().count("\n") == 1
+    assert sink.read_bytes() == b""
+
+
+@pytest.mark.parametrize("dest", ["-", "/dev/stdout", "/proc/self/fd/1"])
+def test_json_and_a_manifest_row_writing_standard_output_are_refused(arrays: Path, dest: str) -> None:
+    (arrays / "jobs.jsonl").write_text(
+        json.dumps({"input": "a.npy", "output": dest, "format": "matroska"}) + "\n"
+    )
+    refused(arrays, 2, "standard output", "batch", "jobs.jsonl", "--json")
+
+
+@pytest.mark.parametrize("jobs", ["1", "2", "8"])
+def test_one_piped_input_with_jobs_is_encoded_here(arrays: Path, jobs: str) -> None:
+    with open(arrays / "a.npy", "rb") as piped:
+        proc = run_cli("encode", "-", "-o", "s.mp4", "-j", jobs, *FAST, cwd=arrays, stdin=piped)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(decode(arrays / "s.mp4")[0]) == 3
+
+
+@pytest.mark.parametrize("extra", [("--shard", "0/1"), ("--skip-existing",), ("--executor", "ray")])
+def test_a_piped_input_sent_to_workers_is_refused(arrays: Path, extra: tuple[str, ...]) -> None:
+    with open(arrays / "a.npy", "rb") as piped:
+        refused(arrays, 2, "standard input", "encode", "-", "-o", "s.mp4", *extra, stdin=piped)
+
+
+@pytest.mark.parametrize("channels", [9, 13, 17, 32, 64])
+def test_a_sound_file_with_more_channels_than_ffmpeg_names_is_bad_data(arrays: Path, channels: int) -> None:
+    write_wav(arrays / "many.wav", channels=channels, seconds=0.05)
+    refused(arrays, 65, f"{channels} audio channels", "encode", "a.npy", "--audio", "many.wav", "-o", "o.mkv")
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6, 8, 16, 24])
+def test_a_sound_file_with_a_named_layout_is_kept(arrays: Path, channels: int) -> None:
+    write_wav(arrays / "some.wav", channels=channels, seconds=0.05)
+    proc = run_cli("encode", "a.npy", "--audio", "some.wav", "-o", "o.mkv", *FAST, cwd=arrays)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert audio_channels(arrays / "o.mkv") == channels
+
+
+@pytest.mark.parametrize(
+    ("samples", "rate", "kind"),
+    [
+        ("list", 48000, "InputDataError"),
+        ("3d", 48000, "InputDataError"),
+        ("float64", 48000, "InputDataError"),
+        ("ok", 0, "UsageError"),
+        ("ok", -5, "UsageError"),
+        ("ok", True, "UsageError"),
+        ("ok", 44100.0, "UsageError"),
+    ],
+)
+def test_audio_encoder_argument_errors_are_nvenc_errors(samples: str, rate: object, kind: str) -> None:
+    import nvenc_cli.errors as errors
+    from nvenc_cli.api.audio import AudioEncoder
+
+    data = {
+        "list": [0.0, 0.1],
+        "3d": np.zeros((1, 2, 100), np.float32),
+        "float64": np.zeros((2, 100), np.float64),
+        "ok": np.zeros((2, 100), np.float32),
+    }[samples]
+    with pytest.raises(getattr(errors, kind)) as caught:
+        AudioEncoder(data, sample_rate=rate)  # type: ignore[arg-type]
+    assert isinstance(caught.value, ValueError)  # torchcodec's class, still
+
+
+# --- 4. no crash, no hang ---------------------------------------------------------------------
+
+THREADS_SCRIPT = """
+import threading, sys
+import numpy as np
+from nvenc_cli.api.video import open_writer
+
+for round in range(6):
+    writer = open_writer(f"t{round}.mp4", frame_rate=30, preset="ultrafast")
+    writer.write(np.zeros((96, 128, 3), np.uint8))
+    stop = False
+    def push(level):
+        while not stop:
+            try:
+                writer.write(np.full((4, 96, 128, 3), level, np.uint8))
+            except ValueError:
+                return
+    threads = [threading.Thread(target=push, args=(v,)) for v in (40, 120, 200)]
+    for t in threads:
+        t.start()
+    try:
+        writer.close()
+    except Exception as exc:
+        print(type(exc).__name__, exc, file=sys.stderr)
+    stop = True
+    for t in threads:
+        t.join()
+    print(writer.frames_written)
+"""
+
+
+def test_threads_writing_and_closing_one_writer_do_not_crash(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", THREADS_SCRIPT],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    counts = [int(n) for n in proc.stdout.split()]
+    for i, count in enumerate(counts):
+        assert len(decode(tmp_path / f"t{i}.mp4")[0]) == count  # every frame written is there
+
+
+def test_threads_writing_one_writer_keep_every_frame(tmp_path: Path) -> None:
+    import threading
+
+    from nvenc_cli.api.video import open_writer
+
+    writer = open_writer(str(tmp_path / "w.mp4"), frame_rate=30, preset="ultrafast")
+
+    def push(level: int) -> None:
+        for _ in range(10):
+            writer.write(np.full((2, 48, 64, 3), level, np.uint8))
+
+    threads = [threading.Thread(target=push, args=(v,)) for v in (30, 90, 150, 210)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.close()
+    frames, _ = decode(tmp_path / "w.mp4")
+    assert len(frames) == 80
+    levels = sorted(round(float(f.mean())) for f in frames)
+    for value in (30, 90, 150, 210):
+        assert sum(abs(level - value) < 4 for level in levels) == 20
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1", "localhost:1", "[::1]:1"])
+def test_an_unreachable_ray_address_is_one_line_not_a_hang(arrays: Path, address: str) -> None:
+    pytest.importorskip("ray")
+    started = time.monotonic()
+    refused(
+        arrays,
+        69,
+        "cannot reach the Ray cluster",
+        "encode",
+        "a.npy",
+        "b.npy",
+        "-o",
+        "o/",
+        "--executor",
+        "ray",
+        "--ray-address",
+        address,
+    )
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("address", ["nonsense", "127.0.0.1:0", "127.0.0.1:70000", "host:port"])
+def test_a_malformed_ray_address_is_a_usage_error(arrays: Path, address: str) -> None:
+    pytest.importorskip("ray")
+    refused(
+        arrays,
+        2,
+        "--ray-address",
+        "encode",
+        "a.npy",
+        "b.npy",
+        "-o",
+        "o/",
+        "--executor",
+        "ray",
+        "--ray-address",
+        address,
+    )
+
+
+def test_a_ray_address_without_the_ray_executor_is_refused(arrays: Path) -> None:
+    refused(
+        arrays,
+        2,
+        "needs --executor ray",
+        "encode",
+        "a.npy",
+        "b.npy",
+        "-o",
+        "o/",
+        "--ray-address",
+        "127.0.0.1:1",
+    )
+
+
+def test_encode_many_from_a_script_on_standard_input_finishes(arrays: Path) -> None:
+    """``python - <<EOF``: the main module is no file the workers could run again."""
+    script = (
+        "from nvenc_cli.batch.run import encode_many\n"
+        "results = encode_many(inputs=['a.npy', 'b.npy'], output='sm/{stem}.mp4', workers=2)\n"
+        "print(' '.join(r.status for r in results))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-"],
+        input=script.encode(),
+        cwd=arrays,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert proc.stdout.decode().split() == ["ok", "ok"]
+    assert proc.stderr.decode().count("Traceback") == 0
+    assert abs(mean_level(arrays / "sm/b.mp4") - 200) < 3

@@ -51,6 +51,8 @@ class ExecutorOptions:
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
             raise UsageError(f"invalid --executor {self.executor!r}: choose local or ray")
+        if self.ray_address is not None and self.executor != "ray":
+            raise UsageError("--ray-address names a Ray cluster: it needs --executor ray")
         if self.workers is not None and self.workers < 1:
             raise UsageError(f"invalid --jobs {self.workers}: it must be at least 1")
 
