@@ -912,3 +912,59 @@ def test_encode_many_from_a_script_on_standard_input_finishes(arrays: Path) -> N
     assert proc.stdout.decode().split() == ["ok", "ok"]
     assert proc.stderr.decode().count("Traceback") == 0
     assert abs(mean_level(arrays / "sm/b.mp4") - 200) < 3
+
+
+# --- 6. every *-params list: an unknown key is refused, not dropped -------------------------
+
+PARAM_CASES = [
+    ("libsvtav1", "svtav1-params", "bogus=1", False),
+    ("libsvtav1", "svtav1-params", "tune=0:not-a-setting=3", False),
+    ("libsvtav1", "svtav1-params", "preset=abc", False),
+    ("libsvtav1", "svtav1-params", "keyint=abc", False),
+    ("libsvtav1", "svtav1-params", "enable-overlayz=1", False),
+    ("libsvtav1", "svtav1-params", "tune=0", True),
+    ("libsvtav1", "svtav1-params", "keyint=30:enable-overlays=1", True),
+    ("libx264", "x264-params", "bogus=1", False),
+    ("libx264", "x264-params", "keyint=abc", False),
+    ("libx264", "x264-params", "keyint=30:bframes=0", True),
+    ("libx265", "x265-params", "bogus=1", False),
+    ("libx265", "x265-params", "keyint=30:log-level=none", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("codec", "key", "value", "ok"), PARAM_CASES, ids=[f"{k}={v}" for _, k, v, _ in PARAM_CASES]
+)
+def test_an_encoder_settings_list_is_checked_by_the_library(
+    arrays: Path, codec: str, key: str, value: str, ok: bool
+) -> None:
+    args = ("encode", "a.npy", "-o", "p.mp4", "-c", codec, "-x", f"{key}={value}", "--preset", "veryfast")
+    if not ok:
+        refused(arrays, 2, f"{codec} rejects", *args)
+        return
+    proc = run_cli(*args, cwd=arrays)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(decode(arrays / "p.mp4")[0]) == 3
+
+
+@pytest.mark.parametrize("value", ["bogus=1", "keyint=abc"])
+def test_an_encoder_settings_list_in_a_manifest_is_checked_too(arrays: Path, value: str) -> None:
+    row = {"input": "a.npy", "output": "p.mp4", "codec": "libsvtav1", "option": [f"svtav1-params={value}"]}
+    (arrays / "jobs.jsonl").write_text(json.dumps(row) + "\n")
+    proc = run_cli("batch", "jobs.jsonl", cwd=arrays)
+    assert proc.returncode == 2, proc.stderr.decode()
+    assert "libsvtav1 rejects" in proc.stderr.decode()
+    assert not (arrays / "p.mp4").exists()
+
+
+def test_an_encoder_settings_list_through_the_api_is_checked_too(tmp_path: Path) -> None:
+    import torch
+
+    from nvenc_cli.api import VideoEncoder
+
+    encoder = VideoEncoder(torch.zeros(2, 3, 48, 64, dtype=torch.uint8), frame_rate=30)
+    with pytest.raises(ValueError, match="libsvtav1 rejects bogus=1"):
+        encoder.to_file(
+            str(tmp_path / "o.mp4"), codec="libsvtav1", extra_options={"svtav1-params": "bogus=1"}
+        )
+    assert list(tmp_path.iterdir()) == []
