@@ -215,7 +215,7 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
                         if attempts[job.index] >= WORKER_ATTEMPTS:
                             yield failed(job, 70, "its worker process died (killed or out of memory)")
                         else:
-                            pending.append(redo_over_own_output(job, before[job.index]))
+                            pending.append(job)
             if broken:  # a dead worker took the pool: clean what its jobs left, start afresh
                 barren = barren + 1 if starts[0] == started_before else 0
                 for job in pending:
@@ -227,6 +227,9 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
             raise
         finally:
             executor.shutdown()
+        # Only now are the old workers gone: a job whose attempt was still putting its
+        # output in place when the pool broke is seen as finished, and redone over it.
+        pending = [redo_over_own_output(job, before[job.index]) for job in pending]
 
 
 def _run_ray(todo: list[JobSpec], opts: ExecutorOptions) -> Iterator[JobResult]:
