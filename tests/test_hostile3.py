@@ -968,3 +968,53 @@ def test_an_encoder_settings_list_through_the_api_is_checked_too(tmp_path: Path)
             str(tmp_path / "o.mp4"), codec="libsvtav1", extra_options={"svtav1-params": "bogus=1"}
         )
     assert list(tmp_path.iterdir()) == []
+
+
+# --- API jobs: typed like manifest rows -----------------------------------------------------
+
+API_BAD = [
+    {"input": 5},
+    {"output": ["x.mp4"]},
+    {"input": "a\x00.npy"},
+    {"output": "o\x00.mp4"},
+    {"frames": 2.7},
+    {"frames": True},
+    {"crf": True},
+    {"crf": "20"},
+    {"overwrite": "false"},
+    {"overwrite": 1},
+    {"codec": 5},
+    {"batch_size": 2.0},
+    {"pad": "yes"},
+    {"fps": True},
+]
+
+
+@pytest.mark.parametrize("change", API_BAD, ids=[repr(c) for c in API_BAD])
+def test_an_api_job_value_of_the_wrong_type_is_refused(arrays: Path, change: dict) -> None:
+    from nvenc_cli.batch.run import encode_many
+    from nvenc_cli.errors import UsageError
+
+    before = snapshot(arrays)
+    job = {"input": str(arrays / "a.npy"), "output": str(arrays / "o.mp4"), **change}
+    with pytest.raises(UsageError):
+        encode_many([job])
+    assert snapshot(arrays) == before
+
+
+@pytest.mark.parametrize(("fps", "rate"), [(30, 30), (29.97, 30000 / 1001), ("24000/1001", 24000 / 1001)])
+def test_an_api_job_rate_is_read_as_everywhere_else(arrays: Path, fps: object, rate: float) -> None:
+    from nvenc_cli.batch.run import encode_many
+
+    results = encode_many([{"input": str(arrays / "a.npy"), "output": str(arrays / "o.mp4"), "fps": fps}])
+    assert [r.status for r in results] == ["ok"], results[0].error
+    with av.open(str(arrays / "o.mp4")) as container:
+        assert float(container.streams.video[0].average_rate) == pytest.approx(rate, rel=1e-3)
+
+
+def test_an_api_job_takes_path_objects(arrays: Path) -> None:
+    from nvenc_cli.batch.run import encode_many
+
+    results = encode_many([{"input": arrays / "b.npy", "output": arrays / "p.mp4", "frames": 2}])
+    assert [r.status for r in results] == ["ok"], results[0].error
+    assert len(decode(arrays / "p.mp4")[0]) == 2

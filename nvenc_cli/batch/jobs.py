@@ -180,6 +180,11 @@ def _key(path: str) -> tuple[object, ...]:
 def check_collisions(jobs: Iterable[JobSpec]) -> None:
     """Refuse, before any work, two jobs writing one file or a job writing over an input."""
     jobs = list(jobs)
+    for job in jobs:
+        sound = job.options.audio.file if job.options.audio is not None else None
+        for name in (job.input, job.output, sound):
+            if name is not None and "\0" in name:
+                raise UsageError(f"job {job.index}: a path cannot contain a NUL character")
     if len(jobs) > 1 and any(job.input == "-" for job in jobs):
         raise UsageError("standard input (-) can feed one encode, not one of several jobs")
     if any(job.input == "-" for job in jobs):

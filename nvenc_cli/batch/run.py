@@ -64,20 +64,55 @@ def job_from_mapping(
     field by name, the given options being the defaults."""
     data = dict(spec)
     try:
-        source, dest = str(data.pop("input")), str(data.pop("output"))
+        source, dest = data.pop("input"), data.pop("output")
     except KeyError as exc:
         raise UsageError(f"job {index}: {exc.args[0]!r} is missing") from None
+    for name, value in (("input", source), ("output", dest)):
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str):
+            raise UsageError(
+                f"job {index}: {name!r} must be a path (str or os.PathLike), not {type(value).__name__}"
+            )
+    source, dest = os.fspath(source), os.fspath(dest)
     encode_fields = {f.name for f in fields(EncodeOptions)}
     input_fields = {f.name for f in fields(InputOptions)}
     unknown = sorted(set(data) - encode_fields - input_fields)
     if unknown:
         raise UsageError(f"job {index}: unknown option {unknown[0]!r}")
+    if data.get("fps") is not None:  # 30, 29.97, "30000/1001", a Fraction: as everywhere else
+        from nvenc_cli.options import parse_fps
+
+        if isinstance(data["fps"], bool):
+            raise UsageError(f"job {index}: 'fps' must be a number or a string, not {data['fps']!r}")
+        data["fps"] = parse_fps(data["fps"])
+    types = {f.name: str(f.type) for f in (*fields(EncodeOptions), *fields(InputOptions))}
+    for name, value in data.items():
+        _check_plain_type(index, name, value, types[name])
     try:
         opts = replace(options, **{k: v for k, v in data.items() if k in encode_fields})
         ins = replace(inputs, **{k: v for k, v in data.items() if k in input_fields})
     except TypeError as exc:
         raise UsageError(f"job {index}: {exc}") from None
     return JobSpec(source, dest, opts, ins, index)
+
+
+_PLAIN = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
+
+
+def _check_plain_type(index: int, name: str, value: Any, annotation: str) -> None:
+    """A job's value of a plain field (bool, int, float, str) must be of that type: ``True``
+    is no crf, ``2.7`` no frame count, ``"false"`` no switch. Richer fields (a Fraction, a
+    tuple) are checked by their own types when the options are built."""
+    kinds = [part.strip() for part in annotation.split("|")]
+    if value is None and "None" in kinds:
+        return
+    plain = [kind for kind in kinds if kind != "None"]
+    if not plain or any(kind not in _PLAIN for kind in plain):
+        return
+    wanted = tuple(t for kind in plain for t in _PLAIN[kind])
+    if (isinstance(value, bool) and bool not in wanted) or not isinstance(value, wanted):
+        raise UsageError(f"job {index}: {name!r} must be {' or '.join(plain)}, not {value!r}")
 
 
 def plan_jobs(
