@@ -1018,3 +1018,51 @@ def test_an_api_job_takes_path_objects(arrays: Path) -> None:
     results = encode_many([{"input": arrays / "b.npy", "output": arrays / "p.mp4", "frames": 2}])
     assert [r.status for r in results] == ["ok"], results[0].error
     assert len(decode(arrays / "p.mp4")[0]) == 2
+
+
+# --- 6. a stream ends where its data ends ----------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_several_arrays_down_one_pipe_are_refused_not_cut(arrays: Path, count: int) -> None:
+    data = b"".join((arrays / name).read_bytes() for name in ["a.npy", "b.npy", "a.npy"][:count])
+    before = snapshot(arrays)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nvenc_cli", "encode", "-", "-o", "s.mp4"],
+        input=data,
+        cwd=arrays,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=120,
+    )
+    one_line_error(proc, 65, "more data follows the 3 frames")
+    assert snapshot(arrays) == before
+
+
+@pytest.mark.parametrize("tail", [b"\n", b"\x00", b"x" * 100])
+def test_bytes_after_a_piped_array_are_refused(arrays: Path, tail: bytes) -> None:
+    before = snapshot(arrays)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nvenc_cli", "encode", "-", "-o", "s.mp4"],
+        input=(arrays / "a.npy").read_bytes() + tail,
+        cwd=arrays,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=120,
+    )
+    one_line_error(proc, 65, "more data follows")
+    assert snapshot(arrays) == before
+
+
+def test_a_piped_array_read_in_part_on_request_is_encoded(arrays: Path) -> None:
+    data = (arrays / "a.npy").read_bytes() + (arrays / "b.npy").read_bytes()
+    proc = subprocess.run(
+        [sys.executable, "-m", "nvenc_cli", "encode", "-", "-o", "s.mp4", "--frames", "2", *FAST],
+        input=data,
+        cwd=arrays,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(decode(arrays / "s.mp4")[0]) == 2
