@@ -528,7 +528,7 @@ def encode(
         out.fail(NvencError("-y and -n exclude each other"), code=2)
     if output is None and not manifest:
         out.fail(NvencError("missing option '-o' / '--output'"), code=2)
-    if json_report and output == "-":
+    if json_report and output is not None and report.names_stdout(output):
         out.fail(NvencError("--json and -o - both need standard output: write the video to a file"), code=2)
     if output == "-" and sys.stdout.isatty():  # as gzip and zstd do: binary would garble it
         out.fail(
@@ -536,7 +536,11 @@ def encode(
         )
     from nvenc_cli.batch.jobs import uses_sample
 
-    many = manifest or len(input) > 1 or bool(jobs or shard or skip_existing or ray_address)
+    # -j sizes a pool of workers for several inputs; one input is encoded here whatever
+    # -j says (a worker could not read this process's standard input).
+    many = (
+        manifest or len(input) > 1 or bool((jobs and input != ["-"]) or shard or skip_existing or ray_address)
+    )
     many = many or (not manifest and uses_sample(output))
     if many or executor is not Executor.local:
         _encode_many(ctx, out, input, output, manifest)
@@ -545,24 +549,35 @@ def encode(
         from nvenc_cli.batch.jobs import expand_output, has_placeholder, is_dir_template
         from nvenc_cli.sources import input_files
 
-        if has_placeholder(output) or is_dir_template(output):
+        templated = has_placeholder(output) or is_dir_template(output)
+        if templated:
             output = expand_output(output, input[0], 0)
         stdout_data = output == "-" or json_report
-        report.check_progress_path(progress, output, input_files(input[0]), stdout_data)
+        sound = None if no_audio else audio
+        others = (("the --audio file", sound),)
+        report.check_progress_path(progress, output, input_files(input[0]), stdout_data, others)
     except NvencError as exc:
         out.progress_file = None  # refused: it must not be opened, not even for the last block
         out.fail(exc)
+    from nvenc_cli.batch.worker import make_folder, remove_folders
+
+    made: list[Any] = []
     try:
         from nvenc_cli.encoding import encode_path
 
+        if templated:
+            made = make_folder(output)  # as for several inputs: the template names the folder
         options, inputs = _options(ctx.params)
         out.ffmpeg_logging()
         result = encode_path(input[0], output, options, inputs, progress=out.progress, on_plan=out.planned)
     except (NvencError, Interrupted) as exc:
+        remove_folders(made)
         out.fail(exc)
     except KeyboardInterrupt:  # SIGINT's default handler, where a host kept it
+        remove_folders(made)
         out.fail(Interrupted("interrupted"))
     except Exception as exc:
+        remove_folders(made)
         out.fail(exc, code=70)
     out.done(input[0], output, result, json_report)
 
@@ -667,16 +682,95 @@ def _row_params(ctx: typer.Context, row: Any) -> dict[str, Any]:
         if value is None:  # JSON null: the option's own default, not the command line's
             params[param.name] = param.get_default(ctx)
             continue
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and "\0" in text for text in texts):
+            raise UsageError(f"{row.where}: invalid {key!r}: a value cannot contain a NUL character")
+        if row.typed:
+            value = _typed_value(param, value, f"{row.where}: invalid {key!r}")
         if getattr(param, "multiple", False) and isinstance(value, str):
             import shlex
 
-            value = shlex.split(value)
+            try:
+                value = shlex.split(value)
+            except ValueError as exc:  # an unclosed quote
+                raise UsageError(f"{row.where}: invalid {key!r}: {exc}") from None
         try:
             params[param.name] = param.type_cast_value(ctx, value)
         except Exception as exc:
             message = getattr(exc, "message", None) or str(exc)
             raise UsageError(f"{row.where}: invalid {key!r}: {message}") from None
     return params
+
+
+def _typed_value(param: Any, value: Any, what: str) -> Any:
+    """A JSON value of the option's own type, refused otherwise: a manifest never turns
+    ``true`` into crf 1, ``2.7`` into 2 frames or ``"false"`` into a switch left on.
+    Numbers are taken for the text options that hold one (``"fps": 29.97``), as written."""
+    import math
+
+    kind = type(param.type).__name__
+    if getattr(param, "is_flag", False) or kind == "BoolParamType":
+        if not isinstance(value, bool):
+            raise UsageError(f"{what}: expected true or false, got {json_text(value)}")
+        return value
+    if getattr(param, "multiple", False):
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return value
+        if isinstance(value, str):
+            return value
+        raise UsageError(f"{what}: expected a string or a list of strings, got {json_text(value)}")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise UsageError(f"{what}: expected {_expected(kind)}, got {json_text(value)}")
+    if kind in ("IntParamType", "IntRange"):
+        if not isinstance(value, int):
+            raise UsageError(f"{what}: expected a whole number, got {json_text(value)}")
+        return value
+    if kind in ("FloatParamType", "FloatRange"):
+        if isinstance(value, str) or not math.isfinite(value):
+            raise UsageError(f"{what}: expected a number, got {json_text(value)}")
+        return value
+    if isinstance(value, str):
+        return value
+    if param.name not in _NUMBER_AS_TEXT or (isinstance(value, float) and not math.isfinite(value)):
+        raise UsageError(f"{what}: expected {_expected(kind)}, got {json_text(value)}")
+    return repr(value)
+
+
+# Text options whose value is a number, which JSON may give as one ("fps": 29.97).
+_NUMBER_AS_TEXT = frozenset({"fps", "audio_bitrate", "preset"})
+
+
+def _expected(kind: str) -> str:
+    return {
+        "IntParamType": "a whole number",
+        "IntRange": "a whole number",
+        "FloatParamType": "a number",
+        "FloatRange": "a number",
+    }.get(kind, "a string")
+
+
+def json_text(value: Any) -> str:
+    """A manifest value as JSON spells it, shortened, for an error line."""
+    import json
+
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _job_path(row: Any, name: str) -> str | None:
+    """A row's ``input`` or ``output``: text naming a file, never a number or a list
+    turned into one, never a name with a NUL character (no file system has one)."""
+    value = row.fields.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise UsageError(f"{row.where}: invalid {name!r}: expected a path string, got {json_text(value)}")
+    if "\0" in value:
+        raise UsageError(f"{row.where}: invalid {name!r}: a path cannot contain a NUL character")
+    return value
 
 
 def _manifest_jobs(ctx: typer.Context, inputs: list[str], template: str | None) -> list[Any]:
@@ -688,10 +782,10 @@ def _manifest_jobs(ctx: typer.Context, inputs: list[str], template: str | None) 
         raise UsageError("nvenc batch takes one manifest (JSON Lines or CSV)")
     specs = []
     for index, row in enumerate(read_manifest(inputs[0])):
-        source = row.fields.get("input")
+        source = _job_path(row, "input")
         if not source:
             raise UsageError(f"{row.where}: the job has no 'input'")
-        dest = row.fields.get("output")
+        dest = _job_path(row, "output")
         if not dest:
             if template is None:
                 raise UsageError(f"{row.where}: the job has no 'output' (or give -o TEMPLATE)")
@@ -707,13 +801,30 @@ def _manifest_jobs(ctx: typer.Context, inputs: list[str], template: str | None) 
     return specs
 
 
-def _check_progress_file(progress: str | None, jobs: list[Any], as_json: bool) -> None:
-    """The --progress file may be no job's output or input (opening it truncates it)."""
-    from nvenc_cli.report import check_progress_path
+def _check_run_files(progress: str | None, jobs: list[Any], as_json: bool, manifest: str | None) -> None:
+    """The --progress file may be no job's output, input or sound file, nor the manifest
+    (opening it truncates it); no job may write the manifest or standard output beside a
+    --json report."""
+    from nvenc_cli.paths import RunFiles
+    from nvenc_cli.report import check_progress_path, names_stdout
     from nvenc_cli.sources import input_files
 
+    if as_json:
+        for job in jobs:
+            if names_stdout(job.output):
+                raise UsageError(
+                    f"job {job.index}: --json and output {job.output} both need standard output: "
+                    "write the video to a file"
+                )
+    files = RunFiles()
+    files.reads("the manifest", manifest)
     for job in jobs:
-        check_progress_path(progress, job.output, input_files(job.input), as_json)
+        files.writes(f"the output of job {job.index}", job.output)
+    files.check()
+    for job in jobs:
+        sound = job.options.audio.file if job.options.audio is not None else None
+        others = (("the --audio file", sound), ("the manifest", manifest))
+        check_progress_path(progress, job.output, input_files(job.input), as_json, others)
 
 
 def _encode_many(
@@ -740,7 +851,7 @@ def _encode_many(
         shard = parse_shard(p["shard"]) if p["shard"] else None
         planned = plan_jobs(specs)
         executor = ExecutorOptions(_plain(p["executor"]), p["jobs"], p["ray_address"], p["verbose"])
-        _check_progress_file(p["progress"], planned, p["json_report"])
+        _check_run_files(p["progress"], planned, p["json_report"], inputs[0] if manifest else None)
     except NvencError as exc:
         out.progress_file = None  # refused or not yet needed: the run's reporter opens it
         out.fail(exc)

@@ -66,7 +66,8 @@ def prepare(
     spec: str, dest: Destination, options: EncodeOptions, inputs: InputOptions
 ) -> tuple[Source, EncodePlan]:
     """Open the input and resolve the plan; everything that can be refused is refused here."""
-    container = check_output(dest, options, inputs=(spec,))
+    sound = options.audio.file if options.audio is not None and options.audio.enabled else None
+    container = check_output(dest, options, inputs=(spec,) if sound is None else (spec, sound))
     source = open_source(
         spec,
         layout=inputs.layout,

@@ -8,6 +8,7 @@ on a freshly allocated encoder/muxer context, children (private options) include
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import glob
@@ -112,7 +113,9 @@ PARAM_LISTS = {
     "libx264": ("x264-params", "x264opts"),
     "libx264rgb": ("x264-params", "x264opts"),
     "libx265": ("x265-params",),
+    "libsvtav1": ("svtav1-params",),
 }
+_LIBRARIES = {"libx264": "x264", "libx264rgb": "x264", "libx265": "x265", "libsvtav1": "SvtAv1Enc"}
 _PARAM_BAD = {-1: "unknown setting", -2: "bad value"}  # X264/X265_PARAM_BAD_NAME/VALUE
 
 
@@ -125,7 +128,8 @@ def check_param_lists(encoder: str, options: dict[str, str]) -> None:
 
     The list is split as FFmpeg splits it (``av_dict_parse_string``, ``=`` and ``:``) and
     each entry is given to the library's own parser (``x264_param_parse``,
-    ``x265_param_parse``) in the build PyAV bundles, so the verdict is the library's.
+    ``x265_param_parse``, ``svt_av1_enc_parse_parameter``) in the build PyAV bundles, so
+    the verdict is the library's: an unknown name is refused for every such list alike.
     """
     from nvenc_cli.errors import UsageError
 
@@ -136,7 +140,7 @@ def check_param_lists(encoder: str, options: dict[str, str]) -> None:
         entries = _split_list(value)
         if entries is None:
             raise UsageError(f"-x {key}={value}: not a list of name=value settings separated by ':'")
-        problems = _library_rejects("x265" if encoder == "libx265" else "x264", entries)
+        problems = _library_rejects(_LIBRARIES[encoder], entries)
         if problems:
             raise UsageError(f"-x {key}={value}: {encoder} rejects {'; '.join(problems)}")
 
@@ -175,6 +179,8 @@ def _library_rejects(library: str, entries: list[tuple[str, str]]) -> list[str]:
     lib = _encoder_library(library)
     if lib is None:
         return []  # the library is not where PyAV keeps it: FFmpeg alone decides
+    if library == "SvtAv1Enc":
+        return _svt_rejects(lib, entries)
     if library == "x264":
         param = ctypes.create_string_buffer(1 << 16)  # x264_param_t is ~1 KiB; room to spare
         lib.x264_param_default(param)
@@ -197,6 +203,50 @@ def _library_rejects(library: str, entries: list[tuple[str, str]]) -> list[str]:
     finally:
         if free is not None:
             free(handle)
+
+
+def _svt_rejects(lib: ctypes.CDLL, entries: list[tuple[str, str]]) -> list[str]:
+    """SVT-AV1's own verdict on each ``name=value``: its parser writes the named field of a
+    configuration (a zeroed one is enough: no field is read) and answers
+    ``EB_ErrorBadParameter`` for a name it does not know or a value it cannot read."""
+    parse = getattr(lib, "svt_av1_enc_parse_parameter", None)
+    if parse is None:
+        return []
+    parse.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+    parse.restype = ctypes.c_int
+    config = ctypes.create_string_buffer(1 << 16)  # EbSvtAv1EncConfiguration is ~1 KiB
+    problems = []
+    with _stderr_hushed():  # the parser prints its own "Svt[error]" line: ours says it
+        for name, value in entries:
+            if parse(ctypes.cast(config, ctypes.c_void_p), name.encode(), value.encode()) != 0:
+                problems.append(f"{name}={value} (unknown setting or bad value)")
+    return problems
+
+
+@contextlib.contextmanager
+def _stderr_hushed() -> Iterator[None]:
+    """Descriptor 2 points at /dev/null for the duration: a library that prints straight to
+    it (no log callback to set) says nothing, while the one line reporting it is nvenc's.
+    Used at plan time only, around calls that take microseconds."""
+    import sys
+
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @functools.cache

@@ -36,6 +36,7 @@ from nvenc_cli.errors import (
     brief,
     tc_cannot_open,
 )
+from nvenc_cli.paths import for_ffmpeg, identity
 
 if TYPE_CHECKING:
     import av
@@ -131,7 +132,7 @@ def check_destination(dest: Destination, overwrite: bool, inputs: tuple[str, ...
     path = _final_target(Path(dest))
     for spec in inputs:
         if os.path.exists(spec) and _exists(path) and os.path.samefile(spec, path):
-            raise OutputError(f"{dest}: output is the same file as the input")
+            raise OutputError(f"{dest}: output is the same file as the input {spec}")
     if os.path.isdir(path):
         raise OutputPathError(
             f"{dest}: is a directory; give a file name such as {Path(dest) / 'out.mp4'}",
@@ -219,15 +220,32 @@ def _name_max(folder: Path) -> int:
         return 255
 
 
-def temp_prefix(target: Path) -> str:
-    """``.NAME.`` for the temporary file, shortened so the whole name (with mkstemp's
-    8 random characters and ``.part``) fits the file system's name limit."""
-    limit = _name_max(target.parent) - len(".") - len(".") - 8 - len(".part")
+_run_tag = ""
+"""The run's own mark in its temporary files' names (``.NAME.TAG-XXXXXXXX.part``), set
+by a batch worker for the job it runs: cleanup after a killed worker removes files with
+this mark only, never another run's temporary file for the same output."""
+
+
+def set_run_tag(tag: str) -> None:
+    """Mark the temporary files this process creates from now on as the run ``tag``'s."""
+    global _run_tag
+    if tag and not re.fullmatch(r"[0-9a-z]{1,16}", tag):
+        raise ValueError(f"a run tag is 1-16 lowercase letters or digits, not {tag!r}")
+    _run_tag = tag
+
+
+def temp_prefix(target: Path, tag: str | None = None) -> str:
+    """``.NAME.`` (``.NAME.TAG-`` in a batch run) for the temporary file, the name
+    shortened so the whole (with mkstemp's 8 random characters and ``.part``) fits the
+    file system's name limit."""
+    tag = _run_tag if tag is None else tag
+    mark = f"{tag}-" if tag else ""
+    limit = _name_max(target.parent) - len(".") - len(".") - len(mark) - 8 - len(".part")
     name = os.fsencode(target.name)
     if len(name) > limit:
         name = name[: max(limit, 1)]
         name = name.decode("utf-8", "ignore").encode() if _utf8(name) else name
-    return f".{os.fsdecode(name)}."
+    return f".{os.fsdecode(name)}.{mark}"
 
 
 def _utf8(data: bytes) -> bool:
@@ -364,6 +382,9 @@ class Muxer:
         elif is_stdout(dest):
             self._device = FdSink(1, own=False)
         self._live: Path | None = None
+        #: (device, inode) of the live file as this encode created it: a failed encode
+        #: removes that file only, never one another run has since put at the same path.
+        self._live_id: tuple[int, int] | None = None
         if self.target is not None:
             try:
                 fd, name = tempfile.mkstemp(
@@ -373,7 +394,7 @@ class Muxer:
                 raise OutputError(f"{self.target}: cannot create it ({exc.strerror or exc})") from None
             os.close(fd)
             self.temp = Path(name)
-            self._sink = str(self.temp)
+            self._sink = for_ffmpeg(self.temp)
             if container in ("mp4", "mov") and _fragmented(options):
                 self._go_live()
         else:
@@ -397,7 +418,8 @@ class Muxer:
         cancelled encode still removes it."""
         self._publish_temp("cannot create it")
         self._live, self.temp = self.target, None
-        self._sink = str(self.target)
+        self._live_id = identity(self.target)
+        self._sink = for_ffmpeg(self.target)
 
     def _publish_temp(self, failing: str) -> None:
         """Rename the temporary file onto the target; if that fails, nothing is left."""
@@ -582,8 +604,9 @@ class Muxer:
             self.temp = None
         live = getattr(self, "_live", None)
         if live is not None:
-            with contextlib.suppress(OSError):
-                live.unlink()
+            if identity(live) == getattr(self, "_live_id", None):
+                with contextlib.suppress(OSError):
+                    live.unlink()
             self._live = None
 
 

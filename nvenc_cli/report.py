@@ -175,37 +175,50 @@ def _progress_error(path: str, exc: BaseException) -> WriteError:
     return WriteError(f"{name}: cannot write the progress file ({why})")
 
 
-def check_progress_path(progress: str | None, output: str, inputs: list[str], stdout_data: bool) -> None:
-    """Refuse a --progress FILE that is the output, an input or standard output in use.
+def check_progress_path(
+    progress: str | None,
+    output: str,
+    inputs: list[str],
+    stdout_data: bool,
+    others: tuple[tuple[str, str | None], ...] = (),
+) -> None:
+    """Refuse a --progress FILE that is the output, an input, another file the run reads
+    (``others``: the --audio file, the manifest, as (role, path)) or standard output in use.
 
-    Opening it truncates it, so naming the input or the output by mistake (or through
-    another name: a link, ``/dev/stdout``, ``/proc/self/fd/1``) would destroy that file
-    or corrupt the video; it is refused as a usage error before anything is read.
+    Opening it truncates it, so naming one of those by mistake (or through another name:
+    a link, ``/dev/stdout``, ``/proc/self/fd/1``) would destroy that file or corrupt the
+    video; it is refused as a usage error before anything is read.
     """
+    from nvenc_cli.paths import RunFiles, identity
+
     if progress is None or progress == "-":
         return
-    here = _identity(progress)
-    wanted = os.path.realpath(progress)
-    if stdout_data and here is not None and here == _fd_identity(1):
+    if stdout_data and identity(progress) is not None and identity(progress) == _fd_identity(1):
         raise UsageError(
             f"--progress {progress} is standard output, which carries the video or the JSON report"
         )
-    for label, other in [("the output", output)] + [("an input", name) for name in inputs]:
-        if other == "-":
-            continue
-        same = here is not None and here == _identity(other)
-        if same or wanted == os.path.realpath(other):
-            raise UsageError(
-                f"--progress {progress} is {label} ({other}): give the progress file its own name"
-            )
+    files = RunFiles()
+    files.writes("--progress", progress)
+    files.reads("the output", output)
+    for name in inputs:
+        files.reads("an input", name)
+    for role, path in others:
+        files.reads(role, path)
+    files.check()
 
 
-def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return st.st_dev, st.st_ino
+def names_stdout(path: str) -> bool:
+    """Whether ``path`` is standard output: ``-``, or a name that reaches descriptor 1
+    (``/dev/stdout``, ``/proc/self/fd/1``, the very file stdout is redirected to)."""
+    from nvenc_cli.mux import descriptor_of
+    from nvenc_cli.paths import identity
+
+    if path == "-":
+        return True
+    if descriptor_of(path) == 1:
+        return True
+    mine = identity(path)
+    return mine is not None and mine == _fd_identity(1)
 
 
 def _fd_identity(fd: int) -> tuple[int, int] | None:

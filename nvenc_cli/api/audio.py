@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nvenc_cli.errors import UsageError
+from nvenc_cli.errors import InputDataError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -33,8 +33,8 @@ class AudioEncoder:
             is given to an encoding method.
 
     Raises:
-        ValueError: samples that are not a tensor, not 1-D/2-D, not float32, or a sample
-            rate ≤ 0.
+        InputDataError: samples that are not a tensor, not 1-D/2-D or not float32;
+        UsageError: a sample rate ≤ 0 (both are ``ValueError``, as in torchcodec).
     """
 
     def __init__(self, samples: Any, *, sample_rate: int) -> None:
@@ -43,16 +43,16 @@ class AudioEncoder:
         from nvenc_cli.sources.memory import is_torch
 
         if not (is_torch(samples) or isinstance(samples, np.ndarray)):
-            raise ValueError(f"Expected samples to be a Tensor, got {type(samples) = }.")
+            raise InputDataError(f"Expected samples to be a Tensor, got {type(samples) = }.")
         if samples.ndim == 1:
             samples = samples[None, :]
         if samples.ndim != 2:
-            raise ValueError(f"Expected 1D or 2D samples, got {tuple(samples.shape) = }.")
+            raise InputDataError(f"Expected 1D or 2D samples, got {tuple(samples.shape) = }.")
         dtype = str(samples.dtype).removeprefix("torch.")
         if dtype not in ("float32", "int16"):
-            raise ValueError(f"Expected float32 samples, got {samples.dtype = }.")
+            raise InputDataError(f"Expected float32 samples, got {samples.dtype = }.")
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
-            raise ValueError(f"{sample_rate = } must be > 0.")
+            raise UsageError(f"{sample_rate = } must be > 0.")
         self._samples = samples
         self._sample_rate = sample_rate
 

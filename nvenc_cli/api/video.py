@@ -15,9 +15,11 @@ hands it to FFmpeg, which ignores it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -488,6 +490,9 @@ class VideoWriter:
         self._job: Job | None = None
         self._closed = False
         self._failed = False
+        #: one call at a time: the encoder and the muxer are not thread-safe, and two
+        #: threads in them at once crashed the process; calls from threads queue here.
+        self._lock = threading.RLock()
         self.frames_written = 0
         """Frames encoded so far."""
         #: per-frame timestamps: None until the first write says (then every write must)
@@ -514,6 +519,10 @@ class VideoWriter:
                 one, NaN in float frames, an ``OSError`` while writing) closes the writer
                 and removes the partial output.
         """
+        with self._lock:
+            self._write(frames)
+
+    def _write(self, frames: Frames) -> None:
         if self._closed:
             why = " after an earlier error" if self._failed else ""
             raise ValueError(f"write to a closed VideoWriter{why}")
@@ -603,6 +612,10 @@ class VideoWriter:
             ValueError: no frame was written (there is nothing to make a video of).
             OSError: the output could not be completed (it is removed).
         """
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._closed:
             return
         self._closed = True
@@ -620,6 +633,10 @@ class VideoWriter:
 
     def abort(self) -> None:
         """Stop without completing: a path output is removed; safe to call any time."""
+        with getattr(self, "_lock", contextlib.nullcontext()):
+            self._abort()
+
+    def _abort(self) -> None:
         self._closed = True
         job, self._job = self._job, None
         if job is not None:

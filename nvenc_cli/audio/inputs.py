@@ -38,7 +38,12 @@ def layout_for(channels: int) -> str:
     """FFmpeg's default layout for a channel count ("mono", "stereo", "5.1"…)."""
     import av
 
-    return av.AudioLayout(f"{channels}c").name
+    try:
+        return av.AudioLayout(f"{channels}c").name
+    except ValueError:  # FFmpeg names default layouts up to a count (16 today), not beyond
+        raise InputDataError(
+            f"{channels} audio channels: FFmpeg has no channel layout for that many to encode"
+        ) from None
 
 
 class MediaAudio:
@@ -53,7 +58,9 @@ class MediaAudio:
         if not os.path.exists(path):
             raise InputMissingError(f"{path}: no such file")
         try:
-            self.container = av.open(path, "r")
+            from nvenc_cli.paths import for_ffmpeg
+
+            self.container = av.open(for_ffmpeg(path), "r")
         except PermissionError:
             raise InputMissingError(f"{path}: cannot read (permission denied)") from None
         except (av.FFmpegError, OSError, ValueError) as exc:

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from nvenc_cli.batch.jobs import JobSpec
-from nvenc_cli.batch.warmup import pool_context, start_workers_early
+from nvenc_cli.batch.warmup import main_kept_from_workers, pool_context, start_workers_early
 from nvenc_cli.batch.worker import JobResult, file_key
 from nvenc_cli.errors import UnavailableError, UsageError
 
@@ -72,19 +72,21 @@ class LocalExecutor:
         self._on_event = on_event
         self._pids: set[int] = set()
         self._lock = threading.Lock()
-        self._pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=worker.init_pool_worker,
-            initargs=(self._writer, self._stop, cores_per_worker(workers), verbose),
-        )
+        with main_kept_from_workers():
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=worker.init_pool_worker,
+                initargs=(self._writer, self._stop, cores_per_worker(workers), verbose),
+            )
         self._reader = threading.Thread(target=self._read_events, daemon=True, name="nvenc-batch-events")
         self._reader.start()
 
     def submit(self, job: JobSpec) -> Future[JobResult]:
         from nvenc_cli.batch import worker
 
-        return self._pool.submit(worker.pool_job, job)
+        with main_kept_from_workers():  # the pool starts its workers on submit
+            return self._pool.submit(worker.pool_job, job)
 
     def _read_events(self) -> None:
         while True:
@@ -150,12 +152,42 @@ def _ray_task(job: JobSpec, cores: int, before: tuple[int, int, int] | None) -> 
 
     worker.set_cores(cores)
     worker.quiet_libraries(False)
-    worker.remove_stale_temporaries(job.output)
+    worker.remove_stale_temporaries(job.output, job.run_tag)
     job = worker.redo_over_own_output(job, before)
     try:
         return worker.run_job(job)
     except KeyboardInterrupt:  # ray.cancel: the encode has unwound and cleaned up
         return worker.failed(job, 130, "cancelled", status="cancelled")
+
+
+RAY_CONNECT_SECONDS = 10.0
+"""How long a cluster address may take to accept a connection before the run is refused."""
+
+
+def check_reachable(address: str, timeout: float = RAY_CONNECT_SECONDS) -> None:
+    """Refuse (69) a ``HOST:PORT`` or ``ray://HOST:PORT`` that accepts no connection.
+
+    Ray itself retries an address that is down for as long as the run lasts, printing its
+    own log lines; one connection attempt first turns that into one line. ``auto`` and
+    ``local`` are Ray's own words for "find it" and "start one": they pass as they are.
+    """
+    import re
+    import socket
+
+    match = re.fullmatch(r"(?:ray://)?\[?([^\[\]]+?)\]?:(\d{1,5})", address.strip())
+    if match is None:
+        if address.strip() in ("auto", "local"):
+            return
+        raise UsageError(f"invalid --ray-address {address!r}: use HOST:PORT, ray://HOST:PORT or auto")
+    host, port = match.group(1), int(match.group(2))
+    if not 0 < port < 65536:
+        raise UsageError(f"invalid --ray-address {address!r}: the port must be 1-65535")
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise UnavailableError(f"cannot reach the Ray cluster at {address} ({why})") from None
 
 
 class RayExecutor:
@@ -178,6 +210,8 @@ class RayExecutor:
         if self._owns_cluster:
             import logging
 
+            if address is not None:
+                check_reachable(address)
             try:
                 ray.init(
                     address=address,

@@ -9,6 +9,7 @@ same list from the same arguments.
 from __future__ import annotations
 
 import os
+import re
 import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,19 +37,54 @@ class JobSpec:
     options: EncodeOptions = field(default_factory=EncodeOptions)
     inputs: InputOptions = field(default_factory=InputOptions)
     index: int = 0
+    run_tag: str = ""
+    """The run's mark on its temporary files (see ``mux.set_run_tag``): cleanup after a
+    killed worker removes this run's files only."""
+
+
+MAX_WIDTH = 255
+"""The widest a placeholder may be padded (``{index:>N}``): one file name's worth."""
+
+_SPEC = re.compile(
+    r"^(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>\d*)[,_]?(?:\.(?P<precision>\d+))?[bcdeEfFgGnosxX%]?$"
+)
 
 
 def has_placeholder(template: str) -> bool:
     """Whether ``template`` names at least one of the known placeholders."""
-    return any(name in PLACEHOLDERS for name in _fields(template))
+    return any(name in PLACEHOLDERS for name, _ in _fields(template))
 
 
-def _fields(template: str) -> list[str]:
+def _fields(template: str) -> list[tuple[str, str]]:
+    """Each replacement field of ``template`` as (name, format spec), checked: the names
+    are a closed set (no ``{stem.upper}``, ``{name[0]}``, ``{0}``), no ``!r`` conversion,
+    no nested field, and a width or precision no wider than one file name."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise UsageError(f"invalid output template {template!r} ({exc}): use {PLACEHOLDER_TEXT}") from None
-    return [name.split(".")[0].split("[")[0] for _, name, _, _ in parsed if name is not None]
+    fields = []
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in PLACEHOLDERS:
+            shown = name if name else ""
+            raise UsageError(f"unknown placeholder {{{shown}}} in -o {template!r}: use {PLACEHOLDER_TEXT}")
+        if conversion is not None:
+            raise UsageError(
+                f"placeholder {{{name}!{conversion}}} in -o {template!r}: conversions are not taken"
+            )
+        match = _SPEC.match(spec or "")
+        if match is None or "{" in (spec or ""):
+            raise UsageError(f"invalid format {{{name}:{spec}}} in -o {template!r}: e.g. {{index:04d}}")
+        for part in (match.group("width"), match.group("precision")):
+            if part and int(part) > MAX_WIDTH:
+                raise UsageError(
+                    f"invalid format {{{name}:{spec}}} in -o {template!r}: "
+                    f"at most {MAX_WIDTH} characters wide"
+                )
+        fields.append((name, spec or ""))
+    return fields
 
 
 def is_dir_template(output: str) -> bool:
@@ -58,7 +94,7 @@ def is_dir_template(output: str) -> bool:
 
 def uses_sample(template: str | None) -> bool:
     """Whether ``-o`` writes each clip of a 5-D batch to its own file (``{sample}``)."""
-    return template is not None and "sample" in _fields(template)
+    return template is not None and any(name == "sample" for name, _ in _fields(template))
 
 
 def expand_output(template: str, input_spec: str, index: int, sample: int | None = None) -> str:
@@ -68,19 +104,20 @@ def expand_output(template: str, input_spec: str, index: int, sample: int | None
     extension without the dot, ``{parent}`` the name of the folder holding the input and
     ``{index}`` the input's position (0-based; ``{index:04d}`` pads it), ``{sample}`` the
     clip of a 5-D batch. A folder or glob input uses its last path component as the name.
+    Names are taken from the input's absolute path, so ``../a.npy`` has a real folder name
+    as ``{parent}``, never ``..``: a filled-in value is one path component, and the output
+    stays inside the folder the template's own text names.
     """
     if is_dir_template(template):
         template = template + DIR_TEMPLATE
-    unknown = [name for name in _fields(template) if name not in PLACEHOLDERS]
-    if unknown:
-        raise UsageError(f"unknown placeholder {{{unknown[0]}}} in -o {template!r}: use {PLACEHOLDER_TEXT}")
-    path = Path(input_spec.rstrip("/\\") or input_spec)
-    parent = path.resolve().parent.name if path.parent == Path(".") else path.parent.name
+    _fields(template)
+    trimmed = input_spec.rstrip("/\\") or input_spec
+    path = Path(os.path.abspath(trimmed)) if trimmed not in ("", "-") else Path("stdin")
     values = {
-        "stem": path.stem,
+        "stem": path.stem if trimmed not in ("", "-") else "stdin",
         "name": path.name,
         "ext": path.suffix.lstrip("."),
-        "parent": parent,
+        "parent": path.parent.name,
         "index": index,
         "sample": sample,
     }
@@ -88,6 +125,10 @@ def expand_output(template: str, input_spec: str, index: int, sample: int | None
         raise UsageError(
             f"{{sample}} in -o {template!r} names the clips of a 5-D batch; {input_spec} is one clip"
         )
+    for key in ("stem", "name", "parent", "ext"):
+        text = str(values[key])
+        if text in (".", "..") or "/" in text or os.sep in text or "\0" in text:
+            raise UsageError(f"{input_spec}: {{{key}}} would be {text!r}, which is no file name")
     try:
         return template.format(**values)
     except (ValueError, IndexError, KeyError) as exc:
@@ -168,15 +209,32 @@ def _no_placeholder_message(inputs: Sequence[str], template: str) -> str:
     )
 
 
-def _key(path: str) -> str:
-    return os.path.normcase(os.path.realpath(path))
+def _key(path: str) -> tuple[object, ...]:
+    """What makes two names one file: the inode of an existing file (so a hard link or a
+    symbolic link is the file it reaches), else the resolved path of one still to be made."""
+    from nvenc_cli.paths import identity
+
+    found = identity(path)
+    if found is not None:
+        return ("inode", *found)
+    return ("path", os.path.normcase(os.path.realpath(path)))
 
 
 def check_collisions(jobs: Iterable[JobSpec]) -> None:
     """Refuse, before any work, two jobs writing one file or a job writing over an input."""
     jobs = list(jobs)
+    for job in jobs:
+        sound = job.options.audio.file if job.options.audio is not None else None
+        for name in (job.input, job.output, sound):
+            if name is not None and "\0" in name:
+                raise UsageError(f"job {job.index}: a path cannot contain a NUL character")
     if len(jobs) > 1 and any(job.input == "-" for job in jobs):
         raise UsageError("standard input (-) can feed one encode, not one of several jobs")
+    if any(job.input == "-" for job in jobs):
+        raise UsageError(
+            "standard input (-) is read by this process only, not by a worker: "
+            "drop --shard, --skip-existing and --executor for it"
+        )
     outputs: dict[str, JobSpec] = {}
     for job in jobs:
         if job.output == "-":
@@ -195,6 +253,12 @@ def check_collisions(jobs: Iterable[JobSpec]) -> None:
         hit = outputs.get(_key(job.input))
         if hit is not None:
             raise UsageError(f"{hit.output}: the output of {hit.input} would overwrite the input {job.input}")
+        sound = job.options.audio.file if job.options.audio is not None else None
+        hit = outputs.get(_key(sound)) if sound is not None and sound != "-" else None
+        if hit is not None:
+            raise UsageError(
+                f"{hit.output}: the output of {hit.input} would overwrite the --audio file of {job.input}"
+            )
 
 
 def parse_shard(text: str) -> tuple[int, int]:

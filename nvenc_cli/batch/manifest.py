@@ -27,6 +27,10 @@ class Row:
 
     where: str
     fields: dict[str, Any]
+    typed: bool = False
+    """JSON values carry their own type, which must be the option's (``true`` is no crf,
+    ``2.7`` no frame count, ``"false"`` no switch); CSV cells are text, read as the
+    command line reads it."""
 
 
 def read_manifest(path: str) -> list[Row]:
@@ -66,14 +70,23 @@ def _json_rows(text: str, name: str) -> list[Row]:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputDataError(f"{where}: not JSON ({exc.msg}): one job object per line") from None
+        except RecursionError:
+            raise InputDataError(f"{where}: not a job: nested too deeply") from None
         if not isinstance(value, dict):
             raise InputDataError(f"{where}: a job must be a JSON object, not {type(value).__name__}")
-        rows.append(Row(where, value))
+        rows.append(Row(where, value, typed=True))
     return rows
 
 
 def _csv_rows(text: str, name: str) -> list[Row]:
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _csv_records(text, name)
+    except csv.Error as exc:
+        raise InputDataError(f"{name}: not a CSV manifest ({exc})") from None
+
+
+def _csv_records(text: str, name: str) -> list[Row]:
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     header = [h.strip() for h in (reader.fieldnames or [])]
     if "input" not in header:
         raise InputDataError(f"{name}:1: a CSV manifest needs a header row with an 'input' column")

@@ -10,6 +10,7 @@ jobs that were running.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -50,6 +51,8 @@ class ExecutorOptions:
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
             raise UsageError(f"invalid --executor {self.executor!r}: choose local or ray")
+        if self.ray_address is not None and self.executor != "ray":
+            raise UsageError("--ray-address names a Ray cluster: it needs --executor ray")
         if self.workers is not None and self.workers < 1:
             raise UsageError(f"invalid --jobs {self.workers}: it must be at least 1")
 
@@ -61,20 +64,55 @@ def job_from_mapping(
     field by name, the given options being the defaults."""
     data = dict(spec)
     try:
-        source, dest = str(data.pop("input")), str(data.pop("output"))
+        source, dest = data.pop("input"), data.pop("output")
     except KeyError as exc:
         raise UsageError(f"job {index}: {exc.args[0]!r} is missing") from None
+    for name, value in (("input", source), ("output", dest)):
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str):
+            raise UsageError(
+                f"job {index}: {name!r} must be a path (str or os.PathLike), not {type(value).__name__}"
+            )
+    source, dest = os.fspath(source), os.fspath(dest)
     encode_fields = {f.name for f in fields(EncodeOptions)}
     input_fields = {f.name for f in fields(InputOptions)}
     unknown = sorted(set(data) - encode_fields - input_fields)
     if unknown:
         raise UsageError(f"job {index}: unknown option {unknown[0]!r}")
+    if data.get("fps") is not None:  # 30, 29.97, "30000/1001", a Fraction: as everywhere else
+        from nvenc_cli.options import parse_fps
+
+        if isinstance(data["fps"], bool):
+            raise UsageError(f"job {index}: 'fps' must be a number or a string, not {data['fps']!r}")
+        data["fps"] = parse_fps(data["fps"])
+    types = {f.name: str(f.type) for f in (*fields(EncodeOptions), *fields(InputOptions))}
+    for name, value in data.items():
+        _check_plain_type(index, name, value, types[name])
     try:
         opts = replace(options, **{k: v for k, v in data.items() if k in encode_fields})
         ins = replace(inputs, **{k: v for k, v in data.items() if k in input_fields})
     except TypeError as exc:
         raise UsageError(f"job {index}: {exc}") from None
     return JobSpec(source, dest, opts, ins, index)
+
+
+_PLAIN = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
+
+
+def _check_plain_type(index: int, name: str, value: Any, annotation: str) -> None:
+    """A job's value of a plain field (bool, int, float, str) must be of that type: ``True``
+    is no crf, ``2.7`` no frame count, ``"false"`` no switch. Richer fields (a Fraction, a
+    tuple) are checked by their own types when the options are built."""
+    kinds = [part.strip() for part in annotation.split("|")]
+    if value is None and "None" in kinds:
+        return
+    plain = [kind for kind in kinds if kind != "None"]
+    if not plain or any(kind not in _PLAIN for kind in plain):
+        return
+    wanted = tuple(t for kind in plain for t in _PLAIN[kind])
+    if (isinstance(value, bool) and bool not in wanted) or not isinstance(value, wanted):
+        raise UsageError(f"job {index}: {name!r} must be {' or '.join(plain)}, not {value!r}")
 
 
 def plan_jobs(
@@ -158,6 +196,8 @@ def iter_encode_many(
             todo.append(job)
     if not todo:
         return
+    tag = secrets.token_hex(4)  # this run's mark on its temporary files
+    todo = [replace(job, run_tag=tag) for job in todo]
     if executor.executor == "ray":
         yield from _run_ray(todo, executor)
     else:
@@ -174,17 +214,26 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
     fails all its pending futures), a fresh pool takes the jobs that are left."""
     workers = min(opts.workers or default_workers(), len(todo))
     started: set[int] = set()
+    starts = [0]  # jobs started, retries included
 
     def note(kind: str, *values: Any) -> None:
         if kind == "start":
             started.add(values[0])
+            starts[0] += 1
         if on_event is not None:
             on_event(kind, *values)
 
     attempts = dict.fromkeys((job.index for job in todo), 0)
     before = {job.index: file_key(job.output) for job in todo}
     pending = list(todo)
+    barren = 0  # pools in a row that broke before any job started: workers that cannot start
     while pending:
+        if barren >= WORKER_ATTEMPTS:
+            for job in pending:
+                yield failed(job, 70, "worker processes died as they started; no job could run")
+            return
+        started_before = starts[0]
+        started.clear()  # a job is charged a try only for a pool that broke while it ran
         executor = LocalExecutor(workers, verbose=opts.verbose, on_event=note)
         futures: dict[Future[JobResult], JobSpec] = {executor.submit(job): job for job in pending}
         pending, broken = [], False
@@ -201,10 +250,11 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
                         if attempts[job.index] >= WORKER_ATTEMPTS:
                             yield failed(job, 70, "its worker process died (killed or out of memory)")
                         else:
-                            pending.append(redo_over_own_output(job, before[job.index]))
+                            pending.append(job)
             if broken:  # a dead worker took the pool: clean what its jobs left, start afresh
+                barren = barren + 1 if starts[0] == started_before else 0
                 for job in pending:
-                    remove_stale_temporaries(job.output)
+                    remove_stale_temporaries(job.output, job.run_tag)
                 pending.sort(key=lambda j: j.index)
         except BaseException:
             executor.interrupt()
@@ -212,6 +262,9 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
             raise
         finally:
             executor.shutdown()
+        # Only now are the old workers gone: a job whose attempt was still putting its
+        # output in place when the pool broke is seen as finished, and redone over it.
+        pending = [redo_over_own_output(job, before[job.index]) for job in pending]
 
 
 def _run_ray(todo: list[JobSpec], opts: ExecutorOptions) -> Iterator[JobResult]:
@@ -245,4 +298,4 @@ def _run_ray(todo: list[JobSpec], opts: ExecutorOptions) -> Iterator[JobResult]:
 def _clean_unfinished(jobs: Iterable[JobSpec]) -> None:
     """After the workers are gone: no temporary file of an unfinished job survives."""
     for job in jobs:
-        remove_stale_temporaries(job.output)
+        remove_stale_temporaries(job.output, job.run_tag)

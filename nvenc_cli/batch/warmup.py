@@ -87,6 +87,29 @@ def _sigint_ignored_by_children() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
+@contextlib.contextmanager
+def main_kept_from_workers() -> Iterator[None]:
+    """Workers run nvenc's own functions only, so the caller's main script need not run in
+    them; where it cannot (a script read from standard input, ``python - <<EOF``, whose
+    ``__file__`` is ``<stdin>``), multiprocessing would try in every new worker, each would
+    die of it, and the pool would break and start again without end. While workers start,
+    such a main module's unreadable path is hidden from multiprocessing."""
+    import os
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    named = getattr(getattr(main, "__spec__", None), "name", None)
+    if main is None or path is None or named is not None or os.path.isfile(path):
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
 def wants_workers(argv: Sequence[str]) -> bool:
     """Whether a command line asks for local workers, judged before it is parsed.
 

@@ -11,6 +11,7 @@ import contextlib
 import glob
 import importlib
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -60,12 +61,17 @@ def failed(job: JobSpec, code: int, message: str, status: str = "failed") -> Job
 def run_job(job: JobSpec, progress: Callable[[int, int | None], None] | None = None) -> JobResult:
     """Encode one job; every failure becomes a ``failed`` result with its exit code."""
     from nvenc_cli.encoding import encode_path
+    from nvenc_cli.mux import set_run_tag
     from nvenc_cli.report import json_report
 
     started = time.monotonic()
     try:
         make_folder(job.output)
-        result = encode_path(job.input, job.output, job.options, job.inputs, progress=progress)
+        set_run_tag(job.run_tag)
+        try:
+            result = encode_path(job.input, job.output, job.options, job.inputs, progress=progress)
+        finally:
+            set_run_tag("")
     except Interrupted:
         raise
     except NvencError as exc:
@@ -76,31 +82,63 @@ def run_job(job: JobSpec, progress: Callable[[int, int | None], None] | None = N
     return JobResult(job.index, job.input, job.output, "ok", 0, None, report, time.monotonic() - started)
 
 
-def make_folder(output: str) -> None:
-    """Templates name folders per input (``out/{parent}/{stem}.mp4``): create them."""
+def make_folder(output: str) -> list[Path]:
+    """Templates name folders per input (``out/{parent}/{stem}.mp4``): create them.
+
+    Every name is checked against the file system's limit first, so a name too long
+    creates nothing at all; returns the folders made (deepest last), for a caller that
+    removes them again when its encode fails."""
     if output == "-":
-        return
+        return []
     folder = Path(output).parent
-    if str(folder) in ("", ".") or folder.is_dir():
-        return
+    if str(folder) in ("", ".") or os.path.isdir(folder):  # False, not an error, for a name too long
+        return []
+    missing: list[Path] = []
+    here = folder
+    while str(here) not in ("", ".", "/") and not os.path.isdir(here):
+        missing.append(here)
+        here = here.parent
+    try:
+        limit = int(os.pathconf(here if str(here) else ".", "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        limit = 255
+    for part in missing:
+        if len(os.fsencode(part.name)) > limit:
+            raise OutputError(
+                f"{output}: cannot create folder {folder} (a name is longer than {limit} bytes)"
+            )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{output}: cannot create folder {folder} ({exc.strerror or exc})") from None
+    return list(reversed(missing))
 
 
-def stale_temporaries(output: str) -> list[str]:
-    """Temporary files an earlier, killed attempt at ``output`` left (the muxer names them
-    ``.NAME.XXXXXXXX.part`` beside the target; outputs never collide within a run)."""
-    if output == "-":
+def remove_folders(made: list[Path]) -> None:
+    """Remove folders ``make_folder`` made, deepest first, each only while empty."""
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+
+
+def stale_temporaries(output: str, tag: str) -> list[str]:
+    """Temporary files an earlier, killed attempt of this run at ``output`` left (the
+    muxer names them ``.NAME.TAG-XXXXXXXX.part`` beside the target, ``TAG`` being the
+    run's own random mark). Without a tag nothing is this run's: another run's file for
+    the same output (``.NAME.XXXXXXXX.part``, or another tag) is never touched."""
+    from nvenc_cli.mux import temp_prefix
+
+    if output == "-" or not tag:
         return []
     path = Path(output)
-    pattern = os.path.join(glob.escape(str(path.parent)), f".{glob.escape(path.name)}.*.part")
-    return glob.glob(pattern)
+    prefix = temp_prefix(path, tag)
+    pattern = os.path.join(glob.escape(str(path.parent)), glob.escape(prefix) + "*.part")
+    mine = re.compile(re.escape(prefix) + r"[A-Za-z0-9_]{8}\.part")
+    return [name for name in glob.glob(pattern) if mine.fullmatch(os.path.basename(name))]
 
 
-def remove_stale_temporaries(output: str) -> None:
-    for name in stale_temporaries(output):
+def remove_stale_temporaries(output: str, tag: str) -> None:
+    for name in stale_temporaries(output, tag):
         with contextlib.suppress(OSError):
             os.unlink(name)
 

@@ -281,7 +281,9 @@ def _load_deep(path: str, mode: str) -> np.ndarray:
 
     fmt = "rgb48le" if mode == "RGB" else "rgba64le"
     try:
-        with av.open(path, "r") as container:
+        from nvenc_cli.paths import for_ffmpeg
+
+        with av.open(for_ffmpeg(path), "r") as container:
             frame = next(container.decode(video=0))
             return frame.to_ndarray(format=fmt)
     except (av.FFmpegError, OSError, ValueError, StopIteration) as exc:

@@ -305,6 +305,13 @@ class NpyPipeSource(Source):
                 except InputDataError as exc:
                     raise InputDataError(f"{self.name}: {exc}") from None
             index += count
+        # The stream ends where the array does: bytes after it (a second .npy sent down the
+        # same pipe) would otherwise be dropped without a word.
+        if _read_full(self._stream, memoryview(bytearray(1))):
+            raise InputDataError(
+                f"{self.name}: more data follows the {self.layout.frames} frames its .npy header "
+                "describes (several arrays in one stream?): send one array, or np.concatenate them"
+            )
 
     def close(self) -> None:
         if self._owned is not None:

@@ -35,7 +35,9 @@ class VideoSource(Source):
         #: a stream to close with the container (a FIFO the pipe reader opened).
         self.also_close: IO[bytes] | None = None
         try:
-            self._container = av.open(file if file is not None else path, "r")
+            from nvenc_cli.paths import for_ffmpeg
+
+            self._container = av.open(file if file is not None else for_ffmpeg(path), "r")
         except (FileNotFoundError, PermissionError) as exc:
             if file is None and not os.access(path, os.R_OK):
                 missing = isinstance(exc, FileNotFoundError)
