@@ -335,7 +335,7 @@ def test_an_audio_file_beside_no_audio_is_refused_before_anything_is_written(arr
 def test_a_failed_fragmented_encode_spares_a_file_another_run_put_there(tmp_path: Path) -> None:
     """A fragmented MP4 is written at its own path as it grows; when that encode fails, it
     removes the file it made, not a complete file another run renamed over it since."""
-    from nvenc_cli.encode import encode_path
+    from nvenc_cli.encoding import encode_path
     from nvenc_cli.errors import NvencError
     from nvenc_cli.options import EncodeOptions, parse_extra
 
@@ -356,7 +356,7 @@ def test_a_failed_fragmented_encode_spares_a_file_another_run_put_there(tmp_path
 
 
 def test_a_failed_fragmented_encode_still_removes_its_own_file(tmp_path: Path) -> None:
-    from nvenc_cli.encode import encode_path
+    from nvenc_cli.encoding import encode_path
     from nvenc_cli.errors import NvencError
     from nvenc_cli.options import EncodeOptions, parse_extra
 

@@ -520,9 +520,9 @@ class VideoWriter:
                 and removes the partial output.
         """
         with self._lock:
-            self._write(frames)
+            self._write(frames, pts)
 
-    def _write(self, frames: Frames) -> None:
+    def _write(self, frames: Frames, pts: Any) -> None:
         if self._closed:
             why = " after an earlier error" if self._failed else ""
             raise ValueError(f"write to a closed VideoWriter{why}")
