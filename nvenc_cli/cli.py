@@ -589,57 +589,9 @@ def _plain(value: Any) -> Any:
 def _options(params: dict[str, Any]) -> tuple[Any, Any]:
     """``EncodeOptions`` and ``InputOptions`` from ``encode``'s parameters by name: the
     command line's, or a manifest row's laid over them."""
-    from nvenc_cli.audio import AudioOptions, parse_bitrate
-    from nvenc_cli.encoding import InputOptions
-    from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
-    from nvenc_cli.resize import parse_resize
-    from nvenc_cli.sources.layout import parse_value_range
-    from nvenc_cli.sources.pipe import parse_size
+    from nvenc_cli.encoding import options_from
 
-    p = {name: _plain(value) for name, value in params.items()}
-    sound = AudioOptions(
-        enabled=not p["no_audio"],
-        codec=p["audio_codec"],
-        bitrate=parse_bitrate(p["audio_bitrate"]),
-        file=p["audio"],
-        key=p["audio_key"],
-        rate=p["audio_rate"],
-    )
-    options = EncodeOptions(
-        fps=parse_fps(p["fps"]) if p["fps"] is not None else None,
-        codec=p["codec"],
-        pixel_format=p["pixel_format"],
-        crf=p["crf"],
-        preset=p["preset"],
-        extra=parse_extra(list(p["option"] or [])),
-        device=p["device"],
-        color_matrix=p["color_matrix"],
-        color_range=p["color_range"],
-        pad=p["pad"],
-        crop=p["crop"],
-        format=p["format"],
-        batch_size=p["batch_size"],
-        overwrite=p["overwrite"],
-        audio=sound,
-        resize=parse_resize(p["resize"]),
-        gop=p["gop"],
-        fast_decode=p["fast_decode"],
-    )
-    inputs = InputOptions(
-        key=p["key"],
-        layout=p["layout"],
-        start_number=p["start_number"],
-        start=p["start"],
-        frames=p["frames"],
-        value_range=parse_value_range(p["value_range"]),
-        input_size=parse_size(p["input_size"]) if p["input_size"] is not None else None,
-        input_pixel_format=p["input_pixel_format"],
-        clamp=p["clamp"],
-        sample=p["sample"],
-        depth_bits=p["depth_bits"],
-        timestamps=p["timestamps"],
-    )
-    return options, inputs
+    return options_from({name: _plain(value) for name, value in params.items()})
 
 
 # Options that shape the run, not one job: a manifest row cannot set them.

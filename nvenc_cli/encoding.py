@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.errors import UsageError
 from nvenc_cli.mux import Destination, check_destination
-from nvenc_cli.options import EncodeOptions, container_for, resolve_color
+from nvenc_cli.options import DEFAULT_BATCH, EncodeOptions, container_for, resolve_color
 from nvenc_cli.pipeline import Progress, Result, run
 from nvenc_cli.plan import EncodePlan, make_plan
 from nvenc_cli.sources import Source, open_source
@@ -60,6 +61,64 @@ class InputOptions:
                 f"--depth-bits {self.depth_bits} means --value-range 0,{int(codes[1])}: give one of them"
             )
         object.__setattr__(self, "value_range", codes)
+
+
+def options_from(values: Mapping[str, Any]) -> tuple[EncodeOptions, InputOptions]:
+    """``EncodeOptions`` and ``InputOptions`` from plain values by the CLI's option names
+    (underscored): the command line's, a manifest row's laid over them, or ``encode()``'s
+    arguments. The one place where what a door was given becomes options; a name left out
+    takes the option's default."""
+    from nvenc_cli.audio import AudioOptions, parse_bitrate
+    from nvenc_cli.resize import parse_resize
+    from nvenc_cli.sources.layout import parse_value_range
+    from nvenc_cli.sources.pipe import parse_size
+
+    p = dict(values).get
+    audio = p("audio")
+    sound = AudioOptions(
+        enabled=not p("no_audio", False),
+        codec=p("audio_codec"),
+        bitrate=parse_bitrate(p("audio_bitrate")),
+        file=None if audio is None else os.fspath(audio),
+        key=p("audio_key"),
+        rate=p("audio_rate"),
+    )
+    options = EncodeOptions(
+        fps=p("fps"),
+        codec=p("codec"),
+        pixel_format=p("pixel_format"),
+        crf=p("crf"),
+        preset=p("preset"),
+        extra=p("option") or (),  # KEY=VALUE texts, a dict or pairs: EncodeOptions reads each
+        device=p("device", "auto"),
+        color_matrix=p("color_matrix"),
+        color_range=p("color_range"),
+        pad=p("pad", False),
+        crop=p("crop", False),
+        format=p("format"),
+        batch_size=p("batch_size", DEFAULT_BATCH),
+        overwrite=p("overwrite", False),
+        audio=sound,
+        resize=parse_resize(p("resize")),
+        gop=p("gop"),
+        fast_decode=p("fast_decode", False),
+    )
+    size = p("input_size")
+    inputs = InputOptions(
+        key=p("key"),
+        layout=p("layout"),
+        start_number=p("start_number"),
+        start=p("start", 0),
+        frames=p("frames"),
+        value_range=parse_value_range(p("value_range")),
+        input_size=parse_size(size) if size is not None else None,
+        input_pixel_format=p("input_pixel_format"),
+        clamp=p("clamp", False),
+        sample=p("sample"),
+        depth_bits=p("depth_bits"),
+        timestamps=p("timestamps"),
+    )
+    return options, inputs
 
 
 def prepare(
@@ -223,8 +282,6 @@ def prepare_audio_track(
 ) -> tuple[AudioTrack | None, EncodePlan]:
     """The sound for this encode, decided (and refused) before the output exists; the
     plan comes back with the audio notices added."""
-    import os
-
     from nvenc_cli.audio import prepare_audio
     from nvenc_cli.sources.video import VideoSource
 

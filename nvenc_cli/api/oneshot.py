@@ -122,54 +122,18 @@ def _template_fields(template: str) -> set[str]:
         raise UsageError(f"invalid output template {template!r} ({exc})") from None
 
 
-def _settings(given: dict[str, Any]) -> tuple[Any, Any]:
-    """``EncodeOptions`` and ``InputOptions`` from ``encode``'s arguments: the same classes
-    (and so the same checks and defaults) the CLI builds from its options."""
-    from nvenc_cli.audio import AudioOptions, parse_bitrate
-    from nvenc_cli.encoding import InputOptions
-    from nvenc_cli.options import EncodeOptions
-    from nvenc_cli.sources.layout import parse_value_range
+# encode()'s argument names that differ from the CLI's option names.
+_CLI_NAMES = {"frame_rate": "fps", "extra_options": "option"}
 
-    audio = given["audio"]
-    sound = AudioOptions(
-        enabled=not given["no_audio"],
-        codec=given["audio_codec"],
-        bitrate=parse_bitrate(given["audio_bitrate"]),
-        file=None if audio is None else os.fspath(audio),
-    )
-    options = EncodeOptions(
-        fps=given["frame_rate"],
-        codec=given["codec"],
-        pixel_format=given["pixel_format"],
-        crf=given["crf"],
-        preset=given["preset"],
-        extra=given["extra_options"] or (),
-        device=given["device"],
-        color_matrix=given["color_matrix"],
-        color_range=given["color_range"],
-        pad=given["pad"],
-        crop=given["crop"],
-        format=given["format"],
-        batch_size=given["batch_size"],
-        overwrite=given["overwrite"],
-        audio=sound,
-        resize=given["resize"],
-        gop=given["gop"],
-        fast_decode=given["fast_decode"],
-    )
-    inputs = InputOptions(
-        key=given["key"],
-        layout=given["layout"],
-        start_number=given["start_number"],
-        start=given["start"],
-        frames=given["frames"],
-        value_range=parse_value_range(given["value_range"]),
-        clamp=given["clamp"],
-        sample=given["sample"],
-        depth_bits=given["depth_bits"],
-        timestamps=_timestamps(given["timestamps"]),
-    )
-    return options, inputs
+
+def _settings(given: dict[str, Any]) -> tuple[Any, Any]:
+    """``EncodeOptions`` and ``InputOptions`` from ``encode``'s arguments, built where the
+    CLI builds its own (``encoding.options_from``), so the checks and defaults are one."""
+    from nvenc_cli.encoding import options_from
+
+    values = {_CLI_NAMES.get(name, name): value for name, value in given.items()}
+    values["timestamps"] = _timestamps(given["timestamps"])
+    return options_from(values)
 
 
 def _timestamps(value: Any) -> Any:
