@@ -122,6 +122,57 @@ def ffmpeg_builds() -> list[tuple[str, str, str]]:
     return found
 
 
+X264_CORE = re.compile(rb"x264 - core (\d+)")
+SVT_VERSION = re.compile(r"SVT \[version\]:\s*(?:SVT-AV1 Encoder Lib )?(\S+)")
+
+PYAV_ENCODERS = """
+import io, av
+for codec, fmt in (("libx264", "h264"), ("libsvtav1", "ivf")):
+    sink = io.BytesIO()
+    with av.open(sink, "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=30)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        out.mux(stream.encode(av.VideoFrame(64, 64, "yuv420p")))
+        out.mux(stream.encode(None))
+    if codec == "libx264":
+        import sys
+        sys.stdout.buffer.write(sink.getvalue()[:4096])
+"""
+
+
+def encoder_versions(stdout: bytes, stderr: str) -> str:
+    """``x264 core N, SVT-AV1 vX`` from a one-frame x264 stream and an SVT-AV1 log."""
+    x264 = X264_CORE.search(stdout)
+    svt = SVT_VERSION.search(stderr)
+    return f"x264 core {x264[1].decode() if x264 else '?'}, SVT-AV1 {svt[1] if svt else '?'}"
+
+
+def ffmpeg_encoders(exe: str) -> str:
+    """The x264 and SVT-AV1 an ffmpeg build links: a one-frame encode with each, read back.
+
+    x264 writes its version into the stream it makes; SVT-AV1 logs its own at start.
+    """
+    base = [exe, "-nostdin", "-hide_banner", "-f", "lavfi", "-i", "testsrc2=size=64x64", "-frames:v", "1"]
+    x264 = subprocess.run([*base, "-c:v", "libx264", "-f", "h264", "-"], capture_output=True, check=False)
+    svt = subprocess.run([*base, "-c:v", "libsvtav1", "-f", "null", "-"], capture_output=True, check=False)
+    return encoder_versions(x264.stdout, svt.stderr.decode(errors="replace"))
+
+
+def pyav_encoders() -> str:
+    """The x264 and SVT-AV1 inside PyAV's wheel, found the same way as for ffmpeg."""
+    env = {**bench.os.environ, "SVT_LOG": "3"}
+    done = subprocess.run([sys.executable, "-c", PYAV_ENCODERS], capture_output=True, env=env, check=False)
+    return encoder_versions(done.stdout, done.stderr.decode(errors="replace"))
+
+
+def print_encoder_versions(builds: Sequence[tuple[str, str, str]]) -> None:
+    """One line per encoding library: each ffmpeg build's and PyAV's x264 and SVT-AV1."""
+    for label, exe, version in builds:
+        print(f"{label} ({version}): {ffmpeg_encoders(exe)}")
+    print(f"PyAV {bench.importlib.metadata.version('av')}: {pyav_encoders()}")
+
+
 # ------------------------------------------------------------------------------------
 # Inputs
 # ------------------------------------------------------------------------------------
@@ -481,6 +532,7 @@ def cases_mode(args: argparse.Namespace, workdir: Path) -> None:
             "bench: --cases needs an ffmpeg (apt-get install ffmpeg or pip install imageio-ffmpeg)"
         )
     maker = builds[-1][1]
+    print_encoder_versions(builds)
     wanted = set(args.case) if args.case else None
     rounds = args.repeat
     summary: list[tuple[Case, dict[str, float | None]]] = []
