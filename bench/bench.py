@@ -944,7 +944,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--quick",
         action="store_true",
-        help="smoke run: 720p, ultrafast, 30 frames, 1 run (explicit options win)",
+        help="smoke run: 720p, ultrafast, 30 frames, 1 run; with --cases: every case, shorter "
+        "clips (a 60, b 30, c 60 frames), 2 rounds (explicit options win)",
     )
     add(
         "--cases",

@@ -79,7 +79,7 @@ def default_cases(quick: bool) -> list[Case]:
     return [
         Case("a", 1920, 1080, 60 if quick else 120, "libx264", "ultrafast", 23),
         Case("b", 1920, 1080, 30 if quick else 120, "libx264", "medium", 23),
-        Case("c", 640, 480, 150 if quick else 300, "libsvtav1", "8", 30, (("g", "2"),)),
+        Case("c", 640, 480, 60 if quick else 300, "libsvtav1", "8", 30, (("g", "2"),)),
         Case("d", 1920, 1080, 60, "libx264", "ultrafast", 23, transcode=True),
     ]
 
