@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed
 DEMO_VENV ?= .venv-demo
 DEMO_STAMP := $(DEMO_VENV)/.installed
 
-.PHONY: all install bytecode demo test lint man docs bench bench-many bench-memory clean
+.PHONY: all install bytecode demo test lint man docs bench bench-quick bench-throughput bench-many bench-memory clean
 
 all: test
 
@@ -61,17 +61,33 @@ man: $(STAMP)
 	$(PY) -m pytest -q tests/test_man.py
 
 # torchcodec 0.13.0 is the peer release that matches torch 2.13 on the CPU; the script
-# skips it (with a note) where it cannot be installed.
-bench: install
+# skips it (with a note) where it cannot be installed.  The bench extra brings
+# imageio-ffmpeg, whose static ffmpeg (the newest release) runs beside the system's.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(PIP) install --quiet -e ".[bench]"
 	-@$(PIP) install --quiet "torchcodec==0.13.0" 2>/dev/null
-	$(PY) bench/bench.py
+	touch $(BENCH_STAMP)
+
+# Cases (a)-(d) against both ffmpegs and the encoder-only floors, then many short clips.
+bench: install $(BENCH_STAMP)
+	$(PY) bench/bench.py --cases
 	$(PY) bench/bench.py --many
+
+# The same cases, shorter clips, 2 rounds (about 3 minutes on 2 cores).
+bench-quick: install $(BENCH_STAMP)
+	$(PY) bench/bench.py --cases --quick
+
+# The original table: 1080p and 720p, ultrafast and medium, every peer incl. ffmpeg-static.
+bench-throughput: install $(BENCH_STAMP)
+	$(PY) bench/bench.py
 
 # Many short clips in one run (-j 2) against xargs -P2 ffmpeg and shell loops.
-bench-many: install
+bench-many: install $(BENCH_STAMP)
 	$(PY) bench/bench.py --many
 
-bench-memory: install
+bench-memory: install $(BENCH_STAMP)
 	$(PY) bench/bench.py --memory
 
 clean:

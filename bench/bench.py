@@ -12,6 +12,8 @@ Contenders ("peers"):
 * ``nvenc``       the real CLI: ``nvenc encode frames.npy -o out.mp4 -c libx264 ...``
 * ``ffmpeg``      ``ffmpeg -f rawvideo -pix_fmt rgb24 ... -i - ...``, with this script
                   writing the raw RGB bytes to its stdin, as a Python program would.
+* ``ffmpeg-static`` the same with the newest FFmpeg the package registries offer: the
+                  static build in the ``imageio-ffmpeg`` wheel (``make bench`` installs it).
 * ``pyav``        the loop most people write first: ``np.load``, then ``from_ndarray``
                   -> ``encode`` -> ``mux`` per frame (``bench.py --peer pyav``).
 * ``torchcodec``  ``torchcodec.encoders.VideoEncoder(...).to_file(...)``, if installed
@@ -29,6 +31,11 @@ encode`` and of ffmpeg, ``xargs -P2 nvenc``, ``-j 1`` (no parallelism, start-up 
 and ``-j 2`` with every job's encoder threads sized for all the cores (``NVENC_CORES``), each
 contender one shell command timed as a whole, interleaved, median of ``--repeat``.
 
+``--cases`` instead runs four fixed cases against both FFmpeg builds (the system's and
+the wheel's) and against encoder-only floors (ready yuv420p planes through each ffmpeg,
+PyAV's ``encode`` alone, torchcodec's ``to_file`` alone), with per-round nvenc/peer
+ratios, and the transcode of a ``.y4m`` with PSNR; see ``bench/cases.py``.
+
 ``--memory`` instead encodes large inputs (a ~3 GB 1080p ``.npy`` written frame by
 frame through ``open_memmap``, ``.pt`` files from ``torch.save`` and a PNG sequence)
 with ``nvenc encode`` at several lengths, to show whether peak RSS stays flat.
@@ -40,6 +47,8 @@ Usage::
     python bench/bench.py --sizes 1080p --presets ultrafast --repeat 5
     python bench/bench.py --memory          # nvenc peak RSS vs input length
     python bench/bench.py --many            # many short clips: -j 2 vs xargs ffmpeg, loops
+    python bench/bench.py --cases           # cases (a)-(d) vs both ffmpegs and the floors
+    python bench/bench.py --cases --quick   # the same cases, shorter clips, 2 rounds
 
 Only numpy and PyAV (to render the test pattern) are required; a missing peer is
 skipped with a note, and a failing one is reported with the tail of its stderr.
@@ -66,7 +75,7 @@ from pathlib import Path
 
 import numpy as np
 
-PEERS = ("nvenc", "ffmpeg", "pyav", "torchcodec")
+PEERS = ("nvenc", "ffmpeg", "ffmpeg-static", "pyav", "torchcodec")
 NAMED_SIZES = {
     "2160p": (3840, 2160),
     "1440p": (2560, 1440),
@@ -375,16 +384,33 @@ def nvenc_program(override: str | None) -> list[str]:
     return [on_path] if on_path else [sys.executable, "-m", "nvenc_cli"]
 
 
+def static_ffmpeg() -> str | None:
+    """The static ffmpeg of the ``imageio-ffmpeg`` wheel, or None where it is not installed.
+
+    That wheel ships the newest FFmpeg release of any package registry, so the peers are
+    compared against a current FFmpeg and not only the distribution's older one.
+    """
+    if importlib.util.find_spec("imageio_ffmpeg") is None:
+        return None
+    import imageio_ffmpeg
+
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:
+        return None
+
+
 def build_contenders(names: Sequence[str], nvenc: str | None) -> list[Contender]:
     """Describe each requested peer; a missing tool becomes a skip with a reason."""
     contenders: list[Contender] = []
     for name in names:
         if name == "nvenc":
             contenders.append(Contender(name, nvenc_program(nvenc), NVENC_ARGS))
-        elif name == "ffmpeg":
-            exe = shutil.which("ffmpeg")
+        elif name in ("ffmpeg", "ffmpeg-static"):
+            exe = shutil.which("ffmpeg") if name == "ffmpeg" else static_ffmpeg()
             if exe is None:
-                contenders.append(Contender(name, skip_reason="ffmpeg not on PATH"))
+                reason = "ffmpeg not on PATH" if name == "ffmpeg" else "imageio-ffmpeg not installed"
+                contenders.append(Contender(name, skip_reason=reason))
             else:
                 contenders.append(Contender(name, [exe], FFMPEG_ARGS, feeds_stdin=True))
         else:
@@ -581,13 +607,24 @@ MANY_CONTENDERS = {
     ),
     "nvenc -j 1": "{nvenc} encode {clips}/*.npy -o '{out}/{{stem}}.mp4' -j 1 {x264} -y -q",
     "xargs -P2 ffmpeg": f"printf '%s\\0' {{clips}}/*.rgb | xargs -0 -n1 -P2 sh -c '{_FFMPEG_ONE}' _",
+    "xargs -P2 ffmpeg-static": (
+        f"printf '%s\\0' {{clips}}/*.rgb | xargs -0 -n1 -P2 sh -c "
+        f"'{_FFMPEG_ONE.replace('{ffmpeg}', '{ffmpeg_static}')}' _"
+    ),
     "xargs -P2 nvenc": f"printf '%s\\0' {{clips}}/*.npy | xargs -0 -n1 -P2 sh -c '{_NVENC_ONE}' _",
     "ffmpeg loop": f'for f in {{clips}}/*.rgb; do set -- "$f"; {_FFMPEG_ONE} || exit 1; done',
     "nvenc loop": f'for f in {{clips}}/*.npy; do set -- "$f"; {_NVENC_ONE} || exit 1; done',
 }
 
 
-LARGE_CONTENDERS = ("nvenc -j 2", "nvenc -j 2 all threads", "nvenc -j 1", "xargs -P2 ffmpeg", "nvenc loop")
+LARGE_CONTENDERS = (
+    "nvenc -j 2",
+    "nvenc -j 2 all threads",
+    "nvenc -j 1",
+    "xargs -P2 ffmpeg",
+    "xargs -P2 ffmpeg-static",
+    "nvenc loop",
+)
 """At 1080p and above: the commands the ratios need (each clip takes seconds there, so a
 process start matters less and the other loops only lengthen the run)."""
 
@@ -603,6 +640,11 @@ def write_clips(folder: Path, width: int, height: int, clips: int, frames: int) 
         (folder / f"clip{index:03d}.rgb").write_bytes(chunk.tobytes())
 
 
+def many_ffmpeg(name: str) -> str:
+    """Which ffmpeg a --many command runs: ``ffmpeg-static`` or the system's ``ffmpeg``."""
+    return "ffmpeg-static" if "ffmpeg-static" in name else "ffmpeg"
+
+
 def many_command(
     name: str, nvenc: list[str], clips: Path, out: Path, preset: str, crf: int, size: str
 ) -> str:
@@ -610,6 +652,7 @@ def many_command(
     values = {
         "nvenc": shlex.join(nvenc),
         "ffmpeg": shlex.quote(ffmpeg),
+        "ffmpeg_static": shlex.quote(static_ffmpeg() or "ffmpeg-static-missing"),
         "clips": shlex.quote(str(clips)),
         "out": str(out),
         "x264": f"-c libx264 --preset {preset} --crf {crf}",
@@ -641,7 +684,8 @@ def many_mode(args: argparse.Namespace, workdir: Path) -> None:
     """Many short clips: every contender encodes the same folder, interleaved, N times."""
     nvenc = nvenc_program(args.nvenc)
     wanted = [n for n in MANY_CONTENDERS if not args.commands or n in args.commands]
-    everything = [n for n in wanted if "ffmpeg" not in n or shutil.which("ffmpeg")]
+    have = {"ffmpeg": shutil.which("ffmpeg") is not None, "ffmpeg-static": static_ffmpeg() is not None}
+    everything = [n for n in wanted if "ffmpeg" not in n or have[many_ffmpeg(n)]]
     skipped = [n for n in wanted if n not in everything]
     for size in args.sizes:
         label, width, height = parse_size(size)
@@ -679,7 +723,9 @@ def many_mode(args: argparse.Namespace, workdir: Path) -> None:
             )
             report_many(title, clips, frames, names, tallies, errors)
             for name in skipped:
-                print(f"  note: {name}: skipped (ffmpeg not on PATH)")
+                system = many_ffmpeg(name) == "ffmpeg"
+                why = "ffmpeg not on PATH" if system else "imageio-ffmpeg not installed"
+                print(f"  note: {name}: skipped ({why})")
     print(
         "\nwall s: the whole command (every process it starts); s/clip: wall / clips; vs: that"
         "\n  command's wall over this one's (>1 = this one is faster); 'all threads': each of the 2"
@@ -898,8 +944,16 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--quick",
         action="store_true",
-        help="smoke run: 720p, ultrafast, 30 frames, 1 run (explicit options win)",
+        help="smoke run: 720p, ultrafast, 30 frames, 1 run; with --cases: every case, shorter "
+        "clips (a 60, b 30, c 60 frames), 2 rounds (explicit options win)",
     )
+    add(
+        "--cases",
+        action="store_true",
+        help="instead: cases (a) 1080p x264 ultrafast, (b) medium, (c) 480p SVT-AV1, (d) .y4m transcode, "
+        "against the system ffmpeg, the imageio-ffmpeg static build and encoder-only floors",
+    )
+    add("--case", type=split_list, default=None, help="with --cases: a subset, e.g. a,d")
     add(
         "--memory",
         action="store_true",
@@ -939,6 +993,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--input", type=Path, help=argparse.SUPPRESS)
     add("--output", type=Path, help=argparse.SUPPRESS)
     add("--peer-preset", default="ultrafast", help=argparse.SUPPRESS)
+    add("--floor", choices=("pyav", "torchcodec"), help=argparse.SUPPRESS)
+    add("--codec", default="libx264", help=argparse.SUPPRESS)
+    add("--size", default="", help=argparse.SUPPRESS)
+    add("--options", default="", help=argparse.SUPPRESS)
+    add("--report", default="", help=argparse.SUPPRESS)
     return parser  # fmt: skip
 
 
@@ -955,7 +1014,7 @@ def apply_quick(args: argparse.Namespace, argv: Sequence[str]) -> None:
         args.frames = 30
 
 
-def describe_environment() -> None:
+def describe_environment(nvenc_override: str | None = None) -> None:
     """Print what the numbers depend on, so a rerun elsewhere can be compared."""
 
     def version(dist: str) -> str:
@@ -964,19 +1023,51 @@ def describe_environment() -> None:
         except importlib.metadata.PackageNotFoundError:
             return "-"
 
-    ffmpeg = shutil.which("ffmpeg")
-    ffmpeg_version = "not on PATH"
-    if ffmpeg:
-        out = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, check=False).stdout
-        ffmpeg_version = out.split("\n", 1)[0].removeprefix("ffmpeg version ")
-        ffmpeg_version = ffmpeg_version.split(" Copyright")[0] or "?"
+    def ffmpeg_line(exe: str | None, missing: str) -> str:
+        if not exe:
+            return missing
+        out = subprocess.run([exe, "-version"], capture_output=True, text=True, check=False).stdout
+        text = out.split("\n", 1)[0].removeprefix("ffmpeg version ").split(" Copyright")[0] or "?"
+        return f"{text} ({exe})"
+
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"cpus {os.cpu_count()}, load {load}, python {sys.version.split()[0]}")
-    print(f"ffmpeg {ffmpeg_version}")
-    dists = ("nvenc-cli", "av", "numpy", "torch", "torchcodec")
+    print(f"ffmpeg {ffmpeg_line(shutil.which('ffmpeg'), 'not on PATH')}")
+    print(f"ffmpeg-static {ffmpeg_line(static_ffmpeg(), 'not installed (pip install imageio-ffmpeg)')}")
+    dists = ("nvenc-cli", "av", "numpy", "torch", "torchcodec", "imageio-ffmpeg")
     print(", ".join(f"{dist} {version(dist)}" for dist in dists))
+    print(f"PyAV's FFmpeg {libav_versions()}")
+    program = nvenc_program(nvenc_override)
+    print(f"nvenc: {shlex.join(program)} (runs {nvenc_location(program)})")
     if os.getloadavg()[0] > 0.5:
         print("warning: the machine is busy; every peer competes for the same cores, so expect noise")
+
+
+def libav_versions() -> str:
+    """The libavcodec/libavformat PyAV is built on, and its x264 / SVT-AV1 builds if known."""
+    try:
+        import av
+    except ImportError:
+        return "-"
+    versions = getattr(av, "library_versions", {})
+    parts = [f"{lib} {'.'.join(map(str, ver))}" for lib, ver in versions.items() if lib in ("libavcodec",)]
+    return ", ".join(parts) or "?"
+
+
+def nvenc_location(program: Sequence[str]) -> str:
+    """Where the ``nvenc_cli`` package the benchmark runs comes from (the interpreter's view).
+
+    With an editable install elsewhere and a checkout on PYTHONPATH this shows which of
+    the two is measured.
+    """
+    interpreter = program[0] if program[-2:] == ["-m", "nvenc_cli"] else sys.executable
+    if Path(program[0]).is_file() and program[-2:] != ["-m", "nvenc_cli"]:
+        first = Path(program[0]).read_bytes()[:200].split(b"\n", 1)[0]
+        if first.startswith(b"#!"):
+            interpreter = first[2:].decode().strip().split()[0]
+    code = "import nvenc_cli, os; print(os.path.dirname(nvenc_cli.__file__))"
+    result = subprocess.run([interpreter, "-c", code], capture_output=True, text=True, check=False)
+    return result.stdout.strip() or "nvenc_cli not importable"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -988,7 +1079,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit("bench: --peer needs --input and --output")
         PEER_FUNCTIONS[args.peer](args.input, args.output, args.peer_preset, args.crf)
         return 0
-    if args.quick:
+    if args.floor:
+        import cases
+
+        return cases.run_floor(args)
+    if args.cases:
+        given = {arg.split("=")[0] for arg in argv}
+        if "--repeat" not in given:
+            args.repeat = 2 if args.quick else 3
+    elif args.quick:
         apply_quick(args, argv)
     if args.many:
         given = {arg.split("=")[0] for arg in argv}
@@ -1004,7 +1103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if importlib.util.find_spec("av") is None:
         raise SystemExit("bench: PyAV is needed to render testsrc2 (pip install av)")
 
-    describe_environment()
+    describe_environment(args.nvenc)
     keep = args.workdir is not None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="nvenc-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -1013,6 +1112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             memory_mode(args, workdir)
         elif args.many:
             many_mode(args, workdir)
+        elif args.cases:
+            import cases
+
+            cases.cases_mode(args, workdir)
         else:
             throughput_mode(args, workdir)
     finally:
