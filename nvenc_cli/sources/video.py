@@ -20,6 +20,11 @@ VIDEO_EXTENSIONS = (
 )  # fmt: skip
 
 
+# Formats whose frames carry no time of their own (one rate for the whole stream): no
+# second pass over them looking for a variable rate (a 1080p y4m is 3 MB a frame).
+_CONSTANT_RATE_FORMATS = frozenset({"yuv4mpegpipe", "rawvideo", "image2", "image2pipe"})
+
+
 class VideoSource(Source):
     """The first video stream of any file FFmpeg opens, decoded to RGB.
 
@@ -77,7 +82,11 @@ class VideoSource(Source):
         self.rotation = 0
         sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
         self.sample_aspect = Fraction(sar) if sar and Fraction(sar) != 1 else None
-        if file is None and os.path.isfile(path):
+        if (
+            file is None
+            and os.path.isfile(path)
+            and self._container.format.name not in _CONSTANT_RATE_FORMATS
+        ):
             self._keep_variable_rate(path)
         self._decoded = self._container.decode(self._stream)
         self._first = self._peek()
