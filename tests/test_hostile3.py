@@ -1093,3 +1093,28 @@ def test_a_numbering_gap_in_a_folder_or_glob_is_announced(tmp_path: Path, door: 
         Image.fromarray(np.full((16, 16, 3), i * 20, np.uint8)).save(whole / f"frame_{i:04d}.png")
     quiet = run_cli("encode", whole, "-o", tmp_path / "w.mp4", "--json")
     assert quiet.returncode == 0 and json.loads(quiet.stdout)["notices"] == []
+
+
+def test_an_npz_audio_entry_left_out_is_announced(tmp_path: Path) -> None:
+    np.savez(
+        tmp_path / "av.npz", video=np.zeros((30, 48, 64, 3), np.uint8),
+        audio=np.zeros((1, 48000), np.float32), sample_rate=np.array(48000),
+    )  # fmt: skip
+    done = run_cli("encode", tmp_path / "av.npz", "--key", "video", "-o", tmp_path / "a.mp4", "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads(done.stdout)
+    assert report["audio"] is None
+    assert any("'audio' entry is not added" in n for n in report["notices"]), report["notices"]
+    taken = run_cli(
+        "encode",
+        tmp_path / "av.npz",
+        "--key",
+        "video",
+        "--audio-key",
+        "audio",
+        "-o",
+        tmp_path / "b.mp4",
+        "--json",
+    )
+    assert taken.returncode == 0 and json.loads(taken.stdout)["audio"] is not None
+    assert not any("not added" in n for n in json.loads(taken.stdout)["notices"])
