@@ -301,6 +301,14 @@ def prepare_audio_track(
     enabled = options.audio is None or options.audio.enabled
     if media and not readable and enabled and track is None and _has_audio(source):
         notices = (*notices, "audio dropped: the sound of a piped input cannot be kept; pass it with --audio")
+    entry = getattr(source, "audio_entry", None)
+    asked = options.audio is not None and (options.audio.file or options.audio.key)
+    if entry and enabled and track is None and not asked:
+        notices = (
+            *notices,
+            f"the input's {entry!r} entry is not added as sound: pass --audio-key {entry} "
+            "(and --audio-rate if the file stores no rate)",
+        )
     if notices:
         plan = replace(plan, notices=(*plan.notices, *notices))
     return track, plan

@@ -1066,3 +1066,55 @@ def test_a_piped_array_read_in_part_on_request_is_encoded(arrays: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr.decode()
     assert len(decode(arrays / "s.mp4")[0]) == 2
+
+
+@pytest.mark.parametrize("door", ["folder", "glob"])
+def test_a_numbering_gap_in_a_folder_or_glob_is_announced(tmp_path: Path, door: str) -> None:
+    """The printf form refuses a gap; a folder or glob encodes what is there and says what
+    is missing (the video runs on without those frames)."""
+    from PIL import Image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in (1, 2, 3, 5, 6, 9):
+        Image.fromarray(np.full((16, 16, 3), i * 20, np.uint8)).save(folder / f"frame_{i:04d}.png")
+    spec = str(folder) if door == "folder" else str(folder / "*.png")
+    done = run_cli("encode", spec, "-o", tmp_path / "out.mp4", "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    notices = json.loads(done.stdout)["notices"]
+    assert any("3 number(s) are missing (first: frame_0004.png)" in n for n in notices), notices
+    assert "frame_%04d.png refuses gaps" in done.stderr.decode()
+    assert decode(tmp_path / "out.mp4")[0].shape[0] == 6
+    printf = run_cli("encode", str(folder / "frame_%04d.png"), "-o", tmp_path / "p.mp4")
+    assert printf.returncode == 65 and "gap" in printf.stderr.decode()
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    for i in range(1, 5):
+        Image.fromarray(np.full((16, 16, 3), i * 20, np.uint8)).save(whole / f"frame_{i:04d}.png")
+    quiet = run_cli("encode", whole, "-o", tmp_path / "w.mp4", "--json")
+    assert quiet.returncode == 0 and json.loads(quiet.stdout)["notices"] == []
+
+
+def test_an_npz_audio_entry_left_out_is_announced(tmp_path: Path) -> None:
+    np.savez(
+        tmp_path / "av.npz", video=np.zeros((30, 48, 64, 3), np.uint8),
+        audio=np.zeros((1, 48000), np.float32), sample_rate=np.array(48000),
+    )  # fmt: skip
+    done = run_cli("encode", tmp_path / "av.npz", "--key", "video", "-o", tmp_path / "a.mp4", "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads(done.stdout)
+    assert report["audio"] is None
+    assert any("'audio' entry is not added" in n for n in report["notices"]), report["notices"]
+    taken = run_cli(
+        "encode",
+        tmp_path / "av.npz",
+        "--key",
+        "video",
+        "--audio-key",
+        "audio",
+        "-o",
+        tmp_path / "b.mp4",
+        "--json",
+    )
+    assert taken.returncode == 0 and json.loads(taken.stdout)["audio"] is not None
+    assert not any("not added" in n for n in json.loads(taken.stdout)["notices"])

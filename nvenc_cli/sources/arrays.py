@@ -272,6 +272,11 @@ class NpzSource(ArraySource):
         try:
             member, rate = _pick_member(self._zip, key, path)
             stamps = _timestamps_member(self._zip, key)
+            names = {m.filename.removesuffix(".npy") for m in self._zip.infolist()}
+            #: the documented default sound entry, when it sits beside the frames
+            self.audio_entry = (
+                "audio" if "audio" in names and (key or "").removesuffix(".npy") != "audio" else None
+            )
             if isinstance(member, list):
                 self._open_list(member, layout)
                 self._take_rate(rate)

@@ -54,6 +54,36 @@ def natural_key(name: str) -> list[object]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
+_NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
+
+
+def numbering_gap(files: list[str]) -> str | None:
+    """What a folder or glob of numbered frames is missing (``frame_0005.png`` of 1–12), in
+    words, or None. The frames are encoded one after another, so a missing number shortens
+    the video where it is; the printf form refuses it, a folder or glob says it."""
+    if len(files) < 2:
+        return None
+    parts = [_NUMBERED.match(os.path.basename(f)) for f in files]
+    if any(p is None for p in parts):
+        return None
+    shapes = {(p.group(1), p.group(3)) for p in parts if p is not None}
+    if len(shapes) != 1:
+        return None
+    numbers = sorted(int(p.group(2)) for p in parts if p is not None)
+    missing = (numbers[-1] - numbers[0] + 1) - len(set(numbers))
+    if missing <= 0:
+        return None
+    first = next(n for n in range(numbers[0], numbers[-1]) if n not in set(numbers))
+    head, tail = shapes.pop()
+    digits = {len(p.group(2)) for p in parts if p is not None}
+    width = digits.pop() if len(digits) == 1 else 0  # zero-padded names keep their width
+    return (
+        f"frames are numbered {numbers[0]}–{numbers[-1]} but {missing} number(s) are missing (first: "
+        f"{head}{first:0{width}d}{tail}): the video runs on without them (a printf pattern such as "
+        f"{head}%{f'0{width}' if width else ''}d{tail} refuses gaps)"
+    )
+
+
 def is_image_spec(spec: str) -> bool:
     """Does the input name an image sequence rather than one file?
 
@@ -332,6 +362,9 @@ class ImageSource(Source):
         super().__init__()
         self.name = spec
         self.files = list_images(spec, start_number)
+        gap = numbering_gap(self.files)
+        if gap is not None:
+            self.notices.append(f"{spec}: {gap}")
         first, notes = _load(self.files[0])
         self.notices.extend(notes)
         height, width, channels = first.shape
