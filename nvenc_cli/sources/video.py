@@ -99,13 +99,14 @@ class VideoSource(Source):
         written at its rate as before. ``-r`` re-times either (``encoding.prepare``)."""
         import av
 
+        from nvenc_cli.paths import for_ffmpeg
         from nvenc_cli.timestamps import Timeline
 
         base = self._stream.time_base
         if base is None:
             return
         try:
-            with av.open(path, "r") as again:
+            with av.open(for_ffmpeg(path), "r") as again:
                 stream = again.streams.video[0]
                 times = sorted(p.pts for p in again.demux(stream) if p.pts is not None and p.size)
         except (av.FFmpegError, OSError, ValueError, IndexError):
