@@ -541,7 +541,10 @@ def encode(
     many = (
         manifest or len(input) > 1 or bool((jobs and input != ["-"]) or shard or skip_existing or ray_address)
     )
-    many = many or (not manifest and uses_sample(output))
+    try:
+        many = many or (not manifest and uses_sample(output))
+    except NvencError as exc:  # a template that is refused: one line, as any refusal
+        out.fail(exc)
     if many or executor is not Executor.local:
         _encode_many(ctx, out, input, output, manifest)
     assert output is not None
