@@ -100,6 +100,7 @@ class Job:
         self._converting = threading.Lock()
         #: times given with the frames (``write(..., pts=)``), by window start, in ticks
         self._given_pts: dict[int, tuple[int, ...]] = {}
+        self._last_given: int | None = None  # the latest of them
         self.frames = 0
         self.started = time.monotonic()
         try:
@@ -184,9 +185,8 @@ class Job:
 
     def _clock_at(self, frames: int) -> Fraction:
         """The video's real time after ``frames`` frames, which the sound follows."""
-        last = getattr(self, "_last_given", None)
-        if last is not None:
-            return (last * self.plan.time_base) + 1 / self.plan.fps
+        if self._last_given is not None:
+            return (self._last_given * self.plan.time_base) + 1 / self.plan.fps
         return self.plan.seconds_at(frames)
 
     def finish(self) -> Result:

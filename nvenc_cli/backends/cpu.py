@@ -218,10 +218,7 @@ class CpuSession:
             # gamut/transfer conversion on top of the matrix (see _reformat_args).
             out.color_primaries = self.plan.color.primaries
             out.color_trc = self.plan.color.transfer
-            out.pts = batch.pts_of(offset)
-            if batch.pts is not None:
-                out.duration = self._durations[out.pts] = batch.duration_of(offset, self._nominal)
-            frames.append(out)
+            frames.append(self._timed(out, batch, offset))
         return frames
 
     def _as_is(self, frame: Any, batch: FrameBatch, offset: int) -> Any:
@@ -236,6 +233,11 @@ class CpuSession:
         frame.colorspace = self.plan.color.space
         frame.color_range = self.plan.color.range_code
         frame.time_base = self.plan.time_base
+        return self._timed(frame, batch, offset)
+
+    def _timed(self, frame: Any, batch: FrameBatch, offset: int) -> Any:
+        """Give an encoder-ready frame its time, and with per-frame timestamps its duration
+        (kept by pts for the packet the encoder makes of it)."""
         frame.pts = batch.pts_of(offset)
         if batch.pts is not None:
             frame.duration = self._durations[frame.pts] = batch.duration_of(offset, self._nominal)
