@@ -51,6 +51,24 @@ class PlaneWindow:
         return PlaneWindow(self.frames[window], self.width, self.height)
 
 
+class HostPlanes:
+    """Frames converted on their device whose finished planes are now in host memory:
+    one tuple of 2-D plane tensors per frame, in ``pixel_format``'s plane order, each
+    frame's its own (an encoder may keep a frame after ``encode`` returns). Sliced and
+    measured like an NHWC window (``shape[0]`` is the frame count)."""
+
+    def __init__(self, frames: list[tuple[Any, ...]], pixel_format: str, width: int, height: int) -> None:
+        self.frames, self.pixel_format = frames, pixel_format
+        self.width, self.height = width, height
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.frames), self.height, self.width, 3)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
 @dataclass
 class FrameBatch:
     """``data`` is NHWC (N, H, W, C), C-contiguous, uint8 or uint16.

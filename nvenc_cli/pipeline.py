@@ -20,7 +20,7 @@ import numpy as np
 
 from nvenc_cli.backends import get_backend
 from nvenc_cli.errors import EncoderError, UnavailableError, brief
-from nvenc_cli.frames import FrameBatch
+from nvenc_cli.frames import FrameBatch, PlaneWindow
 from nvenc_cli.mux import Destination, Muxer, VideoPort
 from nvenc_cli.plan import EncodePlan
 from nvenc_cli.sources.memory import is_torch
@@ -45,6 +45,10 @@ class Result:
     audio: AudioPlan | None = None
     audio_duration: float | None = None
     fell_back: bool = False  # NVENC failed at its start and the CPU encoded (plan says why)
+    #: where frames were converted and which encoder took them (``route_of``)
+    route: str = ""
+    #: bytes of finished planes copied device→host (the device-convert routes only)
+    bytes_to_host: int = 0
 
 
 def fit_geometry(data: Any, plan: EncodePlan) -> Any:
@@ -95,6 +99,9 @@ class Job:
         self._held: dict[int, Any] | None = {} if plan.fallback is not None else None
         self._written = False
         self._fell_back = False
+        #: the device converter of the current plan, made at its first torch window
+        self._device: tuple[EncodePlan, Any] | None = None
+        self.route = route_of(plan.backend)
         # A session's converter is not thread-safe (one swscale context); after a fallback
         # the encode thread converts kept windows while the converter thread goes on.
         self._converting = threading.Lock()
@@ -157,7 +164,25 @@ class Job:
         if pts is None and plan.ticks is not None:
             end = start + int(data.shape[0])
             pts, after = plan.ticks[start:end], (plan.ticks[end] if end < len(plan.ticks) else None)
-        return FrameBatch(_for(plan, fit_geometry(data, plan)), start, pts, after)
+        return FrameBatch(self._for(plan, fit_geometry(data, plan)), start, pts, after)
+
+    def _for(self, plan: EncodePlan, data: Any) -> Any:
+        """The window in the form ``plan``'s backend converts: a torch window bound for an
+        FFmpeg encoder is converted on its device when ``devconvert`` makes that
+        encoder's planes (only they cross to the host), else it comes to the host as RGB."""
+        if isinstance(data, PlaneWindow):
+            self.route = "planes-passthrough"
+            return data
+        if plan.backend == "nvenc" or not is_torch(data):
+            return data
+        from nvenc_cli import devconvert
+
+        if not (devconvert.keeps_tensor(data, plan.backend) and devconvert.supports(plan)):
+            return data.detach().cpu().numpy()
+        if self._device is None or self._device[0] is not plan:
+            self._device = (plan, devconvert.DeviceConverter(plan, data.device))
+            self.route = devconvert.route_name(str(data.device), plan.backend)
+        return self._device[1](data)
 
     def encode(self, converted: Any, count: int) -> None:
         session, start, item = converted
@@ -217,6 +242,8 @@ class Job:
             audio.plan if audio is not None else None,
             audio.duration() if audio is not None else None,
             self._fell_back,
+            self.route,
+            self._device[1].bytes_to_host if self._device is not None else 0,
         )
 
     def abort(self) -> None:
@@ -254,6 +281,7 @@ class Job:
             self.muxer.abort()
         self.plan = replace(fallback, fallback_reason=reason)
         self._fell_back = True
+        self.route = route_of(self.plan.backend)
         self._open(self.plan)
         self.frames = 0
         for start in sorted(self._held):
@@ -269,11 +297,10 @@ def _copy(data: Any) -> Any:
     return data.clone() if is_torch(data) else np.array(data, copy=True)
 
 
-def _for(plan: EncodePlan, data: Any) -> Any:
-    """The window in the form ``plan``'s backend converts: host arrays for the CPU paths."""
-    if plan.backend != "nvenc" and is_torch(data):
-        return data.detach().cpu().numpy()
-    return data
+def route_of(backend: str) -> str:
+    """A route's report name before any window says more (``Job._for`` refines it: planes
+    passed through, or converted on the frames' device)."""
+    return backend.replace("_", "-")
 
 
 def run(

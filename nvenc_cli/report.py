@@ -434,6 +434,8 @@ def json_report(source: str, dest: str, result: Any) -> dict[str, Any]:
         "color_matrix": plan.color.matrix,
         "color_range": plan.color.range,
         "backend": plan.backend,
+        # where frames were converted and which encoder took them (e.g. cuda-convert+cpu-encode)
+        "route": getattr(result, "route", "") or plan.backend.replace("_", "-"),
         "fallback_reason": plan.fallback_reason,
         "bytes": result.bytes,
         "seconds": round(result.seconds, 3),
@@ -489,6 +491,9 @@ def summary_line(r: dict[str, Any], show_fallback: bool = True) -> str:
     colour = f" {r['color_matrix']}/{r['color_range']}" if r["color_matrix"] else ""
     reason = r["fallback_reason"] if show_fallback else None
     where = r["backend"] if not reason else f"cpu; NVENC not used: {reason}"
+    route = r.get("route")
+    if route and route != str(r["backend"]).replace("_", "-"):
+        where = f"{where}; route {route}"
     where = printable(str(where))  # a driver's or library's words: one line, no escape codes
     name = printable(str(r["output"]))
     return (

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from nvenc_cli.backends.base import Availability
 from nvenc_cli.backends.exact import exact_converter
 from nvenc_cli.errors import EncoderError, SettingError, UsageError, brief, tc_open_failed
-from nvenc_cli.frames import PlaneWindow
+from nvenc_cli.frames import HostPlanes, PlaneWindow
 
 if TYPE_CHECKING:
     import av
@@ -200,6 +200,8 @@ class CpuSession:
         data = batch.data
         if isinstance(data, PlaneWindow):
             return [self._as_is(frame, batch, offset) for offset, frame in enumerate(data.frames)]
+        if isinstance(data, HostPlanes):
+            return [self._from_planes(p, data, batch, offset) for offset, p in enumerate(data.frames)]
         frames = []
         for offset in range(data.shape[0]):
             image = data[offset]
@@ -234,6 +236,15 @@ class CpuSession:
         frame.color_range = self.plan.color.range_code
         frame.time_base = self.plan.time_base
         return self._timed(frame, batch, offset)
+
+    def _from_planes(self, planes: tuple[Any, ...], data: HostPlanes, batch: FrameBatch, offset: int) -> Any:
+        """Planes converted on the frames' device (``devconvert``), wrapped as an FFmpeg
+        frame where they lie (``VideoFrame.from_dlpack`` keeps the tensor alive for as
+        long as FFmpeg holds the frame): no swscale, no second conversion."""
+        import av
+
+        frame = av.VideoFrame.from_dlpack(planes, format=data.pixel_format)
+        return self._as_is(frame, batch, offset)
 
     def _timed(self, frame: Any, batch: FrameBatch, offset: int) -> Any:
         """Give an encoder-ready frame its time, and with per-frame timestamps its duration

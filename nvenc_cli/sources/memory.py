@@ -172,6 +172,11 @@ def to_backend(
     """
     if is_torch(raw) and raw.device.type == "cuda" and backend == "nvenc":
         return _torch_to_nhwc(_plain(raw), layout, out_depth, first_index, value_range)
+    if is_torch(raw) and backend != "nvenc":
+        from nvenc_cli.devconvert import keeps_tensor
+
+        if keeps_tensor(raw, backend):  # converted on its device, planes cross (devconvert)
+            return _torch_to_nhwc(_plain(raw), layout, out_depth, first_index, value_range)
     out = to_nhwc(_host(raw), layout, out_depth, first_index, value_range)
     if backend == "nvenc":
         import torch
