@@ -1,0 +1,228 @@
+"""Conversion on the frames' device (devconvert.py): the same pictures as the CPU path.
+
+Every test runs the route's torch code on torch's CPU device (the ``NVENC_DEVICE_CONVERT``
+switch sends CPU tensors through it); the ``cuda`` tests run it on a GPU where one exists
+(``make gpu-check``). Outputs are encoded losslessly (FFV1), decoded with PyAV and
+compared pixel by pixel with the same frames encoded by the CPU path (swscale, or exact.py
+for 16-bit samples).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import nvenc_cli  # noqa: E402
+from nvenc_cli import color, devconvert  # noqa: E402
+from nvenc_cli.errors import UnavailableError  # noqa: E402
+from tests.conftest import run_cli  # noqa: E402
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device for torch")
+
+
+def _decode(path: Path, fmt: str) -> list[list[np.ndarray]]:
+    """Each frame's planes as decoded, trimmed to the picture (no line padding)."""
+    out = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            assert frame.format.name == fmt
+            out.append([_plane(plane, frame) for plane in frame.planes])
+    return out
+
+
+def _plane(plane: av.video.plane.VideoPlane, frame: av.VideoFrame) -> np.ndarray:
+    wide = frame.format.components[0].bits > 8
+    dtype = np.uint16 if wide else np.uint8
+    rows = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // (2 if wide else 1))
+    return rows[:, : plane.width].astype(np.int32)
+
+
+def _encode(frames, path: Path, switch: bool, monkeypatch, **options):
+    monkeypatch.setenv(devconvert.SWITCH, "1" if switch else "0")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = nvenc_cli.encode(frames, path, codec="ffv1", frame_rate=10, device="cpu", **options)
+    return result, [str(w.message) for w in caught]
+
+
+def _both(frames, tmp_path: Path, monkeypatch, fmt: str, **options):
+    host, host_notes = _encode(frames, tmp_path / "host.mkv", False, monkeypatch, pixel_format=fmt, **options)
+    dev, dev_notes = _encode(frames, tmp_path / "dev.mkv", True, monkeypatch, pixel_format=fmt, **options)
+    assert host.route == "cpu" and dev.route == "torch-cpu-convert+cpu-encode"
+    assert host_notes == dev_notes and host.plan.notices == dev.plan.notices
+    a, b = _decode(tmp_path / "host.mkv", fmt), _decode(tmp_path / "dev.mkv", fmt)
+    assert len(a) == len(b) == host.frames == dev.frames
+    return host, dev, a, b
+
+
+def _diff(a, b) -> tuple[int, float]:
+    diffs = [np.abs(x - y) for fa, fb in zip(a, b, strict=True) for x, y in zip(fa, fb, strict=True)]
+    worst = max(int(d.max()) for d in diffs)
+    share = sum(int((d > 0).sum()) for d in diffs) / sum(d.size for d in diffs)
+    return worst, share
+
+
+@pytest.mark.parametrize("fmt", ["yuv420p", "yuv444p", "yuv420p10le", "yuv444p10le"])
+def test_uint8_frames_match_the_cpu_path(tmp_path, monkeypatch, fmt):
+    """8-bit samples: the CPU path's swscale is within one code of color.py's maths (its
+    8-bit path rounds within ±0.5 of the formula), so the pictures agree to one code;
+    ~2 % of 8-bit codes and ~6 % of 10-bit codes differ by that one."""
+    gen = torch.Generator().manual_seed(1)
+    frames = torch.randint(0, 256, (6, 3, 48, 80), dtype=torch.uint8, generator=gen)
+    host, dev, a, b = _both(frames, tmp_path, monkeypatch, fmt)
+    worst, share = _diff(a, b)
+    assert worst <= 1 and share < 0.1, (worst, share)
+    pixels = 48 * 80 * (1.5 if "420" in fmt else 3) * (2 if "10" in fmt else 1)
+    assert dev.bytes_to_host == 6 * pixels and host.bytes_to_host == 0
+
+
+@pytest.mark.parametrize("fmt", ["yuv420p10le", "yuv444p10le"])
+def test_uint16_frames_equal_the_exact_cpu_path(tmp_path, monkeypatch, fmt):
+    """16-bit samples: the CPU path uses exact.py (float64), the route color.py (float32):
+    the same formula, rounded once, so the codes agree but for float32's last bit."""
+    gen = torch.Generator().manual_seed(2)
+    frames = torch.randint(0, 65536, (4, 40, 64, 3), dtype=torch.int32, generator=gen).to(torch.uint16)
+    _, _, a, b = _both(frames, tmp_path, monkeypatch, fmt, layout="nhwc")
+    worst, share = _diff(a, b)
+    assert worst <= 1 and share < 0.001, (worst, share)
+
+
+@pytest.mark.parametrize("fmt", ["yuv420p", "yuv420p10le"])
+def test_float_frames_within_one_code_odd_size_padded(tmp_path, monkeypatch, fmt):
+    """Float input at an odd size: value mapping and --pad run on the tensor's device."""
+    gen = torch.Generator().manual_seed(3)
+    frames = torch.rand(5, 3, 37, 51, generator=gen)
+    _, dev, a, b = _both(frames, tmp_path, monkeypatch, fmt, pad=True)
+    assert (dev.plan.width, dev.plan.height) == (52, 38)
+    worst, _ = _diff(a, b)
+    assert worst <= 1
+
+
+def test_clamp_notices_are_the_cpu_paths(tmp_path, monkeypatch):
+    frames = torch.linspace(-0.5, 1.5, 3 * 3 * 16 * 16).reshape(3, 3, 16, 16)
+    _, dev, a, b = _both(frames, tmp_path, monkeypatch, "yuv444p", clamp=True)
+    assert any("clamp" in n for n in dev.plan.notices) or dev.plan.notices == ()
+    assert _diff(a, b)[0] <= 1
+
+
+def test_gray_frames_pass_unchanged(tmp_path, monkeypatch):
+    frames = torch.arange(4 * 24 * 32, dtype=torch.int64).remainder(256).to(torch.uint8).reshape(4, 1, 24, 32)
+    _, _, a, b = _both(frames, tmp_path, monkeypatch, "gray")
+    assert _diff(a, b)[0] == 0
+    assert np.array_equal(b[2][0], frames[2, 0].numpy().astype(np.int32))
+
+
+def test_semiplanar_planes_are_color_py_packing():
+    """NV12/P010 planes are color.py's packing split at the luma rows, and PyAV's
+    from_dlpack (its 2-plane path) takes them as they are."""
+    gen = torch.Generator().manual_seed(4)
+    frames = torch.randint(0, 256, (2, 16, 24, 3), dtype=torch.uint8, generator=gen)
+    for fmt, bits in (("nv12", 8), ("p010le", 10)):
+        plan = _plan(fmt, 24, 16)
+        y, uv = devconvert.to_planes(frames, plan)
+        packed = color.convert(frames, color.YuvSpec("bt601", False, bits, "420"))
+        assert torch.equal(torch.cat((y, uv), dim=1), packed)
+        frame = av.VideoFrame.from_dlpack((y[0].clone(), uv[0].clone()), format=fmt)
+        assert (frame.format.name, frame.width, frame.height) == (fmt, 24, 16)
+
+
+def _plan(fmt: str, width: int, height: int):
+    from nvenc_cli.frames import FrameInfo
+    from nvenc_cli.options import EncodeOptions
+    from nvenc_cli.plan import make_plan
+
+    # p010le is an NVENC surface no CPU encoder takes: the plan is made for nv12 and renamed.
+    codec = "libx264" if fmt in ("nv12", "p010le") else "ffv1"
+    asked = "nv12" if fmt == "p010le" else fmt
+    options = EncodeOptions(fps=Fraction(10), codec=codec, pixel_format=asked, device="cpu")
+    return replace(make_plan(options, FrameInfo(width, height), "mkv"), pixel_format=fmt)
+
+
+def test_ring_bounds_host_buffers(tmp_path, monkeypatch):
+    """However many windows, the pinned ring holds RING chunks; each frame's planes are
+    its own copy (FFmpeg may keep a frame after encode returns)."""
+    plan = _plan("yuv420p", 32, 16)
+    convert = devconvert.DeviceConverter(plan, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(5)
+    seen = []
+    for _ in range(5):
+        window = torch.randint(0, 256, (9, 16, 32, 3), dtype=torch.uint8, generator=gen)
+        planes = convert(window)
+        seen.append((window, planes))
+    slots = [s for s in convert.ring._slots if s is not None]
+    assert len(slots) == devconvert.RING
+    assert all(s[0].shape[0] == devconvert.CHUNK for s in slots)
+    for window, planes in seen:  # earlier windows' frames were not overwritten by later ones
+        y, _, _ = color.rgb_to_planes(window, color.YuvSpec("bt601", False, 8, "420"))
+        assert all(torch.equal(planes.frames[i][0], y[i]) for i in range(9))
+    assert convert.bytes_to_host == 5 * 9 * 32 * 16 * 3 // 2
+
+
+def test_out_of_memory_is_one_line_and_exit_69(tmp_path, monkeypatch):
+    """A CUDA OOM (torch's real exception class) while converting: UnavailableError (69),
+    one line, no output left behind."""
+
+    def exhausted(*_a, **_k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+
+    monkeypatch.setattr(devconvert, "to_planes", exhausted)
+    monkeypatch.setenv(devconvert.SWITCH, "1")
+    out = tmp_path / "oom.mkv"
+    with pytest.raises(UnavailableError) as caught:
+        nvenc_cli.encode(torch.rand(3, 3, 16, 16), out, codec="ffv1", pixel_format="yuv420p", device="cpu")
+    assert caught.value.exit_code == 69 and "\n" not in str(caught.value)
+    assert "ran out of memory" in str(caught.value) and "batch" in str(caught.value)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cpu_inputs_report_the_cpu_route(tmp_path):
+    """Frames read from a file go the CPU path; --json names the route."""
+    np.save(tmp_path / "f.npy", np.zeros((2, 16, 16, 3), np.uint8))
+    result = run_cli("encode", tmp_path / "f.npy", "-o", tmp_path / "o.mkv", "-c", "ffv1", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["route"] == "cpu"
+
+
+def test_unsupported_format_takes_the_host_path(tmp_path, monkeypatch):
+    """yuv422p is no format of this route: the RGB window crosses and swscale converts."""
+    result, _ = _encode(
+        torch.rand(2, 3, 16, 16), tmp_path / "o.mkv", True, monkeypatch, pixel_format="yuv422p"
+    )
+    assert result.route == "cpu" and result.bytes_to_host == 0 and result.frames == 2
+
+
+@CUDA
+def test_cuda_planes_equal_cpu_device_planes():
+    """The route's operations on a GPU give the CPU device's planes (±1 for float32
+    rounding on another device), on the encode's own stream with pinned buffers."""
+    gen = torch.Generator().manual_seed(6)
+    frames = torch.randint(0, 256, (6, 64, 96, 3), dtype=torch.uint8, generator=gen)
+    for fmt in ("yuv420p", "yuv444p10le", "nv12", "p010le"):
+        plan = _plan(fmt, 96, 64)
+        on_cpu = devconvert.DeviceConverter(plan, torch.device("cpu"))(frames)
+        gpu = devconvert.DeviceConverter(plan, torch.device("cuda"))
+        assert gpu.ops.stream is not None and gpu.ops.cuda
+        on_gpu = gpu(frames.cuda())
+        assert all(s.is_pinned() for s in gpu.ring._slots[0])
+        for a, b in zip(on_cpu.frames, on_gpu.frames, strict=True):
+            for pa, pb in zip(a, b, strict=True):
+                assert pb.device.type == "cpu"
+                assert (pa.to(torch.int32) - pb.to(torch.int32)).abs().max() <= 1
+
+
+@CUDA
+def test_cuda_tensor_end_to_end_route(tmp_path):
+    frames = torch.rand(8, 3, 64, 96, device="cuda")
+    result = nvenc_cli.encode(frames, tmp_path / "c.mkv", codec="ffv1", pixel_format="yuv420p", device="cpu")
+    assert result.route == "cuda-convert+cpu-encode"
+    assert result.bytes_to_host == 8 * 96 * 64 * 3 // 2
+    assert len(_decode(tmp_path / "c.mkv", "yuv420p")) == 8
