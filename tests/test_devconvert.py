@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 
 import nvenc_cli  # noqa: E402
 from nvenc_cli import color, devconvert  # noqa: E402
-from nvenc_cli.errors import UnavailableError  # noqa: E402
+from nvenc_cli.errors import InputDataError, UnavailableError  # noqa: E402
 from tests.conftest import run_cli  # noqa: E402
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device for torch")
@@ -110,8 +110,16 @@ def test_float_frames_within_one_code_odd_size_padded(tmp_path, monkeypatch, fmt
 def test_clamp_notices_are_the_cpu_paths(tmp_path, monkeypatch):
     frames = torch.linspace(-0.5, 1.5, 3 * 3 * 16 * 16).reshape(3, 3, 16, 16)
     _, dev, a, b = _both(frames, tmp_path, monkeypatch, "yuv444p", clamp=True)
-    assert any("clamp" in n for n in dev.plan.notices) or dev.plan.notices == ()
+    assert dev.plan.notices == ("clamped 1152 samples (50 %) to [0, 1], the farthest by 0.5",)
     assert _diff(a, b)[0] <= 1
+
+
+def test_out_of_range_floats_are_refused_as_on_the_cpu_path(tmp_path, monkeypatch):
+    frames = torch.linspace(-0.5, 1.5, 3 * 3 * 16 * 16).reshape(3, 3, 16, 16)
+    monkeypatch.setenv(devconvert.SWITCH, "1")
+    with pytest.raises(InputDataError, match=r"outside \[0, 1\]") as caught:
+        nvenc_cli.encode(frames, tmp_path / "o.mkv", codec="ffv1", pixel_format="yuv420p", device="cpu")
+    assert caught.value.exit_code == 65 and list(tmp_path.iterdir()) == []
 
 
 def test_gray_frames_pass_unchanged(tmp_path, monkeypatch):
