@@ -159,6 +159,47 @@ def collect_info() -> dict[str, Any]:
                 "encoders": sorted(nvenc_encoders),
             },
         },
+        "routes": routes(nvenc.ok, ffmpeg.ok),
         "encoders": encoders,
         "containers": _containers(encoders),
+    }
+
+
+def routes(nvenc_ok: bool, ffmpeg_ok: bool) -> dict[str, dict[str, Any]]:
+    """Every way frames reach an encoder: where they are converted, what crosses to the
+    host, and whether this machine can take that way (the names ``--json`` reports)."""
+    from nvenc_cli.backends.nvenc import _load_library
+
+    cuda = torch_cuda_version() is not None and _load_library("libcuda.so.1")
+    return {
+        "cpu": {
+            "available": True,
+            "when": "host frames (files, numpy, CPU tensors) to an FFmpeg CPU encoder",
+            "converts": "swscale (exact maths for 16-bit samples) on the CPU",
+        },
+        "planes-passthrough": {
+            "available": True,
+            "when": "a video input whose pixel format, matrix, range and size the output keeps",
+            "converts": "nothing: decoded planes go to the encoder",
+        },
+        "cuda-convert+cpu-encode": {
+            "available": cuda,
+            "when": "CUDA tensors to a CPU encoder (no NVENC on the GPU, or a CPU codec asked)",
+            "converts": "color.py on the GPU; only finished planes cross to the host (pinned, async)",
+        },
+        "cuda-convert+ffmpeg-nvenc": {
+            "available": cuda and ffmpeg_ok,
+            "when": "CUDA tensors to FFmpeg's nvenc (PyAV), when PyNvVideoCodec is absent",
+            "converts": "color.py on the GPU; NV12/P010 planes cross to the host, FFmpeg uploads them",
+        },
+        "nvenc": {
+            "available": nvenc_ok,
+            "when": "any frames to PyNvVideoCodec; CUDA tensors never leave the GPU",
+            "converts": "CV-CUDA or color.py on the GPU",
+        },
+        "ffmpeg-nvenc": {
+            "available": ffmpeg_ok,
+            "when": "host frames to FFmpeg's nvenc (PyAV)",
+            "converts": "swscale on the CPU, as the cpu route",
+        },
     }

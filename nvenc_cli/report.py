@@ -543,7 +543,7 @@ def print_info(as_json: bool, no_color: bool = False) -> None:
 
 def info_sections(data: dict[str, Any]) -> list[Section]:
     """Turn ``collect_info()`` data into the tables people read; missing parts are skipped."""
-    sections = [_versions_section(data), _backends_section(data)]
+    sections = [_versions_section(data), _backends_section(data), _routes_section(data)]
     encoders: dict[str, dict[str, Any]] = data.get("encoders") or {}
     containers: dict[str, dict[str, Any]] = data.get("containers") or {}
     if containers:
@@ -566,6 +566,15 @@ def _versions_section(data: dict[str, Any]) -> Section:
         (name, "-" if value is None else str(value)) for name, value in (data.get("versions") or {}).items()
     ]
     return Section("Versions", ("component", "version"), rows)
+
+
+def _routes_section(data: dict[str, Any]) -> Section:
+    """Where frames are converted on their way to each encoder (``route`` in ``--json``)."""
+    rows = [
+        (name, "available" if route.get("available") else "unavailable", str(route.get("when") or ""))
+        for name, route in (data.get("routes") or {}).items()
+    ]
+    return Section("Routes", ("route", "status", "used for"), rows)
 
 
 def _backends_section(data: dict[str, Any]) -> Section:

@@ -234,3 +234,29 @@ def test_cuda_tensor_end_to_end_route(tmp_path):
     assert result.route == "cuda-convert+cpu-encode"
     assert result.bytes_to_host == 8 * 96 * 64 * 3 // 2
     assert len(_decode(tmp_path / "c.mkv", "yuv420p")) == 8
+
+
+def test_passthrough_and_info_name_their_routes(tmp_path):
+    """A transcode whose planes pass through says so in --json and in the summary;
+    ``nvenc info --json`` lists every route by the name reports use."""
+    from nvenc_cli import testsrc
+    from tests.test_planes import write_video
+
+    source = tmp_path / "in.mkv"
+    write_video(source, testsrc.batch(64, 48, 4), "ffv1", {}, "bt709")
+    done = run_cli(
+        "encode", source, "-o", tmp_path / "o.mkv", "-c", "ffv1", "--pixel-format", "yuv420p", "--json"
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout)["route"] == "planes-passthrough"
+    done = run_cli("encode", source, "-o", tmp_path / "p.mkv", "-c", "ffv1", "--pixel-format", "yuv420p")
+    assert "route planes-passthrough]" in done.stderr.decode()
+    info = json.loads(run_cli("info", "--json").stdout)
+    assert set(info["routes"]) >= {
+        "cpu",
+        "planes-passthrough",
+        "cuda-convert+cpu-encode",
+        "nvenc",
+        "ffmpeg-nvenc",
+    }
+    assert info["routes"]["cpu"]["available"] is True
