@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed
 DEMO_VENV ?= .venv-demo
 DEMO_STAMP := $(DEMO_VENV)/.installed
 
-.PHONY: all install bytecode demo test lint man docs bench bench-quick bench-throughput bench-many bench-memory clean
+.PHONY: all install bytecode demo test lint man docs gpu-check bench bench-quick bench-throughput bench-many bench-memory clean
 
 all: test
 
@@ -55,6 +55,13 @@ docs: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check nvenc_cli tests bench docs/hooks.py
 	$(VENV)/bin/ruff format --check nvenc_cli tests bench docs/hooks.py
+
+# The prepared GPU check (bench/gpu_check.py): CUDA tests, then float32 and uint8 CUDA
+# tensors at 1080p through cuda-convert+cpu-encode against .cpu() + the CPU path and
+# torchcodec. Installs nothing: run it where `pip install -e ".[gpu,test]"` was done.
+# Without a GPU it runs on torch's CPU device and says so.
+gpu-check:
+	$(PYTHON) bench/gpu_check.py $(GPU_CHECK_ARGS)
 
 man: $(STAMP)
 	$(PY) -m nvenc_cli.manpage --output man/nvenc.1

@@ -260,3 +260,32 @@ def test_passthrough_and_info_name_their_routes(tmp_path):
         "ffmpeg-nvenc",
     }
     assert info["routes"]["cpu"]["available"] is True
+
+
+def test_gpu_check_runs_on_the_cpu_device(tmp_path):
+    """bench/gpu_check.py, quick, on torch's CPU device: it says so, takes the route, and
+    its figures are the encodes' own (bytes per frame, PSNR of the decoded output)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "check.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--quick", "--no-tests", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no CUDA device: running on torch's CPU device" in done.stdout or torch.cuda.is_available()
+    report = json.loads(out.read_text())
+    rows = {(r["contender"], r["dtype"]): r for r in report["encodes"]}
+    for dtype, size in (("float32", 4), ("uint8", 1)):
+        route, host = rows[("nvenc route", dtype)], rows[(".cpu() + cpu path", dtype)]
+        assert route["route"].endswith("-convert+cpu-encode") and host["route"] == "cpu"
+        assert route["host_bytes_per_frame"] == 128 * 72 * 3 // 2
+        assert host["host_bytes_per_frame"] == 128 * 72 * 3 * size
+        assert route["psnr_db"] > 30 and abs(route["psnr_db"] - host["psnr_db"]) < 0.5
+        assert route["fps"] > 0
