@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.errors import UnavailableError
-from nvenc_cli.frames import HostPlanes
+from nvenc_cli.frames import ReadyPlanes
 
 if TYPE_CHECKING:
     import torch
@@ -91,11 +91,32 @@ def supports(plan: EncodePlan) -> bool:
     return plan.color.matrix is not None and plan.source.channels in (3, 4)
 
 
-def route_name(device: str, encoder_backend: str) -> str:
-    """The route's name in reports: where frames are converted + which encoder follows."""
-    encoder = "ffmpeg-nvenc" if encoder_backend == "ffmpeg_nvenc" else "cpu-encode"
+#: the NVENC surfaces FFmpeg's nvenc takes as CUDA frames (PyAV's 2-plane from_dlpack)
+CUDA_FRAME_FORMATS = ("nv12", "p010le")
+
+
+def adopt(plan: EncodePlan, device: str) -> EncodePlan:
+    """``plan`` for frames on ``device``: FFmpeg's nvenc takes CUDA tensors' planes as
+    CUDA frames (no host round trip) when the route makes its surface format."""
+    from dataclasses import replace
+
+    if (
+        device.startswith("cuda")
+        and plan.backend == "ffmpeg_nvenc"
+        and plan.pixel_format in CUDA_FRAME_FORMATS
+        and supports(plan)
+    ):
+        return replace(plan, cuda_frames=True)
+    return plan
+
+
+def route_name(device: str, plan: EncodePlan) -> str:
+    """The route's name in reports: where frames are converted + which encoder follows
+    (``+host`` where FFmpeg's nvenc is handed host planes it uploads itself)."""
     where = "cuda" if device.startswith("cuda") else "torch-cpu"
-    return f"{where}-convert+{encoder}"
+    if plan.backend != "ffmpeg_nvenc":
+        return f"{where}-convert+cpu-encode"
+    return f"{where}-convert+ffmpeg-nvenc" if plan.cuda_frames else f"{where}-convert+host+ffmpeg-nvenc"
 
 
 def to_planes(frames: torch.Tensor, plan: EncodePlan) -> tuple[torch.Tensor, ...]:
@@ -205,25 +226,86 @@ class PlaneRing:
         return tuple(s[: p.shape[0]] for s, p in zip(slot, planes, strict=True))
 
 
-class DeviceConverter:
-    """One encode's conversion on the frames' device; call it with NHWC windows."""
+class CudaFrames:
+    """Wraps planes left on the GPU as FFmpeg CUDA frames for FFmpeg's nvenc.
 
-    def __init__(self, plan: EncodePlan, device: torch.device, ops: DeviceOps | None = None) -> None:
+    ``av.VideoFrame.from_dlpack((y, uv), format="nv12"|"p010le", device_id=…,
+    cuda_context=…)`` (av/video/frame.py, ``VideoFrame.from_dlpack``): one
+    ``CudaContext`` per encode, on the device's primary context (torch's own) and on the
+    encode's stream where PyAV allows one (``CudaContext``: a stream only on device 0),
+    so its frames context is made once and NVENC reads the surfaces in stream order.
+    """
+
+    def __init__(self, ops: DeviceOps, av_module: Any = None) -> None:
+        if av_module is None:
+            import av as av_module
+        self._av = av_module
+        self.device_id = ops.device.index or 0
+        handle = ops.stream.cuda_stream if ops.stream is not None and self.device_id == 0 else None
+        self.context = av_module.video.frame.CudaContext(
+            device_id=self.device_id, primary_ctx=True, cuda_stream=handle
+        )
+
+    def __call__(self, planes: tuple[Any, ...], pixel_format: str) -> Any:
+        return self._av.VideoFrame.from_dlpack(
+            tuple(planes), format=pixel_format, device_id=self.device_id, cuda_context=self.context
+        )
+
+
+class DeviceConverter:
+    """One encode's conversion on the frames' device; call it with NHWC windows.
+
+    Planes cross to the host through the ring, unless ``cuda_frames`` is given: then
+    they stay on the GPU and go to FFmpeg's nvenc as CUDA frames (``plan.cuda_frames``).
+    """
+
+    def __init__(
+        self,
+        plan: EncodePlan,
+        device: torch.device,
+        ops: DeviceOps | None = None,
+        cuda_frames: CudaFrames | None = None,
+    ) -> None:
         self.plan = plan
         self.ops = ops or DeviceOps(device)
         self.ring = PlaneRing(self.ops)
+        self.cuda_frames = cuda_frames
+        if cuda_frames is None and plan.cuda_frames:
+            self.cuda_frames = CudaFrames(self.ops)
         #: bytes copied device→host so far (the planes only), for reports and checks
         self.bytes_to_host = 0
 
-    def __call__(self, window: torch.Tensor) -> HostPlanes:
+    def __call__(self, window: torch.Tensor) -> ReadyPlanes:
         try:
             starts = range(0, int(window.shape[0]), CHUNK)
-            frames = [planes for start in starts for planes in self._chunk(window, start)]
+            step = self._on_device if self.cuda_frames is not None else self._chunk
+            frames = [planes for start in starts for planes in step(window, start)]
         except RuntimeError as exc:
             if is_out_of_memory(exc):
                 raise UnavailableError(out_of_memory_message(self.ops.device, exc)) from None
             raise
-        return HostPlanes(frames, self.plan.pixel_format, self.plan.width, self.plan.height)
+        wrap = None
+        if self.cuda_frames is not None:
+            maker, fmt = self.cuda_frames, self.plan.pixel_format
+
+            def wrap(planes: tuple[Any, ...]) -> Any:
+                return maker(planes, fmt)
+
+        return ReadyPlanes(frames, self.plan.pixel_format, self.plan.width, self.plan.height, wrap)
+
+    def _on_device(self, window: torch.Tensor, start: int) -> Iterator[tuple[Any, ...]]:
+        """Convert frames ``start``.. of a window and keep each frame's planes on the GPU:
+        the conversion is waited for here, so the surfaces are whole when NVENC reads
+        them on whatever stream FFmpeg uses."""
+        part = window[start : start + CHUNK]
+        self.ops.wait_input(part)
+        with self.ops.on_stream():
+            planes = to_planes(part, self.plan)
+            done = self.ops.event()
+            done.record()
+        done.synchronize()
+        for index in range(int(part.shape[0])):
+            yield tuple(p[index] for p in planes)
 
     def _chunk(self, window: torch.Tensor, start: int) -> Iterator[tuple[Any, ...]]:
         """Convert frames ``start``.. of a window, copy their planes into a ring slot, and

@@ -5,6 +5,7 @@ Kept free of torch/av imports so every stage (and ``nvenc --help``) can import i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,15 +52,24 @@ class PlaneWindow:
         return PlaneWindow(self.frames[window], self.width, self.height)
 
 
-class HostPlanes:
-    """Frames converted on their device whose finished planes are now in host memory:
-    one tuple of 2-D plane tensors per frame, in ``pixel_format``'s plane order, each
-    frame's its own (an encoder may keep a frame after ``encode`` returns). Sliced and
-    measured like an NHWC window (``shape[0]`` is the frame count)."""
+class ReadyPlanes:
+    """Frames converted on their device into the encoder's planes: one tuple of 2-D plane
+    tensors per frame, in ``pixel_format``'s plane order, each frame's its own (an
+    encoder may keep a frame after ``encode`` returns). In host memory, or still on the
+    GPU when ``wrap`` (planes -> FFmpeg CUDA frame) is given. Measured like an NHWC
+    window (``shape[0]`` is the frame count)."""
 
-    def __init__(self, frames: list[tuple[Any, ...]], pixel_format: str, width: int, height: int) -> None:
+    def __init__(
+        self,
+        frames: list[tuple[Any, ...]],
+        pixel_format: str,
+        width: int,
+        height: int,
+        wrap: Callable[[tuple[Any, ...]], Any] | None = None,
+    ) -> None:
         self.frames, self.pixel_format = frames, pixel_format
         self.width, self.height = width, height
+        self.wrap = wrap
 
     @property
     def shape(self) -> tuple[int, int, int, int]:

@@ -189,8 +189,13 @@ def routes(nvenc_ok: bool, ffmpeg_ok: bool) -> dict[str, dict[str, Any]]:
         },
         "cuda-convert+ffmpeg-nvenc": {
             "available": cuda and ffmpeg_ok,
-            "when": "CUDA tensors to FFmpeg's nvenc (PyAV), when PyNvVideoCodec is absent",
-            "converts": "color.py on the GPU; NV12/P010 planes cross to the host, FFmpeg uploads them",
+            "when": "CUDA tensors to FFmpeg's nvenc (PyAV) as NV12/P010 CUDA frames, without PyNvVideoCodec",
+            "converts": "color.py on the GPU; nothing crosses to the host",
+        },
+        "cuda-convert+host+ffmpeg-nvenc": {
+            "available": cuda and ffmpeg_ok,
+            "when": "CUDA tensors to FFmpeg's nvenc in other formats, or written frame by frame",
+            "converts": "color.py on the GPU; the planes cross to the host, FFmpeg uploads them",
         },
         "nvenc": {
             "available": nvenc_ok,

@@ -181,7 +181,7 @@ class Job:
             return data.detach().cpu().numpy()
         if self._device is None or self._device[0] is not plan:
             self._device = (plan, devconvert.DeviceConverter(plan, data.device))
-            self.route = devconvert.route_name(str(data.device), plan.backend)
+            self.route = devconvert.route_name(str(data.device), plan)
         return self._device[1](data)
 
     def encode(self, converted: Any, count: int) -> None:

@@ -93,6 +93,9 @@ class EncodePlan:
     clock: Fraction | None = None
     ticks: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
     timeline: dict[str, float] | None = None
+    #: FFmpeg's nvenc takes the frames as CUDA surfaces converted on their GPU
+    #: (``devconvert.adopt``): its context opens on the first frame's CUDA frames context
+    cuda_frames: bool = False
 
     @property
     def time_base(self) -> Fraction:

@@ -152,7 +152,7 @@ def _plan(fmt: str, width: int, height: int):
     codec = "libx264" if fmt in ("nv12", "p010le") else "ffv1"
     asked = "nv12" if fmt == "p010le" else fmt
     options = EncodeOptions(fps=Fraction(10), codec=codec, pixel_format=asked, device="cpu")
-    return replace(make_plan(options, FrameInfo(width, height), "mkv"), pixel_format=fmt)
+    return replace(make_plan(options, FrameInfo(width, height), "matroska"), pixel_format=fmt)
 
 
 def test_ring_bounds_host_buffers(tmp_path, monkeypatch):
@@ -289,3 +289,122 @@ def test_gpu_check_runs_on_the_cpu_device(tmp_path):
         assert host["host_bytes_per_frame"] == 128 * 72 * 3 * size
         assert route["psnr_db"] > 30 and abs(route["psnr_db"] - host["psnr_db"]) < 0.5
         assert route["fps"] > 0
+
+
+# -- CUDA frames for FFmpeg's nvenc, through the emulation of PyAV's import ------------------
+
+
+def _cuda_frames_plan(fmt: str, width: int, height: int, **extra):
+    return replace(_plan(fmt, width, height), cuda_frames=True, **extra)
+
+
+@pytest.mark.parametrize("fmt", ["nv12", "p010le"])
+def test_cuda_frames_call_passes_the_wheels_checks(fmt):
+    """Our from_dlpack call, checked as av/video/frame.py checks it: planes stay on the
+    device (nothing crosses), one CudaContext per encode on the frames' device."""
+    from tests.cuda_double import AvDouble, CudaContext, VideoFrame
+
+    plan = _cuda_frames_plan(fmt, 24, 16)
+    ops = devconvert.DeviceOps(torch.device("cpu"))
+    convert = devconvert.DeviceConverter(plan, ops.device, ops, devconvert.CudaFrames(ops, AvDouble))
+    frames = torch.randint(
+        0, 256, (5, 16, 24, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(7)
+    )
+    ready = convert(frames)
+    VideoFrame.calls.clear()
+    made = [ready.wrap(planes) for planes in ready.frames]
+    assert convert.bytes_to_host == 0 and all(p.device.type == "cpu" for f in ready.frames for p in f)
+    assert [(f.format.name, f.width, f.height) for f in made] == [(fmt, 24, 16)] * 5
+    assert {id(c["context"]) for c in VideoFrame.calls} == {id(convert.cuda_frames.context)}
+    assert isinstance(convert.cuda_frames.context, CudaContext) and VideoFrame.calls[0]["device_id"] == 0
+    bits = 8 if fmt == "nv12" else 10
+    want = color.convert(frames, color.YuvSpec("bt601", False, bits, "420"))
+    assert all(torch.equal(torch.cat(ready.frames[i], dim=0), want[i]) for i in range(5))
+
+
+BAD_CALLS = {
+    "three planes": lambda y, uv: ((y, uv, uv), "nv12"),
+    "odd width": lambda y, uv: ((y[:, :-1], uv), "nv12"),
+    "16-bit planes as nv12": lambda y, uv: ((y.to(torch.uint16), uv.to(torch.uint16)), "nv12"),
+    "8-bit planes as p010le": lambda y, uv: ((y, uv), "p010le"),
+    "strided rows": lambda y, uv: ((y.t().contiguous().t(), uv), "nv12"),
+    "uv of half width": lambda y, uv: ((y, uv[:, ::2].contiguous()), "nv12"),
+    "3-D y": lambda y, uv: ((y[None], uv), "nv12"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CALLS))
+def test_the_double_refuses_what_the_wheel_refuses(case):
+    """Checks the CPU and CUDA branches share: the double and the real wheel raise the
+    same error with the same words, so the double cannot drift from frame.py."""
+    from tests.cuda_double import VideoFrame
+
+    y, uv = torch.zeros(16, 24, dtype=torch.uint8), torch.zeros(8, 24, dtype=torch.uint8)
+    planes, fmt = BAD_CALLS[case](y, uv)
+    with pytest.raises((ValueError, TypeError)) as real:
+        av.VideoFrame.from_dlpack(planes, format=fmt)
+    with pytest.raises(type(real.value)) as double:
+        VideoFrame.from_dlpack(planes, format=fmt)
+    assert str(double.value) == str(real.value)
+
+
+def test_cuda_context_checks_are_the_wheels():
+    from tests.cuda_double import CudaContext
+
+    for kwargs in ({"device_id": 1, "cuda_stream": 1234}, {"current_ctx": True}, {"cuda_stream": -1}):
+        with pytest.raises((ValueError, TypeError)) as real:
+            av.video.frame.CudaContext(**kwargs)
+        with pytest.raises(type(real.value), match=str(real.value)[:40]):
+            CudaContext(**kwargs)
+    assert av.video.frame.CudaContext(device_id=0, primary_ctx=True, cuda_stream=None).device_id == 0
+
+
+def test_ffmpeg_nvenc_session_opens_on_the_first_cuda_frame(tmp_path):
+    """With CUDA frames the context is set up as ``cuda`` and left for PyAV to open on
+    the first frame's frames context (nothing is opened here, so no GPU is needed)."""
+    from nvenc_cli.backends.ffmpeg_nvenc import FfmpegNvencSession
+    from nvenc_cli.mux import Muxer
+
+    plan = _cuda_frames_plan(
+        "nv12", 64, 48, backend="ffmpeg_nvenc", encoder="h264_nvenc", crf=None, preset=None, codec_options={}
+    )
+    muxer = Muxer(str(tmp_path / "o.mp4"), "mp4", {}, False)
+    try:
+        session = FfmpegNvencSession(plan, muxer)
+        assert session.ctx.pix_fmt == "cuda" and not session.ctx.is_open
+        assert "CUDA frames converted on the GPU" in session.description
+    finally:
+        muxer.abort()
+    assert devconvert.route_name("cuda:0", plan) == "cuda-convert+ffmpeg-nvenc"
+    assert (
+        devconvert.route_name("cuda:0", replace(plan, cuda_frames=False)) == "cuda-convert+host+ffmpeg-nvenc"
+    )
+
+
+def test_cuda_frames_encode_end_to_end_losslessly(tmp_path, monkeypatch):
+    """Frames made by the emulated import reach an encoder (x264, qp 0, nv12) and decode
+    to color.py's planes exactly."""
+    from nvenc_cli.pipeline import Job
+    from tests import cuda_double
+
+    def made_with_double(self, ops, av_module=None):
+        original(self, ops, cuda_double.AvDouble)
+
+    original = devconvert.CudaFrames.__init__
+    monkeypatch.setattr(devconvert.CudaFrames, "__init__", made_with_double)
+    monkeypatch.setenv(devconvert.SWITCH, "1")
+    plan = _cuda_frames_plan("nv12", 48, 32, codec_options={"qp": "0"}, crf=None)
+    frames = torch.randint(
+        0, 256, (6, 32, 48, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(8)
+    )
+    job = Job(plan, str(tmp_path / "o.mkv"))
+    job.write(frames)
+    result = job.finish()
+    assert result.frames == 6 and result.bytes_to_host == 0
+    want = color.rgb_to_planes(frames, color.YuvSpec("bt601", False, 8, "420"))
+    with av.open(str(tmp_path / "o.mkv")) as container:
+        got = [f.to_ndarray(format="yuv420p") for f in container.decode(video=0)]
+    assert len(got) == 6
+    for i, picture in enumerate(got):
+        assert np.array_equal(picture[:32], want[0][i].numpy())
+        assert np.array_equal(picture[32:40].reshape(-1), want[1][i].numpy().reshape(-1))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from nvenc_cli.backends.base import Availability
 from nvenc_cli.backends.exact import exact_converter
 from nvenc_cli.errors import EncoderError, SettingError, UsageError, brief, tc_open_failed
-from nvenc_cli.frames import HostPlanes, PlaneWindow
+from nvenc_cli.frames import PlaneWindow, ReadyPlanes
 
 if TYPE_CHECKING:
     import av
@@ -133,7 +133,7 @@ class CpuSession:
         self._rate_defaults(ctx, plan)
         ctx.options = self._codec_options(plan)
         self._open(ctx)
-        unused = sorted(ctx.options)
+        unused = sorted(ctx.options) if ctx.is_open else []  # (CUDA frames: opened at frame 0)
         if unused:
             raise UsageError(f"unknown option -x {unused[0]}: {plan.encoder} has no such option")
         self.ctx = ctx
@@ -200,7 +200,7 @@ class CpuSession:
         data = batch.data
         if isinstance(data, PlaneWindow):
             return [self._as_is(frame, batch, offset) for offset, frame in enumerate(data.frames)]
-        if isinstance(data, HostPlanes):
+        if isinstance(data, ReadyPlanes):
             return [self._from_planes(p, data, batch, offset) for offset, p in enumerate(data.frames)]
         frames = []
         for offset in range(data.shape[0]):
@@ -237,13 +237,17 @@ class CpuSession:
         frame.time_base = self.plan.time_base
         return self._timed(frame, batch, offset)
 
-    def _from_planes(self, planes: tuple[Any, ...], data: HostPlanes, batch: FrameBatch, offset: int) -> Any:
+    def _from_planes(self, planes: tuple[Any, ...], data: ReadyPlanes, batch: FrameBatch, offset: int) -> Any:
         """Planes converted on the frames' device (``devconvert``), wrapped as an FFmpeg
-        frame where they lie (``VideoFrame.from_dlpack`` keeps the tensor alive for as
-        long as FFmpeg holds the frame): no swscale, no second conversion."""
+        frame where they lie — host memory, or CUDA surfaces for FFmpeg's nvenc —
+        (``VideoFrame.from_dlpack`` keeps the tensor alive for as long as FFmpeg holds
+        the frame): no swscale, no second conversion."""
         import av
 
-        frame = av.VideoFrame.from_dlpack(planes, format=data.pixel_format)
+        if data.wrap is not None:  # planes left on the GPU: devconvert makes CUDA frames
+            frame = data.wrap(planes)
+        else:
+            frame = av.VideoFrame.from_dlpack(planes, format=data.pixel_format)
         return self._as_is(frame, batch, offset)
 
     def _timed(self, frame: Any, batch: FrameBatch, offset: int) -> Any:

@@ -278,6 +278,13 @@ class FfmpegNvencSession(CpuSession):
     def _open(self, ctx: Any) -> None:
         import av
 
+        if self.plan.cuda_frames:
+            # CUDA surfaces from devconvert: PyAV opens the encoder at the first frame,
+            # taking that frame's CUDA frames context (av/codec/context.py,
+            # ``_prepare_and_time_rebase_frames_for_encode``); a failure then is the
+            # first encode's, before any packet, which --device auto falls back from.
+            ctx.pix_fmt = "cuda"
+            return
         with _LogCapture() as log:
             try:
                 ctx.open()
@@ -291,6 +298,5 @@ class FfmpegNvencSession(CpuSession):
                 ) from None
 
     def _describe(self, plan: EncodePlan) -> str:
-        return (
-            f"{plan.encoder} (NVENC via FFmpeg in PyAV, {self.settings.kwargs['preset']}, colour by swscale)"
-        )
+        colour = "CUDA frames converted on the GPU" if plan.cuda_frames else "colour by swscale"
+        return f"{plan.encoder} (NVENC via FFmpeg in PyAV, {self.settings.kwargs['preset']}, {colour})"
