@@ -192,6 +192,21 @@ def test_out_of_memory_is_one_line_and_exit_69(tmp_path, monkeypatch):
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_out_of_memory_in_value_mapping_is_one_line(tmp_path, monkeypatch):
+    """The range map runs on the device too: its OOM is the same one line, exit 69."""
+    from nvenc_cli.sources import memory
+
+    def exhausted(*_a, **_k):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 8.00 GiB (GPU 0; 79.1 GiB total)")
+
+    monkeypatch.setattr(memory, "_torch_to_nhwc", exhausted)
+    monkeypatch.setenv(devconvert.SWITCH, "1")
+    said = r"^cpu ran out of memory converting frames \(CUDA out"
+    with pytest.raises(UnavailableError, match=said) as caught:
+        nvenc_cli.encode(torch.rand(3, 3, 16, 16), tmp_path / "o.mkv", codec="ffv1", device="cpu")
+    assert caught.value.exit_code == 69 and list(tmp_path.iterdir()) == []
+
+
 def test_cpu_inputs_report_the_cpu_route(tmp_path):
     """Frames read from a file go the CPU path; --json names the route."""
     np.save(tmp_path / "f.npy", np.zeros((2, 16, 16, 3), np.uint8))

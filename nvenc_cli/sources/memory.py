@@ -171,18 +171,33 @@ def to_backend(
     window is normalised in place on its device and a host window is uploaded.
     """
     if is_torch(raw) and raw.device.type == "cuda" and backend == "nvenc":
-        return _torch_to_nhwc(_plain(raw), layout, out_depth, first_index, value_range)
+        return _on_device(raw, layout, out_depth, first_index, value_range)
     if is_torch(raw) and backend != "nvenc":
         from nvenc_cli.devconvert import keeps_tensor
 
         if keeps_tensor(raw, backend):  # converted on its device, planes cross (devconvert)
-            return _torch_to_nhwc(_plain(raw), layout, out_depth, first_index, value_range)
+            return _on_device(raw, layout, out_depth, first_index, value_range)
     out = to_nhwc(_host(raw), layout, out_depth, first_index, value_range)
     if backend == "nvenc":
         import torch
 
         return torch.from_numpy(out).to("cuda")
     return out
+
+
+def _on_device(
+    raw: Any, layout: Layout, out_depth: int, first_index: int, value_range: ValueMap | tuple | None
+) -> Any:
+    """``_torch_to_nhwc`` where the window lies; a GPU out of memory is one line (69)."""
+    from nvenc_cli.devconvert import is_out_of_memory, out_of_memory_message
+    from nvenc_cli.errors import UnavailableError
+
+    try:
+        return _torch_to_nhwc(_plain(raw), layout, out_depth, first_index, value_range)
+    except RuntimeError as exc:
+        if isinstance(exc, InputDataError) or not is_out_of_memory(exc):
+            raise
+        raise UnavailableError(out_of_memory_message(raw.device, exc)) from None
 
 
 def _host(raw: Any) -> np.ndarray:
