@@ -2,8 +2,9 @@
 
 NVENC has two routes, tried in this order: ``nvenc`` (PyNvVideoCodec, fed by CV-CUDA or
 torch on the GPU) and ``ffmpeg_nvenc`` (FFmpeg's own nvenc encoders in PyAV's wheels, fed by
-the CPU path's conversion). Each is probed with a real one-frame encode. Kept import-light:
-probing must not import torch, CUDA or PyAV unless a driver exists.
+the CPU path's conversion, or CUDA frames that ``devconvert`` made). Each is probed with a
+real one-frame encode. Kept import-light: probing must not import torch, CUDA or PyAV unless
+a driver exists.
 """
 
 from __future__ import annotations

@@ -7,9 +7,13 @@ encoder opens, so a plain ``pip install`` encodes on an L4 with the driver alone
 Frames take exactly the CPU path's road — the same :class:`~nvenc_cli.backends.cpu.CpuSession`
 conversion (swscale told the matrix and range, 2×2 area chroma, exact maths for 16-bit
 input), the same colour tags on the codec context and on every frame — and only the encoder
-differs. Options are resolved once, by ``nvenc_options.settings_for`` (the same checks,
-defaults and B-frame count as the PyNvVideoCodec route), then spelled the way FFmpeg's
-nvenc.c spells them (:func:`ffmpeg_options`).
+differs. CUDA tensors from Python are the exception: ``devconvert`` converts them on their
+GPU with color.py's maths (the same as the CPU path's to within a code) and hands NV12/P010
+planes over as CUDA frames (``plan.cuda_frames``), so nothing crosses to the host; other
+formats cross as finished planes. Options are resolved once, by
+``nvenc_options.settings_for`` (the same checks, defaults and B-frame count as the
+PyNvVideoCodec route), then spelled the way FFmpeg's nvenc.c spells them
+(:func:`ffmpeg_options`).
 """
 
 from __future__ import annotations
