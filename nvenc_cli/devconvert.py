@@ -278,8 +278,10 @@ class DeviceConverter:
     def __call__(self, window: torch.Tensor) -> ReadyPlanes:
         try:
             starts = range(0, int(window.shape[0]), CHUNK)
-            step = self._on_device if self.cuda_frames is not None else self._chunk
-            frames = [planes for start in starts for planes in step(window, start)]
+            if self.cuda_frames is not None:
+                frames = [planes for start in starts for planes in self._on_device(window, start)]
+            else:
+                frames = self._to_host(window, starts)
         except RuntimeError as exc:
             if is_out_of_memory(exc):
                 raise UnavailableError(out_of_memory_message(self.ops.device, exc)) from None
@@ -307,11 +309,25 @@ class DeviceConverter:
         for index in range(int(part.shape[0])):
             yield tuple(p[index] for p in planes)
 
-    def _chunk(self, window: torch.Tensor, start: int) -> Iterator[tuple[Any, ...]]:
-        """Convert frames ``start``.. of a window, copy their planes into a ring slot, and
-        yield each frame's planes as private host tensors (an encoder may hold a frame
-        past its ``encode`` call, so the ring's memory never goes to FFmpeg)."""
-        part = window[start : start + CHUNK]
+    def _to_host(self, window: torch.Tensor, starts: range) -> list[tuple[Any, ...]]:
+        """Every frame's planes as private host tensors (an encoder may hold a frame past
+        its ``encode`` call, so the ring's memory never goes to FFmpeg). Chunk k+1 is
+        converted and its copy started before chunk k is read out of its slot, so on a
+        GPU the host's read-out overlaps the device's work."""
+        frames: list[tuple[Any, ...]] = []
+        pending: tuple[tuple[Any, ...], int, Any] | None = None
+        for start in starts:
+            issued = self._issue(window[start : start + CHUNK])
+            if pending is not None:
+                frames.extend(self._collect(*pending))
+            pending = issued
+        if pending is not None:
+            frames.extend(self._collect(*pending))
+        return frames
+
+    def _issue(self, part: torch.Tensor) -> tuple[tuple[Any, ...], int, Any]:
+        """Convert one chunk on the encode's stream and start copying its planes into the
+        next ring slot; returns the slot, the frame count and the copy's event."""
         self.ops.wait_input(part)
         with self.ops.on_stream():
             planes = to_planes(part, self.plan)
@@ -320,10 +336,15 @@ class DeviceConverter:
                 dst.copy_(src, non_blocking=True)
             done = self.ops.event()
             done.record()
-        done.synchronize()  # releases the GIL while the copy lands
         self.bytes_to_host += sum(p.numel() * p.element_size() for p in planes)
-        for index in range(int(part.shape[0])):
-            yield tuple(p[index].clone() for p in slot)
+        return slot, int(part.shape[0]), done
+
+    @staticmethod
+    def _collect(slot: tuple[Any, ...], count: int, done: Any) -> list[tuple[Any, ...]]:
+        """Wait for a chunk's copy (releasing the GIL meanwhile), then copy each frame's
+        planes out of the slot, which the ring may hand out again after this."""
+        done.synchronize()
+        return [tuple(p[index].clone() for p in slot) for index in range(count)]
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
