@@ -23,6 +23,7 @@ from nvenc_cli.errors import InputDataError, InputMissingError, UsageError, brie
 from nvenc_cli.sources.base import Source
 from nvenc_cli.sources.buffers import WindowBuffers
 from nvenc_cli.sources.layout import Layout, detect_layout, dtype_depth, frame_info, to_nhwc
+from nvenc_cli.sources.npyheader import read_header
 
 _NPY_MAGIC = b"\x93NUMPY"
 _SNIFF = 64
@@ -255,11 +256,9 @@ class NpyPipeSource(Source):
         super().__init__()
         self.name, self._stream, self._owned = name, stream, owned
         try:
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+            shape, fortran, dtype = read_header(stream, name, "stream")
+        except InputDataError:
+            raise
         except Exception as exc:  # a parser of untrusted bytes: any failure means corrupt
             raise InputDataError(f"{name}: not a valid .npy stream ({brief(exc)})") from None
         if dtype.hasobject:

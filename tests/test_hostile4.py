@@ -1,0 +1,182 @@
+"""Hostile inputs, fourth round: memory a small file can claim, streams cut short, rates
+and values changed without a word, and codes that differ by container.
+
+Every case runs the real CLI and checks the exit code, the one ``nvenc: error:`` line or
+the notice, and, where an encode succeeds, what the output decodes to. Memory is the CLI's
+own peak RSS, measured by ``wait4`` in a small launcher.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, run_cli
+from tests.test_hostile import one_line_error
+
+FAST = ("--preset", "ultrafast")
+
+# Linux carries a process's peak RSS across exec, so the CLI is forked from a fresh small
+# interpreter that reports its grandchild's own peak (see tests/test_large.py).
+LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "nvenc_cli", *sys.argv[1:]])
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def measured(*args: str, cwd: Path, stdin: bytes | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    """``nvenc ARGS`` and its peak RSS in MB (stdout holds only the launcher's figure)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        timeout=300,
+    )
+    peak_mb = int(proc.stdout.decode().split()[-1]) / 1024
+    proc.stdout = b""
+    return proc, peak_mb
+
+
+def npy_bytes(header_length: int, frames: int = 3) -> bytes:
+    """A version 2.0 ``.npy`` of grey 64x48 frames whose header is padded with spaces to
+    ``header_length`` bytes: a length NumPy would read whole before refusing it."""
+    text = f"{{'descr': '|u1', 'fortran_order': False, 'shape': ({frames}, 48, 64, 3), }}"
+    body = text.encode() + b" " * (header_length - len(text) - 1) + b"\n"
+    return b"\x93NUMPY\x02\x00" + struct.pack("<I", len(body)) + body + bytes([90]) * (frames * 48 * 64 * 3)
+
+
+# --- class 5: memory from small files ------------------------------------------------------
+
+
+def test_npz_member_header_length_is_checked_before_it_is_read(tmp_path: Path) -> None:
+    """A 600 MB header of deflated spaces: ~0.6 MB on disk, 1.2 GB of RSS when trusted."""
+    path = tmp_path / "h.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("frames.npy", npy_bytes(600_000_000))
+    assert path.stat().st_size < 2_000_000
+    proc, peak = measured("encode", "h.npz", "-o", "h.mp4", cwd=tmp_path)
+    one_line_error(proc, 65, "header claims 600000000 bytes")
+    assert peak < 200, peak
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.npz"]
+
+
+def test_piped_npy_header_length_is_checked_before_it_is_read(tmp_path: Path) -> None:
+    proc, peak = measured("encode", "-", "-o", "p.mp4", cwd=tmp_path, stdin=npy_bytes(50_000_000))
+    one_line_error(proc, 65, "header claims 50000000 bytes")
+    assert peak < 200, peak
+    assert not (tmp_path / "p.mp4").exists()
+
+
+def test_ordinary_header_still_reads(tmp_path: Path) -> None:
+    """The check refuses only lengths NumPy itself would refuse: a padded 4 kB header reads."""
+    path = tmp_path / "ok.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("frames.npy", npy_bytes(4096))
+    proc = run_cli("encode", "ok.npz", "-o", "ok.mp4", *FAST, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with av.open(str(tmp_path / "ok.mp4")) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 3 and abs(float(np.mean(frames)) - 90) < 2
+
+
+def test_deflated_audio_in_npz_is_streamed(tmp_path: Path) -> None:
+    """Ten minutes of deflated stereo silence (~0.2 MB, 230 MB inflated) beside 3 frames:
+    it used to be inflated whole (285 MB peak); now it is read by windows."""
+    np.savez_compressed(
+        tmp_path / "a.npz",
+        frames=np.full((3, 48, 64, 3), 90, np.uint8),
+        audio=np.zeros((2, 48000 * 600), np.float32),
+        sample_rate=np.int64(48000),
+    )
+    assert (tmp_path / "a.npz").stat().st_size < 1_000_000
+    proc, peak = measured(
+        "encode", "a.npz", "--key", "frames", "--audio", "a.npz", "-o", "a.mp4", *FAST, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert peak < 180, peak
+    with av.open(str(tmp_path / "a.mp4")) as container:
+        assert container.streams.audio[0].channels == 2
+        assert len([f for f in container.decode(video=0)]) == 3
+
+
+TONE = np.stack([np.sin(np.arange(48000) * 2 * np.pi * 440 / 48000), np.sin(np.arange(48000) * 0.07)])
+
+
+@pytest.mark.parametrize(
+    "audio",
+    [
+        pytest.param((TONE * 0.5).astype(np.float32), id="stereo"),
+        pytest.param((TONE[0] * 0.5).astype(np.float32), id="mono-1d"),
+        pytest.param(np.asfortranarray(TONE * 0.5).astype(np.float32, order="F"), id="fortran"),
+        pytest.param((TONE * 12000).astype(np.int16), id="int16"),
+    ],
+)
+@pytest.mark.parametrize("compressed", [False, True])
+def test_npz_audio_windows_decode_to_the_samples(tmp_path: Path, audio: np.ndarray, compressed: bool) -> None:
+    """Samples read by windows (stored or deflated, any layout) decode back exactly (FLAC)."""
+    save = np.savez_compressed if compressed else np.savez
+    save(tmp_path / "s.npz", frames=np.zeros((30, 48, 64, 3), np.uint8), audio=audio, sr=np.int64(48000))
+    proc = run_cli(
+        "encode", "s.npz", "--key", "frames", "--audio", "s.npz", "--audio-codec", "flac",
+        "-o", "s.mkv", *FAST, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    with av.open(str(tmp_path / "s.mkv")) as container:
+        channels = container.streams.audio[0].channels
+        pieces = [f.to_ndarray().reshape(-1, channels).T for f in container.decode(audio=0)]
+    got = np.concatenate(pieces, axis=1)
+    want = np.atleast_2d(audio).astype(np.float64)
+    if audio.dtype == np.int16:
+        want = want / 32768
+    assert got.shape == want.shape
+    scale = 32768 if got.dtype == np.int16 else 2**31
+    assert np.abs(got / scale - want).max() < 1e-4
+
+
+def test_npz_audio_with_a_lying_header_is_refused(tmp_path: Path) -> None:
+    """Samples whose header promises more than the member holds: refused before reading."""
+    path = tmp_path / "t.npz"
+    np.savez(path, frames=np.zeros((3, 48, 64, 3), np.uint8), sr=np.int64(48000))
+    text = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 100000000), }"
+    body = text.encode() + b" " * (118 - len(text)) + b"\n"
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("audio.npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body + bytes(64))
+    before = path.read_bytes()
+    args = ("encode", "t.npz", "--key", "frames", "--audio", "t.npz", "-o", "t.mp4")
+    proc, peak = measured(*args, cwd=tmp_path)
+    one_line_error(proc, 65, "truncated")
+    assert peak < 200, peak
+    assert path.read_bytes() == before and not (tmp_path / "t.mp4").exists()
+
+
+def test_legacy_pt_loaded_whole_is_announced(tmp_path: Path) -> None:
+    """A legacy (pre-zip) .pt cannot be streamed: the documented limit is said, in --json too."""
+    torch = pytest.importorskip("torch")
+    frames = torch.full((4, 48, 64, 3), 90, dtype=torch.uint8)
+    torch.save(frames, tmp_path / "l.pt", _use_new_zipfile_serialization=False)
+    proc = run_cli("encode", "l.pt", "-o", "l.mp4", "--json", *FAST, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "loaded into memory whole" in proc.stderr.decode()
+    report = json.loads(proc.stdout)
+    assert any("loaded into memory whole" in note for note in report["notices"]), report
+    assert report["frames"] == 4
+    torch.save(frames, tmp_path / "z.pt")
+    proc = run_cli("encode", "z.pt", "-o", "z.mp4", *FAST, cwd=tmp_path)
+    assert proc.returncode == 0 and b"whole" not in proc.stderr, proc.stderr
