@@ -180,3 +180,135 @@ def test_legacy_pt_loaded_whole_is_announced(tmp_path: Path) -> None:
     torch.save(frames, tmp_path / "z.pt")
     proc = run_cli("encode", "z.pt", "-o", "z.mp4", *FAST, cwd=tmp_path)
     assert proc.returncode == 0 and b"whole" not in proc.stderr, proc.stderr
+
+
+# --- class 6: a stream cut short is announced ----------------------------------------------
+
+LEVELS = [16 + 20 * i for i in range(10)]
+
+
+def y4m_bytes() -> bytes:
+    """Ten 64x48 4:4:4 frames of flat grey levels (Y = LEVELS[i], neutral chroma)."""
+    head = b"YUV4MPEG2 W64 H48 F30:1 Ip A1:1 C444\n"
+    planes = [bytes([level]) * (64 * 48) + bytes([128]) * (2 * 64 * 48) for level in LEVELS]
+    return head + b"".join(b"FRAME\n" + plane for plane in planes)
+
+
+def luma_levels(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [float(f.to_ndarray(format="gray").mean()) for f in container.decode(video=0)]
+
+
+def run_fed(*args: str, cwd: Path, feed: Path | None) -> subprocess.CompletedProcess:
+    """``nvenc ARGS`` with ``feed`` (a file) on standard input, or nothing there."""
+    if feed is None:
+        return run_cli(*args, cwd=cwd)
+    with open(feed, "rb") as stdin:
+        return run_cli(*args, cwd=cwd, stdin=stdin)
+
+
+def notices(proc: subprocess.CompletedProcess) -> list[str]:
+    return json.loads(proc.stdout)["notices"]
+
+
+@pytest.mark.parametrize("piped", [False, True], ids=["file", "stdin"])
+def test_y4m_cut_inside_a_frame_is_announced(tmp_path: Path, piped: bool) -> None:
+    data = y4m_bytes()[:-5000]  # frame 9 loses its last 5000 bytes
+    (tmp_path / "c.y4m").write_bytes(data)
+    args = ("encode", "-" if piped else "c.y4m", "-o", "c.mp4", "--json", "--crf", "0", *FAST)
+    proc = run_fed(*args, cwd=tmp_path, feed=tmp_path / "c.y4m" if piped else None)
+    assert proc.returncode == 0, proc.stderr
+    said = [n for n in notices(proc) if "ends inside frame 9" in n]
+    assert len(said) == 1 and "4216 of its 9216 bytes" in said[0], notices(proc)
+    assert "ends inside frame 9" in proc.stderr.decode()
+    levels = luma_levels(tmp_path / "c.mp4")
+    assert len(levels) == 9
+    want = [(level - 16) * 255 / 219 for level in LEVELS]  # limited-range Y read as full-range grey
+    assert all(abs(g - w) < 1.5 for g, w in zip(levels, want, strict=False)), levels
+
+
+@pytest.mark.parametrize("piped", [False, True], ids=["file", "stdin"])
+def test_whole_y4m_has_no_cut_notice(tmp_path: Path, piped: bool) -> None:
+    data = y4m_bytes()
+    (tmp_path / "w.y4m").write_bytes(data)
+    args = ("encode", "-" if piped else "w.y4m", "-o", "w.mp4", "--json", *FAST)
+    proc = run_fed(*args, cwd=tmp_path, feed=tmp_path / "w.y4m" if piped else None)
+    assert proc.returncode == 0, proc.stderr
+    assert not [n for n in notices(proc) if "ends inside" in n or "cut short" in n]
+    assert len(luma_levels(tmp_path / "w.mp4")) == 10
+
+
+def write_ffv1(path: Path) -> None:
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv444p"
+        for level in LEVELS:
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+@pytest.mark.parametrize("piped", [False, True], ids=["file", "stdin"])
+def test_mkv_cut_short_is_announced(tmp_path: Path, piped: bool) -> None:
+    write_ffv1(tmp_path / "full.mkv")
+    whole = (tmp_path / "full.mkv").read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[: int(len(whole) * 0.85)])
+    args = ("encode", "-" if piped else "cut.mkv", "-o", "c.mp4", "--json", "--crf", "0", *FAST)
+    proc = run_fed(*args, cwd=tmp_path, feed=tmp_path / "cut.mkv" if piped else None)
+    assert proc.returncode == 0, proc.stderr
+    levels = luma_levels(tmp_path / "c.mp4")
+    assert 0 < len(levels) < 10
+    said = [n for n in notices(proc) if "looks cut short" in n]
+    assert len(said) == 1 and f"({len(levels)} frames could be decoded" in said[0], notices(proc)
+    assert "header says 0.333 s" in said[0]
+    want = [float(np.full((1, 1, 3), v, np.uint8).mean()) for v in LEVELS]  # grey: Y tracks RGB
+    assert all(abs(g - w) < 3 for g, w in zip(levels, want, strict=False)), levels
+    proc = run_cli("encode", "full.mkv", "-o", "f.mp4", "--json", *FAST, cwd=tmp_path)
+    assert proc.returncode == 0 and not [n for n in notices(proc) if "cut short" in n]
+
+
+# --- class 7: rates nobody gave ------------------------------------------------------------
+
+
+def test_raw_h264_keeps_the_rate_its_sps_gives(tmp_path: Path) -> None:
+    """FFmpeg's raw H.264 demuxer says 25 fps; the stream's SPS timing says 60."""
+    with av.open(str(tmp_path / "r.h264"), "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=60)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for level in LEVELS:
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    proc = run_cli("encode", "r.h264", "-o", "r.mp4", "--json", *FAST, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["fps"] == "60/1", report
+    assert any("60 fps from the stream's own timing" in n for n in report["notices"]), report
+    with av.open(str(tmp_path / "r.mp4")) as container:
+        stream = container.streams.video[0]
+        times = [float(f.pts * f.time_base) for f in container.decode(stream)]
+    assert len(times) == 10 and abs(times[-1] - times[0] - 9 / 60) < 1e-3, times
+
+
+@pytest.mark.parametrize("piped", [False, True], ids=["file", "stdin"])
+def test_y4m_without_a_rate_says_which_is_used(tmp_path: Path, piped: bool) -> None:
+    """``F0:0``: FFmpeg would say 25; the documented default (30) is used, and said."""
+    (tmp_path / "z.y4m").write_bytes(y4m_bytes().replace(b"F30:1", b"F0:0", 1))
+    args = ("encode", "-" if piped else "z.y4m", "-o", "z.mp4", "--json", *FAST)
+    proc = run_fed(*args, cwd=tmp_path, feed=tmp_path / "z.y4m" if piped else None)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["fps"] == "30/1", report
+    said = [n for n in report["notices"] if "gives no frame rate (F0:0): 30 fps used" in n]
+    assert len(said) == 1, report["notices"]
+    assert not [n for n in report["notices"] if "variable frame rate" in n], report["notices"]
+    proc = run_fed(*args, "-r", "12", "-y", cwd=tmp_path, feed=tmp_path / "z.y4m" if piped else None)
+    report = json.loads(proc.stdout)
+    assert report["fps"] == "12/1" and not [n for n in report["notices"] if "no frame rate" in n]
+    with av.open(str(tmp_path / "z.mp4")) as container:
+        assert container.streams.video[0].average_rate == 12
+        assert len(list(container.decode(video=0))) == 10

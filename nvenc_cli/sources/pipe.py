@@ -108,6 +108,9 @@ class _Peeked(io.RawIOBase):
     def __init__(self, head: bytes, stream: IO[bytes]) -> None:
         super().__init__()
         self._head, self._stream = head, stream
+        #: the sniffed bytes, and every byte handed on so far: at the end of the stream
+        #: a reader can tell how much it was sent (a y4m cut inside a frame)
+        self.sniffed, self.consumed = head, 0
 
     def readable(self) -> bool:
         return True
@@ -118,8 +121,11 @@ class _Peeked(io.RawIOBase):
             n = min(len(view), len(self._head))
             view[:n] = self._head[:n]
             self._head = self._head[n:]
+            self.consumed += n
             return n
-        return self._stream.readinto(view) or 0
+        n = self._stream.readinto(view) or 0
+        self.consumed += n
+        return n
 
 
 def _read_full(stream: IO[bytes], view: memoryview) -> int:
