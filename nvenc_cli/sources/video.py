@@ -228,7 +228,7 @@ class VideoSource(Source):
         if batch:
             yield self._window(batch)
         self._notice_damage(index, damaged)
-        self._notice_cut(index, end)
+        self._check_cut(index, end)
         # Without a rate of its own the input's times are FFmpeg's invention: nothing to keep.
         timed = self.timeline is None and self.rate_missing is None
         note = timing.notice(self.name) if timed else None
@@ -248,20 +248,20 @@ class VideoSource(Source):
                 "(damaged or missing data was skipped)"
             )
 
-    def _notice_cut(self, decoded: int, end: Fraction | None) -> None:
-        """Say when the input stops short of what it declares: a y4m whose last frame is
-        cut off (FFmpeg drops the partial frame without a word), or a file whose frames
-        end well before the duration its header gives (a download or copy cut short).
-        The whole frames are encoded; the run says what is missing."""
+    def _check_cut(self, decoded: int, end: Fraction | None) -> None:
+        """Refuse a y4m whose last frame is cut off (FFmpeg drops the partial frame without
+        a word), as a raw or ``.npy`` stream cut inside a frame is refused; say when a file's
+        frames end well before the duration its header gives (a download or copy cut
+        short): its whole frames are encoded, as a file missing frames its header counts."""
         if self.limit is not None:
             return
         if self._container.format.name == "yuv4mpegpipe":
             partial = self._y4m_partial(decoded)
             if partial is not None:
                 got, whole = partial
-                self.notices.append(
-                    f"{self.name}: the stream ends inside frame {decoded} ({got} of its {whole} "
-                    f"bytes): the cut-off frame was dropped, {decoded} whole frames encoded"
+                raise InputDataError(
+                    f"{self.name}: the y4m stream ends inside frame {decoded} ({got} of its {whole} "
+                    "bytes): it was cut off"
                 )
             return
         declared, rate = self._declared_end, self.fps_hint
