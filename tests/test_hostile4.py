@@ -312,3 +312,34 @@ def test_y4m_without_a_rate_says_which_is_used(tmp_path: Path, piped: bool) -> N
     with av.open(str(tmp_path / "z.mp4")) as container:
         assert container.streams.video[0].average_rate == 12
         assert len(list(container.decode(video=0))) == 10
+
+
+# --- class 7: sound cut and clipped as the frames are --------------------------------------
+
+
+def flac_samples(path: Path) -> np.ndarray:
+    """Mono FLAC samples as floats in [-1, 1]."""
+    with av.open(str(path)) as container:
+        pieces = [f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]
+    return np.concatenate(pieces).astype(np.float64) / 2**31
+
+
+def test_start_cuts_array_input_audio_like_the_frames(tmp_path: Path) -> None:
+    """--start 15 at 30 fps starts the video at 0.5 s; the samples stored beside the frames
+    start there too (they used to start at 0: half a second of silence, then the tone)."""
+    t = np.arange(48000) / 48000
+    tone = np.where(t < 0.5, 0.0, 0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    frames = np.stack([np.full((48, 64, 3), 8 * i, np.uint8) for i in range(30)])
+    np.savez(tmp_path / "s.npz", frames=frames, audio=tone, sample_rate=np.int64(48000))
+    proc = run_cli(
+        "encode", "s.npz", "--key", "frames", "--audio-key", "audio", "--start", "15",
+        "--audio-codec", "flac", "-o", "s.mkv", *FAST, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = flac_samples(tmp_path / "s.mkv")
+    assert abs(len(got) - 24000) <= 1024, len(got)
+    assert np.abs(got[:2400]).max() > 0.45  # the tone from the first sample on
+    assert np.abs(got[:24000] - tone[24000 : 24000 + len(got[:24000])]).max() < 1e-4
+    with av.open(str(tmp_path / "s.mkv")) as container:
+        levels = [float(f.to_ndarray(format="rgb24").mean()) for f in container.decode(video=0)]
+    assert len(levels) == 15 and abs(levels[0] - 8 * 15) < 3, levels
