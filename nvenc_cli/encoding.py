@@ -342,6 +342,8 @@ def run_source(
         progress=progress,
         audio=audio,
     )
+    if audio is not None:
+        source.notices.extend(audio.notices)
     return with_source_notices(result, source)
 
 

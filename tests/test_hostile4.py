@@ -343,3 +343,47 @@ def test_start_cuts_array_input_audio_like_the_frames(tmp_path: Path) -> None:
     with av.open(str(tmp_path / "s.mkv")) as container:
         levels = [float(f.to_ndarray(format="rgb24").mean()) for f in container.decode(video=0)]
     assert len(levels) == 15 and abs(levels[0] - 8 * 15) < 3, levels
+
+
+def write_float_wav(path: Path, samples: np.ndarray) -> None:
+    """A mono 32-bit float WAV of ``samples`` at 48 kHz."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_f32le", rate=48000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(samples[None, :].astype(np.float32), format="flt", layout="mono")
+        frame.sample_rate = 48000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+@pytest.mark.parametrize("output", ["n.mp4", "n.webm", "n.mkv", "n.mov"])
+def test_nan_in_float_audio_is_65_in_every_container(tmp_path: Path, output: str) -> None:
+    """AAC failed (74), Opus encoded it (0), a PCM copy kept it (0): now one rule, 65."""
+    samples = 0.5 * np.sin(np.arange(48000) / 7.0)
+    samples[1000] = np.nan
+    write_float_wav(tmp_path / "nan.wav", samples)
+    np.save(tmp_path / "f.npy", np.zeros((30, 48, 64, 3), np.uint8))
+    proc = run_cli("encode", "f.npy", "--audio", "nan.wav", "-o", output, *FAST, cwd=tmp_path)
+    one_line_error(proc, 65, "audio sample 1000 is not a number")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npy", "nan.wav"]
+
+
+def test_loud_float_wav_clipped_by_an_integer_codec_is_counted(tmp_path: Path) -> None:
+    samples = 1.8 * np.sin(np.arange(48000) / 7.0)
+    loud = int(np.count_nonzero(np.abs(samples.astype(np.float32)) > 1.0))
+    write_float_wav(tmp_path / "loud.wav", samples)
+    np.save(tmp_path / "f.npy", np.zeros((30, 48, 64, 3), np.uint8))
+    args = ("encode", "f.npy", "--audio", "loud.wav", "--json", *FAST)
+    proc = run_cli(*args, "--audio-codec", "flac", "-o", "l.mkv", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    said = [n for n in notices(proc) if "outside [-1, 1] were clipped" in n]
+    assert len(said) == 1 and f"{loud} samples of loud.wav" in said[0], notices(proc)
+    got = flac_samples(tmp_path / "l.mkv")
+    assert len(got) == 48000 and np.abs(got).max() <= 1.0
+    inside = np.abs(samples) < 0.99
+    assert np.abs(got[inside] - samples[inside]).max() < 1e-4  # the rest as given
+    assert np.all(np.abs(got[np.abs(samples) > 1.01]) > 0.999)  # the loud ones at full scale
+    for output in ("l.mp4", "l.webm"):  # AAC and Opus take floats as they are: nothing to say
+        proc = run_cli(*args, "-o", output, cwd=tmp_path)
+        assert proc.returncode == 0 and not [n for n in notices(proc) if "clipped" in n], proc.stderr
