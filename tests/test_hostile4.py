@@ -387,3 +387,24 @@ def test_loud_float_wav_clipped_by_an_integer_codec_is_counted(tmp_path: Path) -
     for output in ("l.mp4", "l.webm"):  # AAC and Opus take floats as they are: nothing to say
         proc = run_cli(*args, "-o", output, cwd=tmp_path)
         assert proc.returncode == 0 and not [n for n in notices(proc) if "clipped" in n], proc.stderr
+
+
+# --- class 8: codes -------------------------------------------------------------------------
+
+
+def test_too_few_file_descriptors_is_69_in_one_line(tmp_path: Path) -> None:
+    """``ulimit -n 16`` under a two-input run: the worker pool cannot make its pipes. That
+    is the system's limit (69), said in one line, not an internal error (70)."""
+    np.save(tmp_path / "a.npy", np.zeros((3, 48, 64, 3), np.uint8))
+    np.save(tmp_path / "b.npy", np.zeros((3, 48, 64, 3), np.uint8))
+    command = f"ulimit -n 16 && exec {sys.executable} -m nvenc_cli encode a.npy b.npy -o 'out/{{stem}}.mp4'"
+    proc = subprocess.run(
+        ["bash", "-c", command],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=300,
+    )
+    one_line_error(proc, 69, "too many open files")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "b.npy"]

@@ -47,6 +47,30 @@ def cores_per_worker(workers: int) -> int:
     return max(1, available_cores() // max(1, workers))
 
 
+# File descriptors a pool takes: its pipes and queues, then a few per worker (its
+# sentinel and queue ends) beyond what each encode opens in its own process.
+_POOL_DESCRIPTORS, _WORKER_DESCRIPTORS = 16, 4
+
+
+def _check_descriptors(workers: int) -> None:
+    """Refuse up front (69, one line) a pool the open-file limit cannot hold: failing
+    half-way through making it leaves the pieces already made (semaphores) behind, which
+    Python then reports on standard error at exit."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        used = len(os.listdir("/proc/self/fd"))
+    except OSError:  # no /proc: nothing to count with, the pool's own error will tell
+        return
+    need = _POOL_DESCRIPTORS + _WORKER_DESCRIPTORS * workers
+    if soft != resource.RLIM_INFINITY and soft - used < need:
+        raise UnavailableError(
+            f"too many open files for this process (ulimit -n is {soft}, {used} in use; {workers} "
+            f"worker(s) need about {need} more): raise the limit or run fewer workers (-j)"
+        )
+
+
 class LocalExecutor:
     """A process pool whose workers import nvenc once and then take job after job.
 
@@ -62,6 +86,7 @@ class LocalExecutor:
         from nvenc_cli.batch import worker
 
         self.workers = workers
+        _check_descriptors(workers)
         context = pool_context()
         start_workers_early()  # a no-op when the CLI has started it already
         # No cross-process lock anywhere: a worker killed while holding one (SIGKILL, the

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nvenc_cli.batch.jobs import JobSpec
-from nvenc_cli.errors import Interrupted, NvencError, OutputError
+from nvenc_cli.errors import Interrupted, NvencError, OutputError, out_of_resources
 
 CORES_ENV = "NVENC_CORES"
 PROGRESS_PERIOD = 0.25  # seconds between a worker's progress messages for one job
@@ -77,6 +77,9 @@ def run_job(job: JobSpec, progress: Callable[[int, int | None], None] | None = N
     except NvencError as exc:
         return failed(job, exc.exit_code, str(exc) or type(exc).__name__)
     except Exception as exc:  # a bug must cost its job, not the run
+        limit = out_of_resources(exc)
+        if limit is not None:
+            return failed(job, limit.exit_code, str(limit))
         return failed(job, 70, f"internal error: {type(exc).__name__}: {exc}")
     report = json_report(job.input, job.output, result)
     return JobResult(job.index, job.input, job.output, "ok", 0, None, report, time.monotonic() - started)
