@@ -545,6 +545,10 @@ def _check_gray_matrix(info: FrameInfo, pixel_format: str, color: ColorSpec) -> 
         )
 
 
+# MP4/MOV store each frame's duration (an stts delta) in 32 bits, read signed by FFmpeg.
+_MP4_MAX_DELTA = (1 << 31) - 1
+
+
 def _container_defaults(
     container: str, fps: Fraction, options: dict[str, str], clock: Clock | None = None
 ) -> dict[str, str]:
@@ -562,6 +566,18 @@ def _container_defaults(
     if clock is not None and container in ("mp4", "mov"):
         # The track's clock is the timestamps' own tick: every frame keeps its exact time.
         options = {**options, "video_track_timescale": str(clock.time_base.denominator)}
+    elif container in ("mp4", "mov") and fps < 1 and "video_track_timescale" not in options:
+        # Slower than a frame a second: the muxer's own track clock (at least 10,000 ticks
+        # a second) overflows its 32-bit frame durations and fails at the first write
+        # ("Not yet implemented"). The rate's numerator ticks a second count every frame
+        # exactly, fps.denominator ticks each.
+        if fps.denominator > _MP4_MAX_DELTA:
+            raise UsageError(
+                f"frame rate {fps} fps is too slow for {container}: a frame would last "
+                f"{fps.denominator} ticks of its clock, more than it can store; use -r with a "
+                "faster rate or an .mkv output"
+            )
+        options = {**options, "video_track_timescale": str(fps.numerator)}
     if container not in ("mp4", "mov") or "movie_timescale" in options:
         return options
     scale = fps.numerator if clock is None else clock.time_base.denominator

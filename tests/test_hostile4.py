@@ -408,3 +408,20 @@ def test_too_few_file_descriptors_is_69_in_one_line(tmp_path: Path) -> None:
     )
     one_line_error(proc, 69, "too many open files")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "b.npy"]
+
+
+@pytest.mark.parametrize("output", ["s.mp4", "s.mov"])
+def test_a_frame_every_100000_seconds_writes_mp4(tmp_path: Path, output: str) -> None:
+    """-r 1/100000 used to fail at the first write (74, "Not yet implemented"): the track
+    clock now counts the rate's own ticks, and every frame keeps its time."""
+    frames = np.stack([np.full((48, 64, 3), 8 * i, np.uint8) for i in range(30)])
+    np.save(tmp_path / "f.npy", frames)
+    proc = run_cli("encode", "f.npy", "-r", "1/100000", "-o", output, cwd=tmp_path)  # B-frames on
+    assert proc.returncode == 0, proc.stderr
+    with av.open(str(tmp_path / output)) as container:
+        decoded = [
+            (float(f.pts * f.time_base), f.to_ndarray(format="rgb24")) for f in container.decode(video=0)
+        ]
+    assert [t for t, _ in decoded] == [100000.0 * i for i in range(30)]
+    for (_, got), want in zip(decoded, frames, strict=True):
+        assert np.abs(got.astype(int) - want).max() <= 3
