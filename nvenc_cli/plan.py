@@ -184,6 +184,12 @@ def make_plan(
             f"alpha channel dropped: {choice.encoder} with {pixel_format} cannot carry it "
             f"(alpha needs {_ALPHA_HINT})"
         )
+    if container == "gif" and fps > _GIF_PLAYED:
+        notices.append(
+            f"gif at {float(fps):g} fps: frames of under 2 cs (faster than 50 fps) are shown for "
+            "10 cs by browsers and most players, so it plays slower than written; -r 50 or less "
+            "plays as written"
+        )
     if resize is not None:
         notices.append(
             f"frames resized from {info.width}x{info.height} to {resize[0]}x{resize[1]} ({resize[2]})"
@@ -397,9 +403,23 @@ def _untagged_matrix(family: str, options: EncodeOptions) -> str | None:
     return "bt601"
 
 
+# GIF delays are 16-bit centiseconds; browsers and most players show delays under 2 cs
+# as 10 cs, so a GIF faster than 50 fps plays slower than it says.
+_GIF_SLOWEST = Fraction(100, 65535)
+_GIF_PLAYED = Fraction(50)
+
+
 def _check_fps(fps: Fraction, container: str) -> None:
     """Refuse rates whose frames the container's clock cannot tell apart (a file whose
     timestamps repeat is broken, not merely odd)."""
+    if container == "gif" and fps < _GIF_SLOWEST:
+        # A GIF frame's delay is a 16-bit count of centiseconds: longer ones would be
+        # clamped (or wrap, in other writers) to another time without a word.
+        raise UsageError(
+            f"frame rate {fps} fps is too slow for a gif file: a frame's delay is at most "
+            "655.35 s (65535 cs), so at least 100/65535 fps; use -r 100/65535 or faster, or "
+            "another container"
+        )
     limit = MAX_FPS.get(container)
     if limit is not None and fps > limit[0]:
         top, why = limit

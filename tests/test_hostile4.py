@@ -8,6 +8,7 @@ own peak RSS, measured by ``wait4`` in a small launcher.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import struct
@@ -425,3 +426,38 @@ def test_a_frame_every_100000_seconds_writes_mp4(tmp_path: Path, output: str) ->
     assert [t for t, _ in decoded] == [100000.0 * i for i in range(30)]
     for (_, got), want in zip(decoded, frames, strict=True):
         assert np.abs(got.astype(int) - want).max() <= 3
+
+
+# --- class 7: GIF delays -------------------------------------------------------------------
+
+
+def gif_delays(path: Path) -> list[int]:
+    """Each frame's delay in centiseconds, from the packets' times (GIF's 1/100 s clock)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        base = stream.time_base
+        pts = [p.pts for p in container.demux(stream) if p.size]
+    return [round((b - a) * base * 100) for a, b in itertools.pairwise(pts)]
+
+
+def test_gif_delay_beyond_16_bits_is_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "f.npy", np.zeros((3, 48, 64, 3), np.uint8))
+    proc = run_cli("encode", "f.npy", "-r", "1/700", "-o", "g.gif", cwd=tmp_path)
+    one_line_error(proc, 2, "at most 655.35 s")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npy"]
+    proc = run_cli("encode", "f.npy", "-r", "100/65535", "-o", "g.gif", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert gif_delays(tmp_path / "g.gif") == [65535, 65535]
+
+
+@pytest.mark.parametrize(("rate", "delay", "said"), [("100", 1, True), ("50", 2, False), ("25", 4, False)])
+def test_gif_delays_players_stretch_are_announced(tmp_path: Path, rate: str, delay: int, said: bool) -> None:
+    frames = np.stack([np.full((48, 64, 3), 60 * i, np.uint8) for i in range(4)])
+    np.save(tmp_path / "f.npy", frames)
+    proc = run_cli("encode", "f.npy", "-r", rate, "-o", "g.gif", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert bool([n for n in notices(proc) if "shown for 10 cs" in n]) == said, notices(proc)
+    assert gif_delays(tmp_path / "g.gif") == [delay] * 3
+    with av.open(str(tmp_path / "g.gif")) as container:
+        levels = [float(f.to_ndarray(format="rgb24").mean()) for f in container.decode(video=0)]
+    assert len(levels) == 4 and all(abs(g - 60 * i) < 3 for i, g in enumerate(levels)), levels
