@@ -194,6 +194,13 @@ def make_plan(
         notices.append(
             f"frames resized from {info.width}x{info.height} to {resize[0]}x{resize[1]} ({resize[2]})"
         )
+        if info.depth > 8 and _format_depth(pixel_format) > 8:
+            # A documented limit: swscale scales 16-bit samples at about 14 bits, so even a
+            # flat colour may move by a few codes of 65535 (up to 4 measured; none at 8 bits).
+            notices.append(
+                "16-bit frames are resized at swscale's precision (about 14 bits): samples may "
+                "move by a few codes of 65535 (0.01 %), flat colours included"
+            )
     if geometry:
         verb = "padded (edge replication)" if geometry == "pad" else "cropped"
         notices.append(f"frame size {scaled.width}x{scaled.height} {verb} to {width}x{height}")

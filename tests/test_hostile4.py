@@ -461,3 +461,25 @@ def test_gif_delays_players_stretch_are_announced(tmp_path: Path, rate: str, del
     with av.open(str(tmp_path / "g.gif")) as container:
         levels = [float(f.to_ndarray(format="rgb24").mean()) for f in container.decode(video=0)]
     assert len(levels) == 4 and all(abs(g - 60 * i) < 3 for i, g in enumerate(levels)), levels
+
+
+# --- class 7: --resize at 16 bits ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", ["32x24", "100x76"])
+def test_resize_at_16_bits_says_its_precision(tmp_path: Path, size: str) -> None:
+    """swscale's 16-bit scaling moves even flat colours by a few codes: said, and bounded."""
+    levels = np.array([300, 12345, 30000, 40000, 65535])
+    frames = np.stack([np.full((48, 64, 3), v, np.uint16) for v in levels])
+    np.save(tmp_path / "d.npy", frames)
+    args = ("encode", "d.npy", "--resize", size, "--codec", "ffv1", "--pixel-format", "gbrp16le")
+    proc = run_cli(*args, "-o", "d.mkv", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [n for n in notices(proc) if "resized at swscale's precision" in n], notices(proc)
+    with av.open(str(tmp_path / "d.mkv")) as container:
+        got = np.stack([f.to_ndarray(format="rgb48le") for f in container.decode(video=0)]).astype(int)
+    assert got.shape[1:3] == tuple(int(n) for n in size.split("x"))[::-1]
+    assert np.abs(got - levels[:, None, None, None]).max() <= 8  # a few codes of 65535
+    np.save(tmp_path / "e.npy", (frames >> 8).astype(np.uint8))  # 8 bits: exact, nothing to say
+    proc = run_cli("encode", "e.npy", "--resize", size, "-o", "e.mp4", "--json", *FAST, cwd=tmp_path)
+    assert proc.returncode == 0 and not [n for n in notices(proc) if "precision" in n]
