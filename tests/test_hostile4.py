@@ -483,3 +483,55 @@ def test_resize_at_16_bits_says_its_precision(tmp_path: Path, size: str) -> None
     np.save(tmp_path / "e.npy", (frames >> 8).astype(np.uint8))  # 8 bits: exact, nothing to say
     proc = run_cli("encode", "e.npy", "--resize", size, "-o", "e.mp4", "--json", *FAST, cwd=tmp_path)
     assert proc.returncode == 0 and not [n for n in notices(proc) if "precision" in n]
+
+
+# --- class 4: a signal that lands where Python drops exceptions ----------------------------
+
+LANDS_IN = """
+import os, signal, sys, weakref
+from nvenc_cli import signals
+from nvenc_cli.errors import Interrupted
+
+signals.install()
+
+class Target:
+    pass
+
+def callback(_):
+    os.kill(os.getpid(), signal.SIGTERM)  # the signal is handled inside this callback
+    for _ in range(1000):
+        pass
+
+class Finalized:
+    def __del__(self):
+        callback(None)
+
+try:
+    if sys.argv[1] == "weakref":
+        target = Target()
+        ref = weakref.ref(target, callback)
+        del target
+    else:
+        Finalized()
+    for _ in range(10**6):
+        pass
+    print("ran on")
+except Interrupted as exc:
+    print("interrupted", exc.exit_code)
+"""
+
+
+@pytest.mark.parametrize("where", ["weakref", "finalizer"])
+def test_signal_landing_in_a_callback_still_interrupts(tmp_path: Path, where: str) -> None:
+    """SIGTERM handled inside a weak reference's callback or a finalizer (as import locks'
+    callbacks at start-up are): Python printed "Exception ignored" and the run went on to
+    exit 0. Now the signal is acted on once the callback returns."""
+    proc = subprocess.run(
+        [sys.executable, "-c", LANDS_IN, where],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.stdout.decode().split() == ["interrupted", "143"], proc
+    assert b"Traceback" not in proc.stderr and b"ignored" not in proc.stderr, proc.stderr
