@@ -535,3 +535,26 @@ def test_signal_landing_in_a_callback_still_interrupts(tmp_path: Path, where: st
     )
     assert proc.stdout.decode().split() == ["interrupted", "143"], proc
     assert b"Traceback" not in proc.stderr and b"ignored" not in proc.stderr, proc.stderr
+
+
+# --- class 4: a failed batch leaves no folders of its own behind ---------------------------
+
+
+def test_batch_removes_the_template_folders_it_made_and_left_empty(tmp_path: Path) -> None:
+    (tmp_path / "bad1.npy").write_bytes(b"garbage")
+    (tmp_path / "bad2.npy").write_bytes(b"garbage")
+    (tmp_path / "kept").mkdir()  # there before the run: never removed, even empty
+    proc = run_cli("encode", "bad1.npy", "bad2.npy", "-o", "nd/a/{stem}/x.mp4", cwd=tmp_path)
+    assert proc.returncode == 65, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad1.npy", "bad2.npy", "kept"]
+    frames = np.stack([np.full((48, 64, 3), 30 * i, np.uint8) for i in range(5)])
+    np.save(tmp_path / "good.npy", frames)
+    proc = run_cli("encode", "bad1.npy", "good.npy", "-o", "kept/{stem}/x.mp4", *FAST, cwd=tmp_path)
+    assert proc.returncode == 65, proc.stderr
+    assert sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "kept").rglob("*")) == [
+        "kept/good",
+        "kept/good/x.mp4",
+    ]
+    with av.open(str(tmp_path / "kept/good/x.mp4")) as container:
+        levels = [float(f.to_ndarray(format="rgb24").mean()) for f in container.decode(video=0)]
+    assert len(levels) == 5 and all(abs(g - 30 * i) < 3 for i, g in enumerate(levels)), levels

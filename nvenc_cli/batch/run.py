@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from nvenc_cli.batch.executors import EventSink, LocalExecutor, RayExecutor, default_workers
@@ -24,6 +25,7 @@ from nvenc_cli.batch.worker import (
     failed,
     file_key,
     redo_over_own_output,
+    remove_folders,
     remove_stale_temporaries,
 )
 from nvenc_cli.encoding import InputOptions
@@ -198,10 +200,18 @@ def iter_encode_many(
         return
     tag = secrets.token_hex(4)  # this run's mark on its temporary files
     todo = [replace(job, run_tag=tag) for job in todo]
-    if executor.executor == "ray":
-        yield from _run_ray(todo, executor)
-    else:
-        yield from _run_local(todo, executor, on_event)
+    made: set[str] = set()
+    try:
+        results = (
+            _run_ray(todo, executor) if executor.executor == "ray" else _run_local(todo, executor, on_event)
+        )
+        for result in results:
+            made.update(result.folders)
+            yield result
+    finally:
+        # Once no job runs: the template folders the jobs made and left empty (their
+        # encodes failed) go, deepest first; a folder holding anything stays.
+        remove_folders([Path(p) for p in sorted(made, key=lambda p: (p.count(os.sep), p))])
 
 
 def encode_many(*args: Any, **kwargs: Any) -> list[JobResult]:
