@@ -29,9 +29,11 @@ def read_header(fh: IO[bytes], label: str, what: str = "array") -> tuple[tuple[i
     ``HEADER_LIMIT`` bytes whatever the length field says, so it works on pipes and zip
     members alike.
     """
-    start = _read_exactly(fh, 8, label, what)
+    start = _read_upto(fh, 8)
     if start[:6] != MAGIC:
         raise InputDataError(f"{label}: not a valid .npy {what} (no .npy magic at its start)")
+    if len(start) < 8:
+        raise InputDataError(f"{label}: not a valid .npy {what} (it ends early)")
     version = (start[6], start[7])
     if version == (1, 0):
         width = 2
@@ -92,11 +94,19 @@ def _nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
 
 
 def _read_exactly(fh: IO[bytes], count: int, label: str, what: str) -> bytes:
+    data = _read_upto(fh, count)
+    if len(data) < count:
+        raise InputDataError(f"{label}: not a valid .npy {what} (it ends early)")
+    return data
+
+
+def _read_upto(fh: IO[bytes], count: int) -> bytes:
+    """``count`` bytes, or fewer where the stream ends first (pipes hand out pieces)."""
     chunks, got = [], 0
     while got < count:
         chunk = fh.read(count - got)
         if not chunk:
-            raise InputDataError(f"{label}: not a valid .npy {what} (it ends early)")
+            break
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
