@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -558,3 +559,50 @@ def test_batch_removes_the_template_folders_it_made_and_left_empty(tmp_path: Pat
     with av.open(str(tmp_path / "kept/good/x.mp4")) as container:
         levels = [float(f.to_ndarray(format="rgb24").mean()) for f in container.decode(video=0)]
     assert len(levels) == 5 and all(abs(g - 30 * i) < 3 for i, g in enumerate(levels)), levels
+
+
+def test_a_job_is_not_failed_for_another_jobs_dying_worker(tmp_path: Path) -> None:
+    """Job 0's worker is killed every time it starts, while job 1 runs beside it: job 0
+    fails after its tries (70), job 1, whose worker only the pool stopped, is retried
+    free and encodes (it used to be charged each time and failed with job 0)."""
+    from nvenc_cli.batch.run import iter_encode_many
+    from nvenc_cli.options import EncodeOptions
+
+    rng = np.random.default_rng(4)
+    victim = rng.integers(0, 256, (40, 240, 320, 3), dtype=np.uint8)
+    innocent = rng.integers(0, 256, (90, 240, 320, 3), dtype=np.uint8)
+    np.save(tmp_path / "victim.npy", victim)
+    np.save(tmp_path / "innocent.npy", innocent)
+    pids: dict[int, int] = {}
+    running: set[int] = set()  # jobs that reported progress since they last started
+    killed: list[int] = []
+
+    def on_event(kind: str, *values: object) -> None:
+        index = values[0]
+        if kind == "start":
+            pids[index] = values[1]  # type: ignore[index]
+            running.discard(index)  # type: ignore[arg-type]
+        elif kind == "progress":
+            running.add(index)  # type: ignore[arg-type]
+            # Job 0's worker dies only while job 1 is under way in the same pool.
+            if running >= {0, 1} and pids[0] not in killed and len(killed) < 3:
+                killed.append(pids[0])
+                running.clear()
+                os.kill(pids[0], signal.SIGKILL)
+
+    results = {
+        r.index: r
+        for r in iter_encode_many(
+            inputs=[str(tmp_path / "victim.npy"), str(tmp_path / "innocent.npy")],
+            output=str(tmp_path / "out" / "{stem}.mp4"),
+            options=EncodeOptions(preset="medium", batch_size=2),
+            workers=2,
+            on_event=on_event,
+        )
+    }
+    assert len(killed) == 3, killed
+    assert results[0].status == "failed" and results[0].exit_code == 70, results[0]
+    assert results[1].status == "ok", results[1].error
+    with av.open(str(tmp_path / "out" / "innocent.mp4")) as container:
+        assert len(list(container.decode(video=0))) == 90
+    assert not (tmp_path / "out" / "victim.mp4").exists()
