@@ -253,6 +253,10 @@ def source_timeline(source: Source, path: str | Timeline | None) -> Timeline | N
 
 def _rate_notice(source: Source, options: EncodeOptions) -> None:
     """Say where the frame rate came from when the file's metadata set (or lost) it."""
+    if source.rate_missing is not None and source.fps_hint is None and options.fps is None:
+        from nvenc_cli.options import DEFAULT_FPS
+
+        source.notices.append(f"{source.rate_missing}: {DEFAULT_FPS} fps used (-r sets the rate)")
     if source.fps_from is None or source.fps_hint is None:
         return
     if options.fps is None:
@@ -338,6 +342,8 @@ def run_source(
         progress=progress,
         audio=audio,
     )
+    if audio is not None:
+        source.notices.extend(audio.notices)
     return with_source_notices(result, source)
 
 

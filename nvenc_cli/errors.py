@@ -190,3 +190,19 @@ def tc_frames_type(frames: object) -> str:
 
 def tc_frame_rate(value: object) -> str:
     return f"frame_rate = {value!r} must be > 0."
+
+
+def out_of_resources(exc: BaseException) -> UnavailableError | None:
+    """The error the system's limits raise (too many open files, no memory) as the
+    unavailable resource it is (exit 69), not a bug: it can strike anywhere (a worker
+    pool's pipes, a decoder's thread), so it is recognised where failures are reported."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        scope = "this process" if exc.errno == errno.EMFILE else "the system"
+        return UnavailableError(
+            f"too many open files for {scope} (ulimit -n): raise the limit or run fewer workers (-j)"
+        )
+    if isinstance(exc, MemoryError):
+        return UnavailableError("out of memory: free some, or lower --batch-size / -j")
+    return None

@@ -187,10 +187,23 @@ def make_plan(
             f"alpha channel dropped: {choice.encoder} with {pixel_format} cannot carry it "
             f"(alpha needs {_ALPHA_HINT})"
         )
+    if container == "gif" and fps > _GIF_PLAYED:
+        notices.append(
+            f"gif at {float(fps):g} fps: frames of under 2 cs (faster than 50 fps) are shown for "
+            "10 cs by browsers and most players, so it plays slower than written; -r 50 or less "
+            "plays as written"
+        )
     if resize is not None:
         notices.append(
             f"frames resized from {info.width}x{info.height} to {resize[0]}x{resize[1]} ({resize[2]})"
         )
+        if info.depth > 8 and _format_depth(pixel_format) > 8:
+            # A documented limit: swscale scales 16-bit samples at about 14 bits, so even a
+            # flat colour may move by a few codes of 65535 (up to 4 measured; none at 8 bits).
+            notices.append(
+                "16-bit frames are resized at swscale's precision (about 14 bits): samples may "
+                "move by a few codes of 65535 (0.01 %), flat colours included"
+            )
     if geometry:
         verb = "padded (edge replication)" if geometry == "pad" else "cropped"
         notices.append(f"frame size {scaled.width}x{scaled.height} {verb} to {width}x{height}")
@@ -400,9 +413,23 @@ def _untagged_matrix(family: str, options: EncodeOptions) -> str | None:
     return "bt601"
 
 
+# GIF delays are 16-bit centiseconds; browsers and most players show delays under 2 cs
+# as 10 cs, so a GIF faster than 50 fps plays slower than it says.
+_GIF_SLOWEST = Fraction(100, 65535)
+_GIF_PLAYED = Fraction(50)
+
+
 def _check_fps(fps: Fraction, container: str) -> None:
     """Refuse rates whose frames the container's clock cannot tell apart (a file whose
     timestamps repeat is broken, not merely odd)."""
+    if container == "gif" and fps < _GIF_SLOWEST:
+        # A GIF frame's delay is a 16-bit count of centiseconds: longer ones would be
+        # clamped (or wrap, in other writers) to another time without a word.
+        raise UsageError(
+            f"frame rate {fps} fps is too slow for a gif file: a frame's delay is at most "
+            "655.35 s (65535 cs), so at least 100/65535 fps; use -r 100/65535 or faster, or "
+            "another container"
+        )
     limit = MAX_FPS.get(container)
     if limit is not None and fps > limit[0]:
         top, why = limit
@@ -548,6 +575,10 @@ def _check_gray_matrix(info: FrameInfo, pixel_format: str, color: ColorSpec) -> 
         )
 
 
+# MP4/MOV store each frame's duration (an stts delta) in 32 bits, read signed by FFmpeg.
+_MP4_MAX_DELTA = (1 << 31) - 1
+
+
 def _container_defaults(
     container: str, fps: Fraction, options: dict[str, str], clock: Clock | None = None
 ) -> dict[str, str]:
@@ -565,6 +596,18 @@ def _container_defaults(
     if clock is not None and container in ("mp4", "mov"):
         # The track's clock is the timestamps' own tick: every frame keeps its exact time.
         options = {**options, "video_track_timescale": str(clock.time_base.denominator)}
+    elif container in ("mp4", "mov") and fps < 1 and "video_track_timescale" not in options:
+        # Slower than a frame a second: the muxer's own track clock (at least 10,000 ticks
+        # a second) overflows its 32-bit frame durations and fails at the first write
+        # ("Not yet implemented"). The rate's numerator ticks a second count every frame
+        # exactly, fps.denominator ticks each.
+        if fps.denominator > _MP4_MAX_DELTA:
+            raise UsageError(
+                f"frame rate {fps} fps is too slow for {container}: a frame would last "
+                f"{fps.denominator} ticks of its clock, more than it can store; use -r with a "
+                "faster rate or an .mkv output"
+            )
+        options = {**options, "video_track_timescale": str(fps.numerator)}
     if container not in ("mp4", "mov") or "movie_timescale" in options:
         return options
     scale = fps.numerator if clock is None else clock.time_base.denominator

@@ -22,7 +22,7 @@ from typing import IO, Any, NoReturn
 
 import typer
 
-from nvenc_cli.errors import OutputError, UsageError, WriteError
+from nvenc_cli.errors import OutputError, UsageError, WriteError, out_of_resources
 
 PROGRESS_PERIOD = 0.5  # seconds between --progress blocks, ffmpeg's default -stats_period
 PROGRESS_KEYS = (
@@ -309,6 +309,9 @@ class Reporter:
         self._stop()
         if self.verbose:
             traceback.print_exception(exc, file=sys.stderr)
+        limit = out_of_resources(exc) if code == 70 else None
+        if limit is not None:
+            exc, code = limit, limit.exit_code
         exit_code = code if code is not None else getattr(exc, "exit_code", 1)
         message = str(exc) or type(exc).__name__
         if code == 70:

@@ -14,7 +14,9 @@ from __future__ import annotations
 # The C module, not ``signal``: that one builds enums on import, and these handlers go in
 # first thing at start-up, before anything slow.
 import _signal
+import _thread
 import os
+import sys
 from typing import Any
 
 from nvenc_cli.errors import Interrupted
@@ -50,6 +52,30 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise _interruption(signum)
 
 
+def _unraisable(unraisable: Any) -> None:
+    """Python drops an exception raised where C code called back into Python (an import
+    lock's or a weak reference's callback, a finalizer) and prints it as "Exception
+    ignored", and the run would go on to exit 0. An interruption dropped that way is sent
+    again a moment later, from another thread, so it is handled once that callback has
+    returned (sent from here it would be handled inside this hook, and dropped again)."""
+    global _first
+    if isinstance(unraisable.exc_value, Interrupted) and _first is not None:
+        signum, _first = _first, None
+        _thread.start_new_thread(_send_again, (signum,))
+        return
+    _previous_hook(unraisable)
+
+
+def _send_again(signum: int) -> None:
+    import time
+
+    time.sleep(0.001)
+    os.kill(os.getpid(), signum)
+
+
+_previous_hook = sys.unraisablehook
+
+
 def _interruption(signum: int) -> Interrupted:
     return Interrupted(_MESSAGES[signum], exit_code=exit_code(signum))
 
@@ -78,6 +104,7 @@ def install() -> None:
     """
     global _first
     _first = None
+    sys.unraisablehook = _unraisable
     for sig in handled():
         if sig == _XFSZ and _file_size_limited():
             _signal.signal(sig, _signal.SIG_IGN)

@@ -144,7 +144,7 @@ class ArrayAudio:
         self.path = label
         data = _as_numpy(samples, label)
         if data.ndim == 1:
-            data = data[None, :]
+            data = data.with_channel_axis() if isinstance(data, MemberSamples) else data[None, :]
         if data.ndim != 2:
             raise InputDataError(
                 f"{label}: audio samples must be (channels, samples) or (samples,), got {data.shape}"
@@ -193,6 +193,8 @@ class ArrayAudio:
         raise AssertionError("raw samples have no packets to copy")
 
     def close(self) -> None:
+        if isinstance(self.data, MemberSamples):
+            self.data.close()
         self.data = np.zeros((1, 0), np.float32)
 
 
@@ -271,8 +273,11 @@ def _check_range(
     data: np.ndarray, label: str, lenient: bool = False, warn: bool = True, stacklevel: int = 4
 ) -> bool:
     """Refuse, never clip silently: a float track outside [-1, 1] was scaled wrongly upstream."""
-    for offset in range(0, data.shape[1], 1 << 20):
-        chunk = data[:, offset : offset + (1 << 20)]
+    # Windows of at most ~4 MiB whatever the channel count (the samples may be read
+    # from a file as they are checked).
+    step = max(4096, (1 << 22) // (data.shape[0] * data.dtype.itemsize))
+    for offset in range(0, data.shape[1], step):
+        chunk = data[:, offset : offset + step]
         if not np.isfinite(chunk).all():
             bad = np.argwhere(~np.isfinite(chunk))[0]
             raise InputDataError(f"{label}: audio sample {offset + bad[1]} of channel {bad[0]} is not finite")
@@ -297,8 +302,8 @@ def _check_range(
     return False
 
 
-def _as_numpy(samples: Any, label: str) -> np.ndarray:
-    if isinstance(samples, np.ndarray):
+def _as_numpy(samples: Any, label: str) -> np.ndarray | MemberSamples:
+    if isinstance(samples, (np.ndarray, MemberSamples)):
         return samples
     if type(samples).__module__.startswith("torch"):
         tensor = samples.detach()
@@ -337,7 +342,13 @@ def open_array_audio(path: str, key: str | None, rate: int | None) -> ArrayAudio
                 if stored.size == 1:
                     rate = stored.reshape(()).item()
                     break
-    return ArrayAudio(load(key), rate, label)
+    samples = load(key)
+    try:
+        return ArrayAudio(samples, rate, label)
+    except BaseException:
+        if isinstance(samples, MemberSamples):
+            samples.close()
+        raise
 
 
 def _is_rate_key(key: str) -> bool:
@@ -347,26 +358,138 @@ def _is_rate_key(key: str) -> bool:
 def _plain(value: Any) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value
+    if isinstance(value, MemberSamples):
+        try:  # a rate entry: one value, read whole; anything longer is not a rate
+            return value.window(0, 1) if value.size == 1 else np.zeros(0)
+        finally:
+            value.close()
     if type(value).__module__.startswith("torch"):
         return value.detach().numpy()
     return np.asarray(value)
 
 
 def _npz_entries(path: str) -> tuple[list[str], Any]:
-    """Entry names of an .npz and a loader for one entry (members are read on demand)."""
+    """Entry names of an .npz and a loader for one entry (members are read on demand).
 
-    def load(name: str) -> Any:
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                return archive[name]
-        except Exception as exc:  # zipfile and numpy parse untrusted bytes
-            raise InputDataError(f"{path}[{name}]: not a readable array ({brief(exc)})") from None
+    An entry comes back as ``MemberSamples``: samples are read a window at a time while
+    they are checked and encoded, so neither a long track nor a small deflated file that
+    inflates to gigabytes is ever held whole.
+    """
+    import zipfile
 
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return list(archive.files), load
-    except Exception as exc:
+        with zipfile.ZipFile(path) as archive:
+            names = [m.filename for m in archive.infolist()]
+    except Exception as exc:  # zipfile parses untrusted bytes
         raise InputDataError(f"{path}: not a readable .npz archive ({brief(exc)})") from None
+    entries = [name.removesuffix(".npy") for name in names if name.endswith(".npy")]
+
+    def load(name: str) -> Any:
+        return MemberSamples(path, name)
+
+    return entries, load
+
+
+class MemberSamples:
+    """The samples of one ``.npz`` member, ``(C, S)`` or ``(S,)``, read by windows.
+
+    It offers what ``ArrayAudio`` uses of an array (``shape``, ``ndim``, ``dtype``,
+    ``size``, ``data[:, a:b]``), and reads only the asked window of each
+    channel (one open handle per channel, so a deflated member is inflated in order). The
+    header's promise is checked against the member's size in the zip directory before
+    anything is read.
+    """
+
+    def __init__(self, path: str, name: str) -> None:
+        import zipfile
+
+        from nvenc_cli.sources.npyheader import nbytes, read_header
+
+        self.label = label = f"{path}[{name}]"
+        self._handles: list[Any] = []
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except Exception as exc:
+            raise InputDataError(f"{path}: not a readable .npz archive ({brief(exc)})") from None
+        try:
+            self._member = self._zip.getinfo(f"{name}.npy")
+            with self._zip.open(self._member) as fh:
+                shape, self._fortran, self.dtype = read_header(fh, label)
+                self._offset = fh.tell()
+        except InputDataError:
+            self._zip.close()
+            raise
+        except Exception as exc:  # zipfile and numpy parse untrusted bytes
+            self._zip.close()
+            raise InputDataError(f"{label}: not a readable array ({brief(exc)})") from None
+        if self.dtype.hasobject:
+            self._zip.close()
+            raise InputDataError(f"{label}: holds Python objects (dtype {self.dtype}); nvenc refuses pickle")
+        need = nbytes(shape, self.dtype)
+        held = self._member.file_size - self._offset
+        if need > held:
+            self._zip.close()
+            raise InputDataError(
+                f"{label}: truncated: its header promises {need} bytes of samples, it holds {held}"
+            )
+        self._stored = shape
+        self.shape: tuple[int, ...] = shape
+        self.ndim = len(shape)
+        self.size = need // max(self.dtype.itemsize, 1)
+
+    def with_channel_axis(self) -> MemberSamples:
+        """``(S,)`` samples seen as one channel, ``(1, S)``, like ``data[None, :]``."""
+        self.shape, self.ndim = (1, *self._stored), 2
+        return self
+
+    def __getitem__(self, index: tuple[slice, slice]) -> np.ndarray:
+        rows, cols = index
+        if rows != slice(None) or cols.step is not None:
+            raise AssertionError("samples are read as data[:, a:b] windows")
+        start = max(cols.start or 0, 0)
+        stop = min(self.shape[-1] if cols.stop is None else cols.stop, self.shape[-1])
+        return self.window(start, max(stop - start, 0))
+
+    def window(self, start: int, count: int) -> np.ndarray:
+        """Samples ``start`` to ``start + count`` of every channel, shape ``(C, count)``."""
+        if count <= 0:
+            return np.zeros((self.shape[0] if self.ndim == 2 else 1, 0), self.dtype)
+        item = self.dtype.itemsize
+        if len(self._stored) <= 1 or self._fortran:
+            # One channel, or (C, S) stored column-major: samples interleaved by channel.
+            channels = 1 if len(self._stored) <= 1 else self._stored[0]
+            raw = self._read(0, self._offset + start * channels * item, count * channels * item)
+            values = np.frombuffer(raw, dtype=self.dtype)
+            return values.reshape(count, channels).T if channels > 1 else values.reshape(1, count)
+        channels, length = self._stored
+        rows = [
+            np.frombuffer(self._read(c, self._offset + (c * length + start) * item, count * item), self.dtype)
+            for c in range(channels)
+        ]
+        return np.stack(rows)
+
+    def _read(self, channel: int, position: int, count: int) -> bytes:
+        import zipfile
+        import zlib
+
+        try:
+            while len(self._handles) <= channel:
+                self._handles.append(self._zip.open(self._member))
+            fh = self._handles[channel]
+            if fh.tell() != position:
+                fh.seek(position)
+            data = fh.read(count)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+            raise InputDataError(f"{self.label}: corrupt samples ({brief(exc)})") from None
+        if len(data) != count:
+            raise InputDataError(f"{self.label}: the samples end early")
+        return data
+
+    def close(self) -> None:
+        for fh in self._handles:
+            fh.close()
+        self._handles = []
+        self._zip.close()
 
 
 def _pt_entries(path: str) -> tuple[list[str], Any]:

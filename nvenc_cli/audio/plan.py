@@ -117,7 +117,12 @@ def plan_audio(
     if container in codecs.SILENT_CONTAINERS:
         raise UsageError(f"{container} files cannot carry audio: add --no-audio or pick another container")
     from_input = origin == "input" and isinstance(audio, MediaAudio)
-    offset = (audio.video_start() + trim_start) if from_input else audio.start
+    # The input's own sound is cut where --start cuts its frames, whether it is a media
+    # file's track or samples stored beside the frames in an array file.
+    if origin == "input":
+        offset = (audio.video_start() if from_input else audio.start) + trim_start
+    else:
+        offset = audio.start
     changes = options.out_rate is not None or options.out_channels is not None or bool(options.bitrate)
     copyable = audio.codec is not None and codecs.can_copy(container, audio.codec)
     wants_copy = options.codec == codecs.COPY

@@ -14,11 +14,17 @@ from collections.abc import Iterator
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from nvenc_cli.audio.encoder import SampleEncoder, open_context, split
+from nvenc_cli.errors import InputDataError
 
 if TYPE_CHECKING:
     from nvenc_cli.audio.plan import AudioInput, AudioPlan
     from nvenc_cli.mux import Muxer
+
+# Raw float PCM codecs, whose copied packets are checked for NaN as decoded samples are.
+_FLOAT_PCM = {"pcm_f32le": "<f4", "pcm_f32be": ">f4", "pcm_f64le": "<f8", "pcm_f64be": ">f8"}
 
 # MP4/MOV store an edit list, so a copied packet that starts before 0 (AAC priming) keeps
 # its place there; other muxers would shift every stream to make it non-negative.
@@ -44,6 +50,8 @@ class AudioTrack:
         self._finished = False
         self.samples = 0  # samples in the output so far (re-encode)
         self.end_time = Fraction(0)  # output time the last packet reaches
+        self._read = 0  # samples per channel read from the input so far
+        self.clipped = 0  # float samples outside [-1, 1] an integer encoder clips
 
     # -- wiring --------------------------------------------------------------------------
     def attach(self, muxer: Muxer) -> None:
@@ -155,6 +163,7 @@ class AudioTrack:
                 self._held = packet
                 return out
             duration = packet.duration or 0
+            self._check_copied(packet)
             if rel < 0 and not self._keep_negative:
                 continue  # before the video's first frame, and the muxer has no edit list
             # (MP4/MOV keep it: an encoder's priming packet, which the edit list hides.)
@@ -163,6 +172,23 @@ class AudioTrack:
             packet.time_base = tb
             self.end_time = max(self.end_time, (rel + duration) * tb)
             out.append(packet)
+
+    def _check_copied(self, packet: Any) -> None:
+        """Raw float PCM copied as it is is still checked: NaN is refused in every
+        container (compressed codecs are copied without decoding them)."""
+        dtype = _FLOAT_PCM.get(self.source.codec or "")
+        if dtype is None:
+            return
+        values = np.frombuffer(bytes(packet), dtype=dtype)
+        finite = np.isfinite(values)
+        if not finite.all():
+            channels = max(getattr(self.source, "channels", 1) or 1, 1)
+            index = self._read + int(np.argmin(finite)) // channels
+            raise InputDataError(
+                f"{self.source.path}: audio sample {index} is not a number (NaN or infinity): "
+                "no encoder can carry it"
+            )
+        self._read += len(values) // max(getattr(self.source, "channels", 1) or 1, 1)
 
     def _encode(self, until: Fraction, final: bool) -> list[Any]:
         """Encode samples up to output sample ``until × rate`` exactly."""
@@ -195,6 +221,8 @@ class AudioTrack:
         if self._frames is None:
             self._frames = self.source.frames()
         frame = next(self._frames, None)
+        if frame is not None:
+            self._check_values(frame, encoder)
         if frame is None:
             self._exhausted = True
             self._ready.extend(encoder.resample(None))
@@ -206,6 +234,38 @@ class AudioTrack:
         self._ready.extend(encoder.resample(frame))
         self._drop_skipped()
         return True
+
+    def _check_values(self, frame: Any, encoder: SampleEncoder) -> None:
+        """Float samples must be finite whatever the container (encoders differ: AAC
+        fails, Opus encodes NaN as noise), and those outside [-1, 1] are counted when the
+        encoder's samples are integers (FLAC, PCM, ALAC clip them), so the run can say so."""
+        kind = frame.format.name.rstrip("p")
+        if kind not in ("flt", "dbl"):
+            self._read += frame.samples
+            return
+        data = frame.to_ndarray()
+        channels = 1 if frame.format.is_planar else len(frame.layout.channels)
+        finite = np.isfinite(data)
+        if not finite.all():
+            where = np.argwhere(~finite)[0]
+            index = self._read + (int(where[1]) if channels == 1 else int(where[1]) // channels)
+            raise InputDataError(
+                f"{self.source.path}: audio sample {index} is not a number (NaN or infinity): "
+                "no encoder can carry it"
+            )
+        if encoder.format.rstrip("p") not in ("flt", "dbl"):
+            self.clipped += int(np.count_nonzero(np.abs(data) > 1.0))
+        self._read += frame.samples
+
+    @property
+    def notices(self) -> list[str]:
+        """What the track changed on the way, for the run's report."""
+        if not self.clipped:
+            return []
+        return [
+            f"audio: {self.clipped} samples of {self.source.path} outside [-1, 1] were clipped to "
+            f"[-1, 1] by {self.plan.encoder} (it stores integer samples)"
+        ]
 
     def _place_start(self, frame: Any, encoder: SampleEncoder) -> None:
         """Line the first frame up with the video: drop what comes before output time 0,

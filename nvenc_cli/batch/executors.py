@@ -47,6 +47,30 @@ def cores_per_worker(workers: int) -> int:
     return max(1, available_cores() // max(1, workers))
 
 
+# File descriptors a pool takes: its pipes and queues, then a few per worker (its
+# sentinel and queue ends) beyond what each encode opens in its own process.
+_POOL_DESCRIPTORS, _WORKER_DESCRIPTORS = 16, 4
+
+
+def _check_descriptors(workers: int) -> None:
+    """Refuse up front (69, one line) a pool the open-file limit cannot hold: failing
+    half-way through making it leaves the pieces already made (semaphores) behind, which
+    Python then reports on standard error at exit."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        used = len(os.listdir("/proc/self/fd"))
+    except OSError:  # no /proc: nothing to count with, the pool's own error will tell
+        return
+    need = _POOL_DESCRIPTORS + _WORKER_DESCRIPTORS * workers
+    if soft != resource.RLIM_INFINITY and soft - used < need:
+        raise UnavailableError(
+            f"too many open files for this process (ulimit -n is {soft}, {used} in use; {workers} "
+            f"worker(s) need about {need} more): raise the limit or run fewer workers (-j)"
+        )
+
+
 class LocalExecutor:
     """A process pool whose workers import nvenc once and then take job after job.
 
@@ -62,6 +86,7 @@ class LocalExecutor:
         from nvenc_cli.batch import worker
 
         self.workers = workers
+        _check_descriptors(workers)
         context = pool_context()
         start_workers_early()  # a no-op when the CLI has started it already
         # No cross-process lock anywhere: a worker killed while holding one (SIGKILL, the
@@ -71,6 +96,7 @@ class LocalExecutor:
         self._stop = context.RawValue("i", 0)
         self._on_event = on_event
         self._pids: set[int] = set()
+        self._workers: dict[int, Any] = {}  # pid -> the pool's process object, once it ran a job
         self._lock = threading.Lock()
         with main_kept_from_workers():
             self._pool = ProcessPoolExecutor(
@@ -100,9 +126,34 @@ class LocalExecutor:
             if kind == "hello":
                 with self._lock:
                     self._pids.add(values[0])
-            elif self._on_event is not None:
+                continue
+            if kind == "start":
+                self._keep_process(values[1])
+            if self._on_event is not None:
                 with contextlib.suppress(Exception):  # a display error must not stop the run
                     self._on_event(kind, *values)
+
+    def _keep_process(self, pid: int) -> None:
+        """Hold on to the worker's process object: once the pool breaks it forgets its
+        workers, and their exit codes are what tells the worker that died from the ones
+        the pool stopped after it."""
+        processes = getattr(self._pool, "_processes", None) or {}
+        with self._lock:
+            if pid in processes:
+                self._workers[pid] = processes[pid]
+
+    def died_alone(self) -> set[int]:
+        """After the pool broke: the workers that died of something else than the SIGTERM
+        the pool sends every other worker once one has died (a worker stopped that way
+        exits 143 from an encode, or with SIGTERM's own code when idle)."""
+        with self._lock:
+            workers = dict(self._workers)
+        dead = set()
+        for pid, process in workers.items():
+            process.join(timeout=5)
+            if process.exitcode is not None and process.exitcode not in (143, -signal.SIGTERM):
+                dead.add(pid)
+        return dead
 
     def interrupt(self) -> None:
         """Stop every worker: queued jobs are not started, running ones unwind (their
@@ -248,6 +299,28 @@ class RayExecutor:
         ref = task.remote(job, self._cpus, file_key(job.output))
         self._refs.append(ref)
         return ref.future()
+
+    def _keep_process(self, pid: int) -> None:
+        """Hold on to the worker's process object: once the pool breaks it forgets its
+        workers, and their exit codes are what tells the worker that died from the ones
+        the pool stopped after it."""
+        processes = getattr(self._pool, "_processes", None) or {}
+        with self._lock:
+            if pid in processes:
+                self._workers[pid] = processes[pid]
+
+    def died_alone(self) -> set[int]:
+        """After the pool broke: the workers that died of something else than the SIGTERM
+        the pool sends every other worker once one has died (a worker stopped that way
+        exits 143 from an encode, or with SIGTERM's own code when idle)."""
+        with self._lock:
+            workers = dict(self._workers)
+        dead = set()
+        for pid, process in workers.items():
+            process.join(timeout=5)
+            if process.exitcode is not None and process.exitcode not in (143, -signal.SIGTERM):
+                dead.add(pid)
+        return dead
 
     def interrupt(self) -> None:
         """Cancel every task: a running one gets KeyboardInterrupt and unwinds its encode."""

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from nvenc_cli.batch.executors import EventSink, LocalExecutor, RayExecutor, default_workers
@@ -24,6 +25,7 @@ from nvenc_cli.batch.worker import (
     failed,
     file_key,
     redo_over_own_output,
+    remove_folders,
     remove_stale_temporaries,
 )
 from nvenc_cli.encoding import InputOptions
@@ -198,10 +200,18 @@ def iter_encode_many(
         return
     tag = secrets.token_hex(4)  # this run's mark on its temporary files
     todo = [replace(job, run_tag=tag) for job in todo]
-    if executor.executor == "ray":
-        yield from _run_ray(todo, executor)
-    else:
-        yield from _run_local(todo, executor, on_event)
+    made: set[str] = set()
+    try:
+        results = (
+            _run_ray(todo, executor) if executor.executor == "ray" else _run_local(todo, executor, on_event)
+        )
+        for result in results:
+            made.update(result.folders)
+            yield result
+    finally:
+        # Once no job runs: the template folders the jobs made and left empty (their
+        # encodes failed) go, deepest first; a folder holding anything stays.
+        remove_folders([Path(p) for p in sorted(made, key=lambda p: (p.count(os.sep), p))])
 
 
 def encode_many(*args: Any, **kwargs: Any) -> list[JobResult]:
@@ -213,12 +223,12 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
     """The local pool; when a worker dies (which breaks a ``ProcessPoolExecutor`` and
     fails all its pending futures), a fresh pool takes the jobs that are left."""
     workers = min(opts.workers or default_workers(), len(todo))
-    started: set[int] = set()
+    started: dict[int, int] = {}  # job index -> the pid of the worker running it
     starts = [0]  # jobs started, retries included
 
     def note(kind: str, *values: Any) -> None:
         if kind == "start":
-            started.add(values[0])
+            started[values[0]] = values[1]
             starts[0] += 1
         if on_event is not None:
             on_event(kind, *values)
@@ -237,6 +247,7 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
         executor = LocalExecutor(workers, verbose=opts.verbose, on_event=note)
         futures: dict[Future[JobResult], JobSpec] = {executor.submit(job): job for job in pending}
         pending, broken = [], False
+        culprits: set[int] | None = None
         try:
             while futures:
                 done, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -246,7 +257,9 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
                         yield future.result()
                     except BrokenProcessPool:
                         broken = True
-                        attempts[job.index] += job.index in started
+                        if culprits is None:
+                            culprits = executor.died_alone()
+                        attempts[job.index] += _charged(job.index, started, culprits)
                         if attempts[job.index] >= WORKER_ATTEMPTS:
                             yield failed(job, 70, "its worker process died (killed or out of memory)")
                         else:
@@ -265,6 +278,17 @@ def _run_local(todo: list[JobSpec], opts: ExecutorOptions, on_event: EventSink |
         # Only now are the old workers gone: a job whose attempt was still putting its
         # output in place when the pool broke is seen as finished, and redone over it.
         pending = [redo_over_own_output(job, before[job.index]) for job in pending]
+
+
+def _charged(index: int, started: dict[int, int], culprits: set[int]) -> bool:
+    """Whether job ``index`` is charged a try for the pool that broke: only when its own
+    worker died. A job whose worker the pool stopped because another one died is retried
+    free; when no worker is known to have died on its own (one killed with SIGTERM looks
+    like those the pool stopped), every job that was running is charged, so a job that
+    keeps killing its worker still ends."""
+    if index not in started:
+        return False
+    return not culprits or started[index] in culprits
 
 
 def _run_ray(todo: list[JobSpec], opts: ExecutorOptions) -> Iterator[JobResult]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nvenc_cli.batch.jobs import JobSpec
-from nvenc_cli.errors import Interrupted, NvencError, OutputError
+from nvenc_cli.errors import Interrupted, NvencError, OutputError, out_of_resources
 
 CORES_ENV = "NVENC_CORES"
 PROGRESS_PERIOD = 0.25  # seconds between a worker's progress messages for one job
@@ -39,6 +39,9 @@ class JobResult:
     error: str | None = None
     report: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: folders this job's output template made (deepest last): the run removes those
+    #: left empty once every job is done
+    folders: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -65,21 +68,35 @@ def run_job(job: JobSpec, progress: Callable[[int, int | None], None] | None = N
     from nvenc_cli.report import json_report
 
     started = time.monotonic()
+    made: list[Path] = []
     try:
-        make_folder(job.output)
+        made = make_folder(job.output)
         set_run_tag(job.run_tag)
         try:
             result = encode_path(job.input, job.output, job.options, job.inputs, progress=progress)
         finally:
             set_run_tag("")
     except Interrupted:
+        remove_folders(made)
         raise
     except NvencError as exc:
-        return failed(job, exc.exit_code, str(exc) or type(exc).__name__)
+        return _with_folders(failed(job, exc.exit_code, str(exc) or type(exc).__name__), made)
     except Exception as exc:  # a bug must cost its job, not the run
-        return failed(job, 70, f"internal error: {type(exc).__name__}: {exc}")
+        limit = out_of_resources(exc)
+        if limit is not None:
+            return _with_folders(failed(job, limit.exit_code, str(limit)), made)
+        return _with_folders(failed(job, 70, f"internal error: {type(exc).__name__}: {exc}"), made)
     report = json_report(job.input, job.output, result)
-    return JobResult(job.index, job.input, job.output, "ok", 0, None, report, time.monotonic() - started)
+    return JobResult(
+        job.index, job.input, job.output, "ok", 0, None, report, time.monotonic() - started,
+        tuple(map(str, made)),
+    )  # fmt: skip
+
+
+def _with_folders(result: JobResult, made: list[Path]) -> JobResult:
+    """A failed job's result, naming the folders it made: they are not removed here,
+    where another job running now may be about to write into one of them."""
+    return replace(result, folders=tuple(map(str, made)))
 
 
 def make_folder(output: str) -> list[Path]:

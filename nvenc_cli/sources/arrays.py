@@ -26,6 +26,7 @@ from nvenc_cli.errors import InputDataError, InputMissingError, UsageError, brie
 from nvenc_cli.sources.base import Source
 from nvenc_cli.sources.buffers import WindowBuffers
 from nvenc_cli.sources.layout import Layout, detect_layout, dtype_depth, frame_info, to_nhwc
+from nvenc_cli.sources.npyheader import read_header, read_small_array
 
 _MADV_DONTNEED = 4
 _WINDOW_BYTES = 128 << 20
@@ -161,21 +162,10 @@ class _NpyStream:
     def __init__(self, fh: IO[bytes], size: int, label: str) -> None:
         self.fh, self.label = fh, label
         try:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            elif version in ((2, 0), (3, 0)):
-                # 3.0 is 2.0 with a UTF-8 header (for non-ASCII field names); a frame
-                # array's header is ASCII, which both decodings read alike.
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-            else:
-                raise InputDataError(
-                    f"{label}: .npy format version {version[0]}.{version[1]} is not one numpy "
-                    "writes (1.0, 2.0, 3.0)"
-                )
+            shape, fortran, dtype = read_header(fh, label)
         except InputDataError:
             raise
-        except Exception as exc:  # a parser of untrusted bytes: any failure means corrupt
+        except Exception as exc:  # the reads of untrusted bytes: CRC, inflate errors
             raise InputDataError(f"{label}: not a valid .npy array ({brief(exc)})") from None
         if dtype.hasobject:
             raise InputDataError(
@@ -404,7 +394,7 @@ def _timestamps_member(archive: zipfile.ZipFile, key: str | None) -> tuple[str, 
             raise InputDataError(f"its {name!r} entry holds more values than any video's frames")
         try:
             with archive.open(member) as fh:
-                return name, np.lib.format.read_array(fh, allow_pickle=False)
+                return name, read_small_array(fh, name, member.file_size, VECTOR_LIMIT)
         except Exception:
             return name, None
     return None
@@ -414,10 +404,7 @@ def _member_shape(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[in
     """A member's array shape from its .npy header alone (nothing else is inflated)."""
     try:
         with archive.open(member) as fh:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                return tuple(np.lib.format.read_array_header_1_0(fh)[0])
-            return tuple(np.lib.format.read_array_header_2_0(fh)[0])
+            return read_header(fh, member.filename)[0]
     except Exception:  # not an array: never the frames; a pick by --key reports it
         return ()
 
@@ -428,7 +415,7 @@ def _scalar(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> float | int | 
         return None
     try:
         with archive.open(member) as fh:
-            value = np.lib.format.read_array(fh, allow_pickle=False)
+            value = read_small_array(fh, member.filename, member.file_size, 4096)
     except Exception:
         return None
     if value.size != 1 or value.dtype.kind not in "iuf":
@@ -464,6 +451,13 @@ class TorchSource(ArraySource):
             self._take_timestamps(self._frames.timestamps)
             return
         loaded, self._mapped = _torch_load(path)
+        if not self._mapped:
+            # A documented limit: torch has no way to read these a window at a time, so
+            # the memory they take grows with the file (up to INFLATE_LIMIT, checked above).
+            self.notices.append(
+                f"{os.path.getsize(path):,} bytes loaded into memory whole: a legacy (non-zip) or "
+                "compressed .pt cannot be streamed; save it with torch.save(frames) to stream it"
+            )
         picked, parent = _pick_tensor(loaded, key, path)
         if isinstance(picked, list):  # a list of frames: stacked a window at a time
             from nvenc_cli.sources.sequence import FrameList

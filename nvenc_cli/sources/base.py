@@ -31,6 +31,9 @@ class Source(ABC):
     fps_hint: Fraction | None = None
     #: where ``fps_hint`` came from when it is file metadata worth a notice (``fps`` entry).
     fps_from: str | None = None
+    #: why the input has no rate of its own (a y4m ``F0:0``, a raw stream without timing),
+    #: said in a notice when ``-r`` does not give one
+    rate_missing: str | None = None
     name: str = ""
 
     def __init__(self) -> None:

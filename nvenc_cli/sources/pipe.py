@@ -23,6 +23,7 @@ from nvenc_cli.errors import InputDataError, InputMissingError, UsageError, brie
 from nvenc_cli.sources.base import Source
 from nvenc_cli.sources.buffers import WindowBuffers
 from nvenc_cli.sources.layout import Layout, detect_layout, dtype_depth, frame_info, to_nhwc
+from nvenc_cli.sources.npyheader import read_header
 
 _NPY_MAGIC = b"\x93NUMPY"
 _SNIFF = 64
@@ -107,6 +108,9 @@ class _Peeked(io.RawIOBase):
     def __init__(self, head: bytes, stream: IO[bytes]) -> None:
         super().__init__()
         self._head, self._stream = head, stream
+        #: the sniffed bytes, and every byte handed on so far: at the end of the stream
+        #: a reader can tell how much it was sent (a y4m cut inside a frame)
+        self.sniffed, self.consumed = head, 0
 
     def readable(self) -> bool:
         return True
@@ -117,8 +121,11 @@ class _Peeked(io.RawIOBase):
             n = min(len(view), len(self._head))
             view[:n] = self._head[:n]
             self._head = self._head[n:]
+            self.consumed += n
             return n
-        return self._stream.readinto(view) or 0
+        n = self._stream.readinto(view) or 0
+        self.consumed += n
+        return n
 
 
 def _read_full(stream: IO[bytes], view: memoryview) -> int:
@@ -255,11 +262,9 @@ class NpyPipeSource(Source):
         super().__init__()
         self.name, self._stream, self._owned = name, stream, owned
         try:
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+            shape, fortran, dtype = read_header(stream, name, "stream")
+        except InputDataError:
+            raise
         except Exception as exc:  # a parser of untrusted bytes: any failure means corrupt
             raise InputDataError(f"{name}: not a valid .npy stream ({brief(exc)})") from None
         if dtype.hasobject:

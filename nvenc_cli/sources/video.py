@@ -23,6 +23,8 @@ VIDEO_EXTENSIONS = (
 # Formats whose frames carry no time of their own (one rate for the whole stream): no
 # second pass over them looking for a variable rate (a 1080p y4m is 3 MB a frame).
 _CONSTANT_RATE_FORMATS = frozenset({"yuv4mpegpipe", "rawvideo", "image2", "image2pipe"})
+# Bare elementary streams: no container, so no rate but what the bitstream's timing says.
+_ELEMENTARY_FORMATS = frozenset({"h264", "hevc", "vvc", "mpegvideo", "m4v", "cavsvideo"})
 
 
 class VideoSource(Source):
@@ -37,6 +39,7 @@ class VideoSource(Source):
         import av
 
         self.name = path
+        self._file = file
         #: a stream to close with the container (a FIFO the pipe reader opened).
         self.also_close: IO[bytes] | None = None
         try:
@@ -74,9 +77,9 @@ class VideoSource(Source):
         self._stream = stream
         self._rgb = ("rgba64le" if alpha else "rgb48le") if deep else ("rgba" if alpha else "rgb24")
         self.info = FrameInfo(ctx.width, ctx.height, 4 if alpha else 3, 16 if deep else 8)
-        rate = stream.average_rate or stream.guessed_rate
-        self.fps_hint = Fraction(rate) if rate else None
+        self.fps_hint = self._own_rate(stream)
         self._frames = int(stream.frames) or None
+        self._declared_end = _declared_end(self._container, stream)
         #: counter-clockwise degrees the input is displayed at (its display matrix), and
         #: its sample aspect ratio when pixels are not square: the plan carries both.
         self.rotation = 0
@@ -92,6 +95,42 @@ class VideoSource(Source):
         self._first = self._peek()
         if self._first is not None:
             self.rotation = round(self._first.rotation or 0) % 360
+
+    def _own_rate(self, stream: Any) -> Fraction | None:
+        """The rate the input itself gives, never one FFmpeg made up: its demuxers put 25
+        fps on a y4m whose header says ``F0:0`` and on a raw H.264/HEVC stream (where
+        the rate, if any, is the SPS timing the decoder reads). Without one, ``rate_missing``
+        says why and the documented default applies, with a notice."""
+        kind = self._container.format.name
+        if kind == "yuv4mpegpipe":
+            head = self._head()
+            fields = head.split(b"\n", 1)[0].split()[1:] if head else []
+            given = [f[1:] for f in fields if f.startswith(b"F")]
+            parts = given[0].split(b":") if given else []
+            if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+                said = f"F{given[0].decode('ascii', 'replace')}" if given else "no F field"
+                self.rate_missing = f"{self.name}: its y4m header gives no frame rate ({said})"
+                return None
+            return Fraction(int(parts[0]), int(parts[1]))
+        if kind in _ELEMENTARY_FORMATS:
+            timing = stream.codec_context.framerate
+            if timing and timing > 0:
+                self.fps_from = "the stream's own timing (SPS)"
+                return Fraction(timing)
+            self.rate_missing = f"{self.name}: a raw {kind} stream without timing information"
+            return None
+        rate = stream.average_rate or stream.guessed_rate
+        return Fraction(rate) if rate else None
+
+    def _head(self) -> bytes:
+        """The input's first bytes (a y4m header), from the file or the pipe's sniffed start."""
+        if self._file is None:
+            try:
+                with open(self.name, "rb") as fh:
+                    return fh.read(4096)
+            except OSError:
+                return b""
+        return getattr(getattr(self._file, "raw", self._file), "sniffed", b"")
 
     def _keep_variable_rate(self, path: str) -> None:
         """A variable-rate video keeps its frames' times: they are read from its packets
@@ -171,9 +210,11 @@ class VideoSource(Source):
         frames = self._decoded if self._first is None else itertools.chain([self._first], self._decoded)
         self._first = None
         damaged: list[int] = []
+        end: Fraction | None = None
         try:
             for frame in frames:
                 timing.see(index, frame.pts)  # type: ignore[attr-defined]
+                end = _frame_end(frame, self._stream, self.fps_hint)
                 if frame.is_corrupt:  # type: ignore[attr-defined]
                     damaged.append(index)
                 if index >= start:
@@ -187,7 +228,10 @@ class VideoSource(Source):
         if batch:
             yield self._window(batch)
         self._notice_damage(index, damaged)
-        note = timing.notice(self.name) if self.timeline is None else None
+        self._check_cut(index, end)
+        # Without a rate of its own the input's times are FFmpeg's invention: nothing to keep.
+        timed = self.timeline is None and self.rate_missing is None
+        note = timing.notice(self.name) if timed else None
         if note:
             self.notices.append(note)
 
@@ -203,6 +247,54 @@ class VideoSource(Source):
                 f"{self.name}: its header promises {self._frames} frames, {decoded} could be decoded "
                 "(damaged or missing data was skipped)"
             )
+
+    def _check_cut(self, decoded: int, end: Fraction | None) -> None:
+        """Refuse a y4m whose last frame is cut off (FFmpeg drops the partial frame without
+        a word), as a raw or ``.npy`` stream cut inside a frame is refused; say when a file's
+        frames end well before the duration its header gives (a download or copy cut
+        short): its whole frames are encoded, as a file missing frames its header counts."""
+        if self.limit is not None:
+            return
+        if self._container.format.name == "yuv4mpegpipe":
+            partial = self._y4m_partial(decoded)
+            if partial is not None:
+                got, whole = partial
+                raise InputDataError(
+                    f"{self.name}: the y4m stream ends inside frame {decoded} ({got} of its {whole} "
+                    "bytes): it was cut off"
+                )
+            return
+        declared, rate = self._declared_end, self.fps_hint
+        if declared is None or end is None or not rate or (self._frames and decoded < self._frames):
+            return
+        if declared - end > Fraction(3, 2) / rate:
+            self.notices.append(
+                f"{self.name}: its frames end at {float(end):.3f} s, its header says "
+                f"{float(declared):.3f} s: the file looks cut short ({decoded} frames could be "
+                "decoded, the rest is missing)"
+            )
+
+    def _y4m_partial(self, decoded: int) -> tuple[int, int] | None:
+        """(bytes of the cut-off frame, bytes of a whole one) when a y4m stream ended inside
+        a frame, else None. Counts what was read: the file's size, or the pipe's bytes."""
+        import av
+
+        if self._file is None:
+            total = os.path.getsize(self.name) if os.path.isfile(self.name) else None
+        else:
+            total = getattr(getattr(self._file, "raw", self._file), "consumed", None)
+        head = self._head()
+        if total is None or b"\n" not in head:
+            return None
+        ctx = self._stream.codec_context
+        try:
+            fmt = av.VideoFormat(ctx.format.name, ctx.width, ctx.height)
+        except (ValueError, AttributeError):
+            return None
+        planes = {c.plane: c.width * c.height * ((c.bits + 7) // 8) for c in fmt.components}
+        whole = sum(planes.values())
+        left = total - (head.index(b"\n") + 1) - decoded * (len(b"FRAME\n") + whole)
+        return (max(left - len(b"FRAME\n"), 0), whole) if 0 < left < len(b"FRAME\n") + whole else None
 
     def _window(self, batch: list) -> Any:
         if self.passthrough:
@@ -233,6 +325,34 @@ class VideoSource(Source):
         self._container.close()
         if self.also_close is not None:
             self.also_close.close()
+
+
+def _declared_end(container: Any, stream: Any) -> Fraction | None:
+    """Where the video stream's header says it ends, in seconds from its start: the
+    stream's duration, else the DURATION tag Matroska muxers write, else the file's
+    duration when the video is its only stream (a longer sound track would not count)."""
+    if stream.duration and stream.time_base:
+        return stream.duration * Fraction(stream.time_base)
+    tag = (stream.metadata or {}).get("DURATION")
+    if tag:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return (int(hours) * 3600 + int(minutes) * 60) + Fraction(seconds)
+        except ValueError:
+            return None
+    if len(container.streams) == 1 and container.duration:
+        return Fraction(container.duration, 1_000_000)
+    return None
+
+
+def _frame_end(frame: Any, stream: Any, rate: Fraction | None) -> Fraction | None:
+    """Where a decoded frame ends, in seconds from the stream's start (None: untimed)."""
+    if frame.pts is None or not stream.time_base:
+        return None
+    base = Fraction(stream.time_base)
+    start = stream.start_time or 0
+    length = frame.duration * base if frame.duration else (1 / rate if rate else Fraction(0))
+    return (frame.pts - start) * base + length
 
 
 class _Timing:
