@@ -3,6 +3,7 @@
 Reading (file I/O, image decode), colour conversion (swscale or CUDA) and encoding
 (libx264/NVENC) all release the GIL, so running them on three threads keeps both cores
 busy; queues of two windows keep memory to a handful of batches whatever the input size.
+A clip known to be small (``INLINE_PIXELS``) runs the same steps on the calling thread.
 """
 
 from __future__ import annotations
