@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed
 DEMO_VENV ?= .venv-demo
 DEMO_STAMP := $(DEMO_VENV)/.installed
 
-.PHONY: all install bytecode demo test lint man docs gpu-check bench bench-quick bench-throughput bench-many bench-memory clean
+.PHONY: all install bytecode demo test lint man docs gpu-check bench bench-quick bench-throughput bench-many bench-clips bench-memory clean
 
 all: test
 
@@ -81,6 +81,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: install $(BENCH_STAMP)
 	$(PY) bench/bench.py --cases
 	$(PY) bench/bench.py --many
+	$(PY) bench/clips.py
 
 # The same cases, shorter clips, 2 rounds (about 3 minutes on 2 cores).
 bench-quick: install $(BENCH_STAMP)
@@ -93,6 +94,10 @@ bench-throughput: install $(BENCH_STAMP)
 # Many short clips in one run (-j 2) against xargs -P2 ffmpeg and shell loops.
 bench-many: install $(BENCH_STAMP)
 	$(PY) bench/bench.py --many
+
+# Many small clips in one Python process: VideoEncoder (waiting, and wait=False) vs torchcodec.
+bench-clips: install $(BENCH_STAMP)
+	$(PY) bench/clips.py
 
 bench-memory: install $(BENCH_STAMP)
 	$(PY) bench/bench.py --memory

@@ -3,6 +3,7 @@
 Reading (file I/O, image decode), colour conversion (swscale or CUDA) and encoding
 (libx264/NVENC) all release the GIL, so running them on three threads keeps both cores
 busy; queues of two windows keep memory to a handful of batches whatever the input size.
+A clip known to be small (``INLINE_PIXELS``) runs the same steps on the calling thread.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int | None], None]
 _QUEUE_DEPTH = 2
 _DONE = object()
+# Clips of at most this many pixels in all (e.g. 64 frames of 256x256) are read,
+# converted and encoded on the calling thread; see ``_inline``.
+INLINE_PIXELS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -316,6 +320,8 @@ def run(
     """Encode every window of ``batches`` (NHWC arrays/tensors) into ``dest``, with the
     ``audio`` track (if any) muxed beside it."""
     job = Job(plan, dest, overwrite, audio)
+    if _inline(plan, total):
+        return _run_inline(job, batches, total, progress)
     stop = threading.Event()
     read_q: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)
     conv_q: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)
@@ -345,6 +351,35 @@ def run(
         for worker in workers:
             worker.join(timeout=5)
     return result
+
+
+def _inline(plan: EncodePlan, total: int | None) -> bool:
+    """Whether a clip is small enough to gain nothing from the reader/converter threads.
+
+    For a short, small clip (a training sample: 16 frames of 256x256) reading and
+    converting take a few milliseconds, so there is little to overlap, while the two
+    threads' start and the hand-offs between three threads cost each clip time: on a
+    machine whose cores are busy every hand-off waits for the next thread to be
+    scheduled. The same windows reach the same session in the same order either way, so
+    the output is the same bytes.
+    """
+    return total is not None and total * plan.width * plan.height <= INLINE_PIXELS
+
+
+def _run_inline(job: Job, batches: Iterable[Any], total: int | None, progress: Progress | None) -> Result:
+    """``run`` without threads: each window is converted and encoded as it is read."""
+    try:
+        start = 0
+        for data in batches:
+            count = int(data.shape[0])
+            job.encode(job.convert(data, start), count)
+            start += count
+            if progress is not None:
+                progress(job.frames, total)
+        return job.finish()
+    except BaseException:
+        job.abort()
+        raise
 
 
 class _Failure:

@@ -3,13 +3,15 @@
 ``video``: torchcodec's ``VideoEncoder`` and nvenc's streaming ``VideoWriter``/``open_writer``;
 ``encoder``: torchcodec's multi-stream ``Encoder`` (``VideoStream``, ``AudioStream``);
 ``audio``: torchcodec's ``AudioEncoder``; ``oneshot``: ``encode()``/``encode_batch()``, the
-CLI's encode in process. All are re-exported here (as is ``encode_many``,
+CLI's encode in process; ``background``: the pool behind ``wait=False``
+(``set_background``). All are re-exported here (as is ``encode_many``,
 from ``nvenc_cli.batch``), so ``nvenc_cli.api`` stays the one import path.
 """
 
 from __future__ import annotations
 
 from nvenc_cli.api.audio import AudioEncoder
+from nvenc_cli.api.background import set_background
 from nvenc_cli.api.encoder import AudioStream, Encoder, VideoStream
 from nvenc_cli.api.image import JpegEncoder, PngEncoder, write_image_sequence
 from nvenc_cli.api.oneshot import encode, encode_batch
@@ -41,6 +43,7 @@ __all__ = [
     "iter_encode_many",
     "open_writer",
     "python_spelling",
+    "set_background",
     "warn_ignored",
     "write_image_sequence",
 ]

@@ -21,11 +21,12 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nvenc_cli.encoding import check_output
 from nvenc_cli.errors import (
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = ["VideoEncoder", "VideoWriter", "api_errors", "open_writer", "python_spelling", "warn_ignored"]
 
+_T = TypeVar("_T")
 Frames = Any  # torch.Tensor or numpy.ndarray; kept loose so numpy users need no torch
 
 
@@ -192,6 +194,15 @@ def _timeline(timestamps: Any, frames: int) -> Any:
     timeline = Timeline.of(timestamps)
     timeline.check_count(frames, "frames")
     return timeline
+
+
+def _run(job: Callable[[], _T], wait: bool) -> _T | Future[_T]:
+    """``job()`` now (``wait=True``), or on the background pool, returning its future."""
+    if _flag("wait", wait):
+        return job()
+    from nvenc_cli.api.background import background
+
+    return background().submit(job)
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -339,7 +350,8 @@ class VideoEncoder:
         crop: bool = False,
         resize: tuple[int, int] | str | None = None,
         overwrite: bool = True,
-    ) -> None:
+        wait: bool = True,
+    ) -> Future[None] | None:
         """Encode the frames into the file ``dest``; its extension picks the container.
 
         Args:
@@ -364,15 +376,25 @@ class VideoEncoder:
                 Lanczos when growing; the colour rules follow the new size.
             overwrite: replace an existing ``dest`` (default, as torchcodec does); with
                 ``False`` an existing file raises ``OSError``.
+            wait: ``True`` (default, as torchcodec): return when the file is written.
+                ``False``: return a ``concurrent.futures.Future`` at once and encode on a
+                background thread (see :func:`nvenc_cli.api.set_background`); its
+                ``result()`` is ``None`` or raises what this call would have raised. The
+                frames are read while it runs: do not change them in place until it is
+                done. When too many encodes are pending, the call waits for a slot.
 
         The file appears only once complete; on any error nothing is left behind.
         """
-        with _api_errors():
-            _check_path(dest)
-        settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
-        )
-        self._encode(os.fspath(dest), None, settings, overwrite)
+
+        def job() -> None:
+            with _api_errors():
+                _check_path(dest)
+            settings = _Settings(
+                codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
+            )
+            self._encode(os.fspath(dest), None, settings, overwrite)
+
+        return _run(job, wait)
 
     def to_file_like(
         self,
@@ -389,20 +411,26 @@ class VideoEncoder:
         pad: bool = False,
         crop: bool = False,
         resize: tuple[int, int] | str | None = None,
-    ) -> None:
+        wait: bool = True,
+    ) -> Future[None] | None:
         """Encode the frames into a binary file-like object, e.g. ``io.BytesIO()``.
 
         ``file_like`` needs ``write(data: bytes) -> int`` and ``seek(offset, whence=0) ->
         int``; ``format`` names the container (``"mp4"``, ``"mkv"``, ``"webm"``…). MP4/MOV
         into an object that cannot really seek (``seekable()`` is False, e.g. a pipe) is
-        written as fragmented MP4. The other arguments are those of :meth:`to_file`.
+        written as fragmented MP4. The other arguments are those of :meth:`to_file`;
+        with ``wait=False`` nothing else may write to ``file_like`` until the future is done.
         """
-        with _api_errors():
-            _check_file_like(file_like)
-        settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
-        )
-        self._encode(file_like, format, settings, overwrite=False)
+
+        def job() -> None:
+            with _api_errors():
+                _check_file_like(file_like)
+            settings = _Settings(
+                codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
+            )
+            self._encode(file_like, format, settings, overwrite=False)
+
+        return _run(job, wait)
 
     def to_tensor(
         self,
@@ -418,21 +446,27 @@ class VideoEncoder:
         pad: bool = False,
         crop: bool = False,
         resize: tuple[int, int] | str | None = None,
-    ) -> torch.Tensor:
+        wait: bool = True,
+    ) -> torch.Tensor | Future[torch.Tensor]:
         """Encode the frames and return the container's bytes as a 1-D uint8 CPU tensor.
 
         ``format`` names the container (``"mp4"``, ``"mkv"``…); the other arguments are
-        those of :meth:`to_file`, whose file would hold the same bytes.
+        those of :meth:`to_file`, whose file would hold the same bytes. With
+        ``wait=False`` the tensor comes from the returned future's ``result()``.
         """
-        from nvenc_cli.extras import require_torch
 
-        torch = require_torch("to_tensor (it returns a torch.Tensor; to_file_like needs no torch)")
-        buffer = io.BytesIO()
-        settings = _Settings(
-            codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
-        )
-        self._encode(buffer, format, settings, overwrite=False)
-        return torch.frombuffer(bytearray(buffer.getbuffer()), dtype=torch.uint8)
+        def job() -> torch.Tensor:
+            from nvenc_cli.extras import require_torch
+
+            torch = require_torch("to_tensor (it returns a torch.Tensor; to_file_like needs no torch)")
+            buffer = io.BytesIO()
+            settings = _Settings(
+                codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
+            )
+            self._encode(buffer, format, settings, overwrite=False)
+            return torch.frombuffer(bytearray(buffer.getbuffer()), dtype=torch.uint8)
+
+        return _run(job, wait)
 
     def _encode(self, dest: Destination, fmt: str | None, settings: _Settings, overwrite: bool) -> None:
         """Plan and run exactly as ``encode.encode_path`` does for a file input."""
