@@ -91,7 +91,10 @@ class BatchReporter:
             self.counts[result.status] = self.counts.get(result.status, 0) + 1
             self.results.append(result)
         if self.as_json:
-            sys.stdout.write(json.dumps({"type": "job", **result.to_json(), "exit_code": result.exit_code}))
+            from nvenc_cli.storage import redact
+
+            line = json.dumps({"type": "job", **result.to_json(), "exit_code": result.exit_code})
+            sys.stdout.write(redact(line))
             sys.stdout.write("\n")
             sys.stdout.flush()
         if result.status == "failed":
@@ -237,6 +240,8 @@ def _prefixed(kind: str, message: str, color: bool) -> Any:
     from rich.text import Text
 
     style = {"error": "bold red", "note": "yellow"}[kind] if color else ""
+    from nvenc_cli.report import printable
+
     text = Text(f"nvenc: {kind}:", style=style)
-    text.append(" " + message)
+    text.append(" " + printable(message))
     return text

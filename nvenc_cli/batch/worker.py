@@ -88,7 +88,9 @@ def make_folder(output: str) -> list[Path]:
     Every name is checked against the file system's limit first, so a name too long
     creates nothing at all; returns the folders made (deepest last), for a caller that
     removes them again when its encode fails."""
-    if output == "-":
+    from nvenc_cli.storage import is_url
+
+    if output == "-" or is_url(output):  # a store has no folders to make
         return []
     folder = Path(output).parent
     if str(folder) in ("", ".") or os.path.isdir(folder):  # False, not an error, for a name too long
