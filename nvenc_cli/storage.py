@@ -198,6 +198,18 @@ def exists(url: str) -> bool:
         raise _output_error(url, exc) from None
 
 
+def object_key(url: str) -> tuple[Any, ...] | None:
+    """(ETag, size, time) of the object ``url``, None when there is none (or it cannot be
+    asked): what tells an object this run uploaded from one that was there before."""
+    try:
+        fs, path = _filesystem(url)
+        info = with_retries(lambda: fs.info(path))
+    except Exception:
+        return None
+    when = info.get("LastModified") or info.get("mtime") or info.get("updated")
+    return (str(info.get("ETag") or info.get("etag") or ""), info.get("size"), str(when))
+
+
 def read_text(url: str) -> str:
     """A small text object (a manifest), read whole."""
     fs, path = _filesystem(url)
