@@ -105,8 +105,8 @@ def start_batch(world: dict[str, Any], prefix: str, progress: Path) -> subproces
     driver = world["base"] / f"driver-{prefix}"
     driver.mkdir()
     return subprocess.Popen(
-        [sys.executable, "-m", "nvenc_cli", "batch", f"s3://{BUCKET}/{prefix}/jobs.jsonl",
-         "--executor", "ray", "--ray-address", world["cluster"].address, "--json", "--progress", str(progress)],
+        [sys.executable, "-m", "nvenc_cli", "batch", f"s3://{BUCKET}/{prefix}/jobs.jsonl", "--executor",
+         "ray", "--ray-address", world["cluster"].address, "--json", "--progress", str(progress)],
         cwd=driver,
         env=os.environ.copy(),
         stdout=subprocess.PIPE,
@@ -144,7 +144,9 @@ def test_manifest_of_objects_on_two_nodes(world: dict[str, Any], tmp_path: Path)
     assert node_leftovers(world) == []
 
 
-def test_a_node_removed_mid_run_has_its_jobs_retried_on_the_other(world: dict[str, Any], tmp_path: Path) -> None:
+def test_a_node_removed_mid_run_has_its_jobs_retried_on_the_other(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
     """Slow jobs (veryslow x264 on one thread) so both nodes are busy when node-b goes."""
     sources = manifest(world["fs"], "kill", 4, n=60, crf=12, preset="veryslow", option=["threads=1"])
     progress = tmp_path / "progress.txt"
@@ -167,7 +169,8 @@ def test_a_node_removed_mid_run_has_its_jobs_retried_on_the_other(world: dict[st
     retried = [job for job in jobs if job.get("attempts", 1) > 1]
     assert retried, jobs
     for job in retried:
-        assert f"{job['input']}: retried after its worker was lost (attempt {job['attempts']})" in err.decode()
+        note = f"{job['input']}: retried after its worker was lost (attempt {job['attempts']})"
+        assert note in err.decode()
     check_outputs(world["fs"], sources, tmp_path)  # every object whole: none partial, none missing
     assert list((world["base"] / "node-a" / "tmp").iterdir()) == []
 

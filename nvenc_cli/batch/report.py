@@ -98,7 +98,8 @@ class BatchReporter:
             sys.stdout.write("\n")
             sys.stdout.flush()
         if result.attempts > 1:  # a lost worker or node: the job ran again elsewhere
-            self._say("note", f"{result.input}: retried after its worker was lost (attempt {result.attempts})")
+            lost = f"retried after its worker was lost (attempt {result.attempts})"
+            self._say("note", f"{result.input}: {lost}")
         if result.status == "failed":
             self._say("error", _failure_line(result))
         elif result.status == "ok" and not self.quiet:

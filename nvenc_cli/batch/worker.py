@@ -133,7 +133,6 @@ def stale_temporaries(output: str, tag: str) -> list[str]:
     run's own random mark). Without a tag nothing is this run's: another run's file for
     the same output (``.NAME.XXXXXXXX.part``, or another tag) is never touched."""
     from nvenc_cli.mux import temp_prefix
-
     from nvenc_cli.storage import is_url
 
     if output == "-" or not tag or is_url(output):  # an object has no temporary beside it
