@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -128,6 +129,7 @@ def main() -> None:
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--no-ray", action="store_true", help="only the local worker pool")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the S3 server on the way out
     width, height = (int(v) for v in args.size.split("x"))
     try:
         import moto.server  # noqa: F401

@@ -365,6 +365,18 @@ def encode_path(
     inputs = inputs or InputOptions()
     if _names_url(spec, dest, options, inputs):
         return _encode_urls(spec, dest, options, inputs, progress, on_plan)
+    return _encode_local(spec, dest, options, inputs, progress, on_plan)
+
+
+def _encode_local(
+    spec: str,
+    dest: Destination,
+    options: EncodeOptions,
+    inputs: InputOptions,
+    progress: Progress | None,
+    on_plan: Callable[[EncodePlan], None] | None,
+) -> Result:
+    """``encode_path`` once every name is local (or a ``.npy`` object read in place)."""
     source, plan = prepare(spec, dest, options, inputs)
     with source:
         track, plan = prepare_audio_track(spec, source, plan, options, inputs)
@@ -409,7 +421,9 @@ def _encode_urls(
             options = replace(options, audio=replace(options.audio, file=local(options.audio.file, "in")))
         if storage.is_url(inputs.timestamps):
             inputs = replace(inputs, timestamps=local(inputs.timestamps, "in"))
-        result = encode_path(local(spec, "in"), dest, options, inputs, progress, on_plan)
+        if not (storage.streams(spec) and inputs.input_size is None):  # a .npy is read in place
+            spec = local(spec, "in")
+        result = _encode_local(spec, dest, options, inputs, progress, on_plan)
         staging.publish()
         return result
     except NvencError as exc:

@@ -225,6 +225,32 @@ def read_text(url: str) -> str:
         raise InputDataError(f"{redact(url)}: not UTF-8 text") from None
 
 
+def streams(spec: object) -> bool:
+    """Whether the input ``spec`` is read from its store in windows (ranged reads) rather
+    than copied in first: a ``.npy`` object, whose frames lie at known offsets."""
+    if not isinstance(spec, str) or not remote(spec) or scheme_of(spec) in READ_ONLY:
+        return False
+    return spec.lower().endswith(".npy")
+
+
+def open_input(url: str) -> tuple[Any, int]:
+    """A seekable binary file object reading the object ``url`` by ranged requests of at
+    most ``CHUNK`` bytes ahead (what the reader asks for, plus that much read-ahead: the
+    most it holds), and the object's size."""
+    fs, path = _filesystem(url)
+
+    def opened() -> tuple[Any, int]:
+        fh = fs.open(path, "rb", block_size=CHUNK, cache_type="readahead")
+        return fh, int(fh.size)
+
+    try:
+        if with_retries(lambda: fs.isdir(path)):
+            raise InputMissingError(f"{redact(url)}: names a folder, not an object")
+        return with_retries(opened)
+    except Exception as exc:
+        raise _input_error(url, exc) from None
+
+
 def _bucket(path: str) -> str:
     return path.split("/", 1)[0]
 

@@ -118,6 +118,37 @@ def test_api_encode_and_video_encoder_to_file(store: Any, tmp_path: Path) -> Non
     assert leftovers() == []
 
 
+def test_npy_objects_are_read_in_place_by_ranged_reads(
+    store: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A .npy object is never copied to the local disk: each window is a ranged read."""
+    from nvenc_cli.encoding import encode_path
+    from nvenc_cli.options import EncodeOptions
+
+    source = clip(n=40)
+    url = put_array(store, "in/r.npy", source)
+    ranges: list[tuple[int, int]] = []
+    real_open = storage.open_input
+
+    def spied(name: str) -> tuple[Any, int]:
+        fh, size = real_open(name)
+        fetch = fh.cache.fetcher
+        fh.cache.fetcher = lambda start, end: ranges.append((start, end)) or fetch(start, end)
+        return fh, size
+
+    def no_copy(self: Any, name: str) -> str:
+        raise AssertionError(f"{name} was copied in")
+
+    monkeypatch.setattr(storage, "open_input", spied)
+    monkeypatch.setattr(storage.Staging, "local", no_copy)
+    monkeypatch.setattr(storage, "CHUNK", 64 << 10)
+    encode_path(url, str(tmp_path / "r.mp4"), EncodeOptions(crf=12), inputs=None)
+    frames, _ = decode(tmp_path / "r.mp4")
+    assert frames.shape == source.shape and psnr(frames, source) > 30
+    assert len(ranges) > 4  # many windows, each its own request
+    assert max(end - start for start, end in ranges) < source.nbytes / 4
+
+
 def test_file_url_is_a_local_path(tmp_path: Path) -> None:
     source = clip()
     np.save(tmp_path / "f.npy", source)
@@ -330,16 +361,15 @@ def test_upload_failure_is_74_and_leaves_no_object(
     from nvenc_cli.options import EncodeOptions
 
     url = put_array(store, "in/u.npy", clip())
-    import s3fs
-
     tries = []
 
-    async def broken(self: Any, lpath: str, rpath: str, **kwargs: Any) -> None:
+    def broken(lpath: str, rpath: str, **kwargs: Any) -> None:
         tries.append(rpath)
         assert os.path.getsize(lpath) > 0  # the whole file was there to send
         raise ConnectionError("connection reset during upload")
 
-    monkeypatch.setattr(s3fs.S3FileSystem, "_put_file", broken)
+    fs, _ = storage._filesystem(f"s3://{BUCKET}/out/u.mp4")  # fsspec's cached instance
+    monkeypatch.setattr(fs, "put_file", broken)
     monkeypatch.setattr(storage, "RETRY_DELAY", 0.01)
     with pytest.raises(WriteError) as caught:
         encode_path(url, f"s3://{BUCKET}/out/u.mp4", EncodeOptions(fps="24"))
