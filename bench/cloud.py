@@ -6,8 +6,9 @@ server (moto's server mode on 127.0.0.1) and from and to a local folder.
 one ``nvenc encode CLIPS -o TEMPLATE`` with ``-j 2`` (the local worker pool) and with
 ``--executor ray -j 2`` (a local Ray cluster started by the run), each run one process
 timed as a whole, runs interleaved, the median of ``--repeat`` reported, and the ratio
-S3 / disk per executor (the goal: at most 1.15). Every output is counted before a time
-is kept. Needs the ``cloud`` and ``test`` extras (s3fs, moto[server]) and, for the Ray
+S3 / disk per executor (the goal: at most 1.15), and the CPU time the S3 server itself
+used (here it shares the cores with the encoders; a real store runs elsewhere). Every
+output is counted before a time is kept. Needs the ``cloud`` and ``test`` extras (s3fs, moto[server]) and, for the Ray
 rows, the ``ray`` extra; a row whose part is missing is skipped with a note.
 
     python bench/cloud.py [--repeat 3] [--clips 24] [--frames 48] [--size 640x360]
@@ -46,6 +47,20 @@ KEYS = {
 }
 
 
+SERVER_PID = [0]
+"""The S3 server's process: its CPU time is reported apart (on a real cluster the store
+runs elsewhere; here it shares the cores with the encoders)."""
+
+
+def server_cpu() -> float:
+    """CPU seconds the S3 server has used so far (user + system, from /proc)."""
+    try:
+        fields = Path(f"/proc/{SERVER_PID[0]}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def s3_server(log: Path) -> Iterator[str]:
     """moto's server on a free port of 127.0.0.1, stopped on the way out."""
@@ -69,6 +84,7 @@ def s3_server(log: Path) -> Iterator[str]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"moto server did not start (see {log})") from None
                 time.sleep(0.1)
+        SERVER_PID[0] = server.pid
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
@@ -99,6 +115,9 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
     return seconds
 
 
+SERVER_CPU: dict[tuple[str, str], list[float]] = {}
+
+
 def one_run(executor: str, where: str, names: list[str], work: Path, fs: Any, env: dict[str, str]) -> float:
     """One timed ``nvenc encode`` of every clip, from and to the disk or the bucket; the
     outputs are counted before the time is kept."""
@@ -113,7 +132,9 @@ def one_run(executor: str, where: str, names: list[str], work: Path, fs: Any, en
         if fs.exists(f"{BUCKET}/out"):
             fs.rm(f"{BUCKET}/out", recursive=True)
         cmd = [*nvenc, *(f"s3://{BUCKET}/in/{n}" for n in names), "-o", f"s3://{BUCKET}/out/{{stem}}.mp4"]
+    cpu = server_cpu()
     seconds = timed(cmd, env, work)
+    SERVER_CPU.setdefault((executor, where), []).append(server_cpu() - cpu)
     fs.invalidate_cache()
     made = len(list(out.glob("*.mp4"))) if where == "disk" else len(fs.find(f"{BUCKET}/out"))
     if made != len(names):
@@ -167,11 +188,12 @@ def main() -> None:
                         runs.setdefault((executor, where), []).append(seconds)
                         line = f"  round {round_ + 1} {executor:5} {where:4} {seconds:7.2f} s"
                         print(line, file=sys.stderr)
-            print(f"{'executor':10} {'disk s':>8} {'s3 s':>8} {'s3/disk':>8}")
+            print(f"{'executor':10} {'disk s':>8} {'s3 s':>8} {'s3/disk':>8} {'server cpu s':>13}")
             for executor in executors:
                 disk = statistics.median(runs[(executor, "disk")])
                 remote = statistics.median(runs[(executor, "s3")])
-                print(f"{executor:10} {disk:8.2f} {remote:8.2f} {remote / disk:8.2f}")
+                cpu = statistics.median(SERVER_CPU[(executor, "s3")])
+                print(f"{executor:10} {disk:8.2f} {remote:8.2f} {remote / disk:8.2f} {cpu:13.2f}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """Inputs and outputs named by URL (``s3://``, ``gs://``, ``az://``, ``http(s)://``, ``file://``).
 
 Everything above this module works on local files; a URL is turned into one here and
-nowhere else. An input object is copied, in bounded chunks, into a private temporary
-folder before it is opened (the readers then seek as they do on any file, and memory
-stays flat however large the object); an output is written to a temporary file beside
+nowhere else. A ``.npy`` object is read in place, each window of frames a ranged read
+(``open_input``); any other input object is copied, in bounded chunks, into a private
+temporary folder before it is opened (the readers then seek as they do on any file);
+either way memory stays flat however large the object. An output is written to a temporary file beside
 it and uploaded in one ``put`` once the encode has finished, so the object appears only
 whole: a failure or an interruption before that point uploads nothing. The stores are
-reached through fsspec and its implementations (``pip install 'nvenc-cli[cloud]'``),
+reached through fsspec and its implementations (the ``cloud`` extra),
 imported only when a URL is given; credentials come from each store's own chain
 (environment, configuration files, instance roles), never from nvenc's command line.
 
@@ -111,10 +112,12 @@ def remote(spec: object) -> bool:
 def _filesystem(url: str) -> tuple[Any, str]:
     """fsspec's file system for ``url`` and the path within it; 69 when fsspec (or the
     store's implementation) is not installed."""
+    from nvenc_cli.extras import install_hint
+
     try:
         import fsspec
     except ImportError:
-        raise UnavailableError(f"{redact(url)}: URLs need fsspec: pip install 'nvenc-cli[cloud]'") from None
+        raise UnavailableError(f"{redact(url)}: URLs need fsspec: {install_hint('cloud')}") from None
     scheme = scheme_of(url) or "file"
     if scheme == "az":
         url = "abfs" + url[2:]  # adlfs registers az:// as abfs:// in older fsspec
@@ -125,7 +128,7 @@ def _filesystem(url: str) -> tuple[Any, str]:
         if scheme in ("http", "https"):
             package = "aiohttp"
         raise UnavailableError(
-            f"{redact(url)}: {scheme}:// needs {package}: pip install 'nvenc-cli[cloud]' {package} ({exc})"
+            f"{redact(url)}: {scheme}:// needs {package}: pip install {package} ({redact(str(exc))})"
         ) from None
     except (ValueError, TypeError) as exc:
         raise UsageError(f"{redact(url)}: not a usable URL ({redact(str(exc))})") from None
