@@ -8,8 +8,9 @@ one ``nvenc encode CLIPS -o TEMPLATE`` with ``-j 2`` (the local worker pool) and
 timed as a whole, runs interleaved, the median of ``--repeat`` reported, and the ratio
 S3 / disk per executor (the goal: at most 1.15), and the CPU time the S3 server itself
 used (here it shares the cores with the encoders; a real store runs elsewhere). Every
-output is counted before a time is kept. Needs the ``cloud`` and ``test`` extras (s3fs, moto[server]) and, for the Ray
-rows, the ``ray`` extra; a row whose part is missing is skipped with a note.
+output is counted before a time is kept. Needs the ``cloud`` and ``test`` extras (s3fs,
+moto[server]) and, for the Ray rows, the ``ray`` extra; a row whose part is missing is
+skipped with a note.
 
     python bench/cloud.py [--repeat 3] [--clips 24] [--frames 48] [--size 640x360]
 """
