@@ -400,9 +400,10 @@ def _encode_urls(
     progress: Progress | None,
     on_plan: Callable[[EncodePlan], None] | None,
 ) -> Result:
-    """``encode_path`` for URLs: ``file://`` ones become paths; objects in a store are
-    copied in (inputs) or encoded into a temporary file and uploaded once whole (the
-    output), so nothing below this knows a path was remote."""
+    """``encode_path`` for URLs: ``file://`` ones become paths; a ``.npy`` object is read
+    in place (ranged reads, in ``sources/arrays.py``); other input objects are copied in,
+    and the output is encoded into a temporary file and uploaded once whole, so nothing
+    below this knows a path was remote."""
     from nvenc_cli import storage
     from nvenc_cli.errors import NvencError
 
