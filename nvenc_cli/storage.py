@@ -246,9 +246,7 @@ def open_input(url: str) -> tuple[Any, int]:
         fh = fs.open(path, "rb", block_size=CHUNK, cache_type="readahead")
         return fh, int(fh.size)
 
-    try:
-        if with_retries(lambda: fs.isdir(path)):
-            raise InputMissingError(f"{redact(url)}: names a folder, not an object")
+    try:  # a folder-like name has no object: s3fs says FileNotFoundError, reported as 66
         return with_retries(opened)
     except Exception as exc:
         raise _input_error(url, exc) from None
@@ -256,6 +254,11 @@ def open_input(url: str) -> tuple[Any, int]:
 
 def _bucket(path: str) -> str:
     return path.split("/", 1)[0]
+
+
+_BUCKETS_SEEN: set[tuple[str | None, str]] = set()
+"""Buckets this process has seen exist: a worker that writes many objects into one bucket
+asks once (a bucket deleted meanwhile still fails the upload, with 73)."""
 
 
 def check_output_url(url: str, overwrite: bool) -> None:
@@ -278,8 +281,10 @@ def check_output_url(url: str, overwrite: bool) -> None:
                 raise OutputPathError(f"{redact(url)}: cannot create it: folder {parent} does not exist")
             return
         bucket = _bucket(path)
-        if bucket and bucket != path and not with_retries(lambda: fs.exists(bucket)):
-            raise OutputPathError(f"{redact(url)}: cannot create it: no such bucket or container")
+        if bucket and bucket != path and (scheme, bucket) not in _BUCKETS_SEEN:
+            if not with_retries(lambda: fs.exists(bucket)):
+                raise OutputPathError(f"{redact(url)}: cannot create it: no such bucket or container")
+            _BUCKETS_SEEN.add((scheme, bucket))
     except Exception as exc:
         raise _output_error(url, exc) from None
 
