@@ -82,6 +82,7 @@ bench: install $(BENCH_STAMP)
 	$(PY) bench/bench.py --cases
 	$(PY) bench/bench.py --many
 	$(PY) bench/clips.py
+	$(PY) bench/cloud.py
 
 # The same cases, shorter clips, 2 rounds (about 3 minutes on 2 cores).
 bench-quick: install $(BENCH_STAMP)

@@ -369,9 +369,71 @@ def encode_path(
     its clock and opens its --progress file there).
     """
     inputs = inputs or InputOptions()
+    if _names_url(spec, dest, options, inputs):
+        return _encode_urls(spec, dest, options, inputs, progress, on_plan)
+    return _encode_local(spec, dest, options, inputs, progress, on_plan)
+
+
+def _encode_local(
+    spec: str,
+    dest: Destination,
+    options: EncodeOptions,
+    inputs: InputOptions,
+    progress: Progress | None,
+    on_plan: Callable[[EncodePlan], None] | None,
+) -> Result:
+    """``encode_path`` once every name is local (or a ``.npy`` object read in place)."""
     source, plan = prepare(spec, dest, options, inputs)
     with source:
         track, plan = prepare_audio_track(spec, source, plan, options, inputs)
         if on_plan is not None:
             on_plan(plan)
         return run_source(source, plan, dest, options, progress, audio=track)
+
+
+def _names_url(spec: str, dest: Destination, options: EncodeOptions, inputs: InputOptions) -> bool:
+    from nvenc_cli.storage import is_url
+
+    sound = options.audio.file if options.audio is not None else None
+    return any(is_url(name) for name in (spec, dest, sound, inputs.timestamps))
+
+
+def _encode_urls(
+    spec: str,
+    dest: Destination,
+    options: EncodeOptions,
+    inputs: InputOptions,
+    progress: Progress | None,
+    on_plan: Callable[[EncodePlan], None] | None,
+) -> Result:
+    """``encode_path`` for URLs: ``file://`` ones become paths; a ``.npy`` object is read
+    in place (ranged reads, in ``sources/arrays.py``); other input objects are copied in,
+    and the output is encoded into a temporary file and uploaded once whole, so nothing
+    below this knows a path was remote."""
+    from nvenc_cli import storage
+    from nvenc_cli.errors import NvencError
+
+    staging = storage.Staging()
+
+    def local(name: Any, role: str) -> Any:
+        if not storage.is_url(name):
+            return name
+        if not storage.remote(name):
+            return storage.file_path(name)
+        return staging.output(name, options.overwrite) if role == "out" else staging.local(name)
+
+    try:
+        dest = local(dest, "out")  # the output's refusals first, as for a file
+        if options.audio is not None and storage.is_url(options.audio.file):
+            options = replace(options, audio=replace(options.audio, file=local(options.audio.file, "in")))
+        if storage.is_url(inputs.timestamps):
+            inputs = replace(inputs, timestamps=local(inputs.timestamps, "in"))
+        if not (storage.streams(spec) and inputs.input_size is None):  # a .npy is read in place
+            spec = local(spec, "in")
+        result = _encode_local(spec, dest, options, inputs, progress, on_plan)
+        staging.publish()
+        return result
+    except NvencError as exc:
+        raise staging.rename(exc) from None
+    finally:
+        staging.close()

@@ -21,6 +21,7 @@ EXTRA_PACKAGES = {
     "torch": "'torch>=2.1'",
     "gpu": "'torch>=2.1' PyNvVideoCodec cvcuda-cu12",
     "ray": "'ray>=2.9'",
+    "cloud": "'fsspec>=2023.1' 's3fs>=2023.1' 'aiohttp>=3.8'",
 }
 
 

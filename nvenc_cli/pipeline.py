@@ -349,7 +349,8 @@ def run(
         for q in (read_q, conv_q):
             _empty(q)
         for worker in workers:
-            worker.join(timeout=5)
+            if worker.ident is not None:  # a signal may land before the second one started
+                worker.join(timeout=5)
     return result
 
 

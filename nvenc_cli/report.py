@@ -347,7 +347,9 @@ class Reporter:
                 raise typer.Exit(exc.exit_code) from None
         report = json_report(source, dest, result)
         if as_json:
-            sys.stdout.write(json.dumps(report) + "\n")
+            from nvenc_cli.storage import redact
+
+            sys.stdout.write(redact(json.dumps(report)) + "\n")
             sys.stdout.flush()
         if self.quiet:
             return
@@ -404,8 +406,12 @@ def printable(text: str) -> str:
     Messages quote file names and other libraries' errors, which may hold anything: a
     newline would split one message into two lines (and could forge a second
     ``nvenc: wrote`` line), an ESC would reach a log as a terminal command. Bytes of a
-    name that are not UTF-8 (surrogate escapes) are shown as ``\\xNN`` too.
+    name that are not UTF-8 (surrogate escapes) are shown as ``\\xNN`` too. A URL's
+    secrets (a password, a signed query) are replaced by ``***``.
     """
+    from nvenc_cli.storage import redact
+
+    text = redact(text)
     if text.isprintable():
         return text
     out = []

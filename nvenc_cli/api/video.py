@@ -385,14 +385,19 @@ class VideoEncoder:
 
         The file appears only once complete; on any error nothing is left behind.
         """
-
         def job() -> None:
             with _api_errors():
                 _check_path(dest)
             settings = _Settings(
                 codec, pixel_format, crf, preset, extra_options, color_matrix, color_range, pad, crop, resize
             )
-            self._encode(os.fspath(dest), None, settings, overwrite)
+            from nvenc_cli.storage import is_url, written_at
+
+            if not is_url(os.fspath(dest)):
+                self._encode(os.fspath(dest), None, settings, overwrite)
+                return
+            with _api_errors(), written_at(os.fspath(dest), overwrite) as local:  # uploaded once whole
+                self._encode(local, None, settings, overwrite)
 
         return _run(job, wait)
 

@@ -194,21 +194,53 @@ def import_ray() -> Any:
     return ray
 
 
-def _ray_task(job: JobSpec, cores: int, before: tuple[int, int, int] | None) -> JobResult:
+def _ray_task(job: JobSpec, cores: int, before: tuple[Any, ...] | None, attempts: Any = None) -> JobResult:
     """A Ray task: one job. A retry after a killed worker first removes the temporary file
     the dead attempt left beside the output (the output path itself never holds a partial
     file: it appears by rename only), and redoes a job whose output the dead attempt had
-    already finished."""
+    already finished. ``attempts`` (the run's ``_Attempts`` actor) counts the starts, so
+    the report can say which jobs Ray ran again."""
+    from dataclasses import replace
+
     from nvenc_cli.batch import worker
 
+    attempt = 1
+    if attempts is not None:
+        ray = import_ray()
+        attempt = ray.get(attempts.begin.remote(job.index))
     worker.set_cores(cores)
     worker.quiet_libraries(False)
     worker.remove_stale_temporaries(job.output, job.run_tag)
     job = worker.redo_over_own_output(job, before)
     try:
-        return worker.run_job(job)
+        return replace(worker.run_job(job), attempts=attempt)
     except KeyboardInterrupt:  # ray.cancel: the encode has unwound and cleaned up
         return worker.failed(job, 130, "cancelled", status="cancelled")
+
+
+class _Attempts:
+    """A Ray actor on the driver's node: how many times each job was started. It lives
+    where the run is watched, so losing a worker node loses none of its counts."""
+
+    def __init__(self) -> None:
+        self.starts: dict[int, int] = {}
+
+    def begin(self, index: int) -> int:
+        self.starts[index] = self.starts.get(index, 0) + 1
+        return self.starts[index]
+
+
+def _attempts_actor(ray: Any) -> Any:
+    """The run's ``_Attempts`` actor pinned to this node, or None where it cannot be made
+    (the counts are a report, never a reason to refuse a run)."""
+    try:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = ray.get_runtime_context().get_node_id()
+        strategy = NodeAffinitySchedulingStrategy(here, soft=False)
+        return ray.remote(_Attempts).options(num_cpus=0, scheduling_strategy=strategy).remote()
+    except Exception:
+        return None
 
 
 RAY_CONNECT_SECONDS = 10.0
@@ -239,6 +271,26 @@ def check_reachable(address: str, timeout: float = RAY_CONNECT_SECONDS) -> None:
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
         raise UnavailableError(f"cannot reach the Ray cluster at {address} ({why})") from None
+
+
+def _ray_notices_to_stderr() -> None:
+    """Ray's driver prints its raylet's notices (a task retried because its worker or
+    node was lost) on stdout, which carries nvenc's data and ``--json`` lines only: send
+    them to stderr. Ray's private printer is wrapped where it exists; elsewhere nothing
+    changes."""
+    try:
+        from ray._private import worker as ray_worker
+    except ImportError:
+        return
+    original = getattr(ray_worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "nvenc_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        original({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.nvenc_stderr = True  # type: ignore[attr-defined]
+    ray_worker.print_to_stdstream = to_stderr
 
 
 class RayExecutor:
@@ -274,10 +326,12 @@ class RayExecutor:
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 where = address or "a local cluster"
                 raise UnavailableError(f"cannot start Ray on {where} ({exc})") from None
+        _ray_notices_to_stderr()
         self._cpus = cpus_per_job
         self._gpu_share = gpu_share
         self._has_gpus = float(ray.cluster_resources().get("GPU", 0)) > 0
         self._task = ray.remote(_ray_task)
+        self._attempts = _attempts_actor(ray)
         self._retries = max_retries
         self._refs: list[Any] = []
 
@@ -296,7 +350,7 @@ class RayExecutor:
         task = self._task.options(
             name="nvenc-job", max_retries=self._retries, num_cpus=self._cpus, num_gpus=gpus
         )
-        ref = task.remote(job, self._cpus, file_key(job.output))
+        ref = task.remote(job, self._cpus, file_key(job.output), self._attempts)
         self._refs.append(ref)
         return ref.future()
 

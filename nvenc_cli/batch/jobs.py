@@ -284,5 +284,12 @@ def select_shard(jobs: Sequence[JobSpec], shard: tuple[int, int] | None) -> list
 
 
 def is_done(job: JobSpec) -> bool:
-    """An existing output is a complete one: outputs appear only by atomic rename."""
+    """An existing output is a complete one: outputs appear only by atomic rename (an
+    object in a store, only once uploaded whole)."""
+    from nvenc_cli import storage
+
+    if storage.remote(job.output):
+        return storage.exists(job.output)
+    if storage.is_url(job.output):
+        return os.path.isfile(storage.file_path(job.output))
     return job.output != "-" and os.path.isfile(job.output)

@@ -50,6 +50,12 @@ def read_manifest(path: str) -> list[Row]:
 def _read_text(path: str) -> str:
     if path == "-":
         return sys.stdin.read()
+    from nvenc_cli import storage
+
+    if storage.remote(path):
+        return storage.read_text(path)
+    if storage.is_url(path):
+        path = storage.file_path(path)
     try:
         return Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:

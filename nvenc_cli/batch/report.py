@@ -91,9 +91,15 @@ class BatchReporter:
             self.counts[result.status] = self.counts.get(result.status, 0) + 1
             self.results.append(result)
         if self.as_json:
-            sys.stdout.write(json.dumps({"type": "job", **result.to_json(), "exit_code": result.exit_code}))
+            from nvenc_cli.storage import redact
+
+            line = json.dumps({"type": "job", **result.to_json(), "exit_code": result.exit_code})
+            sys.stdout.write(redact(line))
             sys.stdout.write("\n")
             sys.stdout.flush()
+        if result.attempts > 1:  # a lost worker or node: the job ran again elsewhere
+            lost = f"retried after its worker was lost (attempt {result.attempts})"
+            self._say("note", f"{result.input}: {lost}")
         if result.status == "failed":
             self._say("error", _failure_line(result))
         elif result.status == "ok" and not self.quiet:
@@ -237,6 +243,8 @@ def _prefixed(kind: str, message: str, color: bool) -> Any:
     from rich.text import Text
 
     style = {"error": "bold red", "note": "yellow"}[kind] if color else ""
+    from nvenc_cli.report import printable
+
     text = Text(f"nvenc: {kind}:", style=style)
-    text.append(" " + message)
+    text.append(" " + printable(message))
     return text

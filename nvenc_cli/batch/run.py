@@ -294,7 +294,7 @@ def _charged(index: int, started: dict[int, int], culprits: set[int]) -> bool:
 def _run_ray(todo: list[JobSpec], opts: ExecutorOptions) -> Iterator[JobResult]:
     """Ray tasks; Ray itself retries a task whose worker died."""
     # Ray workers run in their own folders (and on other machines): absolute paths only.
-    jobs = [replace(j, input=os.path.abspath(j.input), output=os.path.abspath(j.output)) for j in todo]
+    jobs = [replace(j, input=_absolute(j.input), output=_absolute(j.output)) for j in todo]
     names = {j.index: (t.input, t.output) for j, t in zip(jobs, todo, strict=True)}
     executor = RayExecutor(opts.ray_address, local_cpus=opts.workers)
     futures = {executor.submit(job): job for job in jobs}
@@ -317,6 +317,13 @@ def _run_ray(todo: list[JobSpec], opts: ExecutorOptions) -> Iterator[JobResult]:
         raise
     finally:
         executor.shutdown()
+
+
+def _absolute(name: str) -> str:
+    """A local path made absolute; a URL (an object every node reaches) as it is."""
+    from nvenc_cli.storage import is_url
+
+    return name if is_url(name) else os.path.abspath(name)
 
 
 def _clean_unfinished(jobs: Iterable[JobSpec]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,19 @@ WORKER_PRELOAD = ("nvenc_cli.batch.worker", "nvenc_cli.encoding", "nvenc_cli.rep
 it instead of importing it again (PyAV included: a worker's set-up logs through it)."""
 
 
+STORE_PRELOAD = ("fsspec", "s3fs")
+"""Imported by the forkserver too when the command line names an object in a store
+(``s3://…``): s3fs and its client take ~1 s of one core to import, paid once, not per
+worker. A module that is not installed is skipped by the forkserver."""
+
+_STORE_URL = re.compile(r"^(?:s3a?|gs|gcs|az|abfss?|https?)://", re.IGNORECASE)
+
+
+def names_store(argv: Sequence[str]) -> bool:
+    """Whether a command line names an object in a store (an input, ``-o``, a manifest)."""
+    return any(_STORE_URL.match(word) for word in argv)
+
+
 def pool_context() -> BaseContext:
     """The workers' start method: a forkserver that has imported ``WORKER_PRELOAD`` where the
     platform has one, else spawn (Windows: each worker imports nvenc itself, still once for
@@ -31,8 +45,11 @@ def pool_context() -> BaseContext:
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
+    import sys
+
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(WORKER_PRELOAD))
+    stores = STORE_PRELOAD if names_store(sys.argv[1:]) else ()
+    context.set_forkserver_preload([*WORKER_PRELOAD, *stores])
     return context
 
 

@@ -42,6 +42,9 @@ class JobResult:
     #: folders this job's output template made (deepest last): the run removes those
     #: left empty once every job is done
     folders: tuple[str, ...] = ()
+    #: how many times the job was started: more than 1 when a lost worker or node made
+    #: the executor run it again
+    attempts: int = 1
 
     @property
     def ok(self) -> bool:
@@ -54,7 +57,8 @@ class JobResult:
     def to_json(self) -> dict[str, Any]:
         """The job's ``--json`` object: today's fields, then ``status`` and ``error``."""
         base = self.report or {"input": self.input, "output": self.output}
-        return {**base, "index": self.index, "status": self.status, "error": self.error}
+        fields = {**base, "index": self.index, "status": self.status, "error": self.error}
+        return {**fields, "attempts": self.attempts} if self.attempts > 1 else fields
 
 
 def failed(job: JobSpec, code: int, message: str, status: str = "failed") -> JobResult:
@@ -105,7 +109,9 @@ def make_folder(output: str) -> list[Path]:
     Every name is checked against the file system's limit first, so a name too long
     creates nothing at all; returns the folders made (deepest last), for a caller that
     removes them again when its encode fails."""
-    if output == "-":
+    from nvenc_cli.storage import is_url
+
+    if output == "-" or is_url(output):  # a store has no folders to make
         return []
     folder = Path(output).parent
     if str(folder) in ("", ".") or os.path.isdir(folder):  # False, not an error, for a name too long
@@ -144,8 +150,9 @@ def stale_temporaries(output: str, tag: str) -> list[str]:
     run's own random mark). Without a tag nothing is this run's: another run's file for
     the same output (``.NAME.XXXXXXXX.part``, or another tag) is never touched."""
     from nvenc_cli.mux import temp_prefix
+    from nvenc_cli.storage import is_url
 
-    if output == "-" or not tag:
+    if output == "-" or not tag or is_url(output):  # an object has no temporary beside it
         return []
     path = Path(output)
     prefix = temp_prefix(path, tag)
@@ -160,9 +167,14 @@ def remove_stale_temporaries(output: str, tag: str) -> None:
             os.unlink(name)
 
 
-def file_key(path: str) -> tuple[int, int, int] | None:
+def file_key(path: str) -> tuple[Any, ...] | None:
     """What tells a run's own output from a file that was there before the run (inode,
-    size, modification time: the same on every node of a shared filesystem)."""
+    size, modification time: the same on every node of a shared filesystem; for an
+    object in a store, its ETag, size and time)."""
+    from nvenc_cli import storage
+
+    if storage.remote(path):
+        return storage.object_key(path)
     try:
         st = os.stat(path)
     except (OSError, ValueError):
@@ -170,7 +182,7 @@ def file_key(path: str) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def redo_over_own_output(job: JobSpec, before: tuple[int, int, int] | None) -> JobSpec:
+def redo_over_own_output(job: JobSpec, before: tuple[Any, ...] | None) -> JobSpec:
     """A retried job whose earlier attempt finished (its output appeared since the run
     began) but whose result was lost with its worker: encode it again over that output."""
     now = file_key(job.output)

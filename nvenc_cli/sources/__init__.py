@@ -56,6 +56,7 @@ def open_source(
     pipe (``-``, a FIFO), or raw frames when ``input_size`` gives their size."""
     from nvenc_cli.sources.images import IMAGE_EXTENSIONS, ImageSource, is_image_spec
     from nvenc_cli.sources.pipe import is_pipe, open_pipe
+    from nvenc_cli.storage import streams
 
     ext = os.path.splitext(spec)[1].lower()
     if input_pixel_format is not None and input_size is None:
@@ -68,7 +69,7 @@ def open_source(
         raise InputMissingError(f"{spec}: no such file")
     elif is_image_spec(spec):
         source = ImageSource(spec, start_number)
-    elif not os.path.exists(spec):
+    elif not os.path.exists(spec) and not streams(spec):
         raise InputMissingError(f"{spec}: no such file or directory")
     elif ext == ".npy":
         from nvenc_cli.sources.arrays import NpySource

@@ -225,10 +225,18 @@ class NpySource(ArraySource):
 
     def __init__(self, path: str, layout: str | None = None, sample: int | None = None) -> None:
         super().__init__()
+        from nvenc_cli import storage
+
         self.name = path
-        self._fh = _open_binary(path)
+        if storage.streams(path):  # an object in a store: windows by ranged reads
+            self._fh, size = storage.open_input(path)
+        else:
+            self._fh = _open_binary(path)
+            size = os.fstat(self._fh.fileno()).st_size
         try:
-            self.stream = _NpyStream(self._fh, os.fstat(self._fh.fileno()).st_size, path)
+            if size == 0:
+                raise InputDataError(f"{storage.redact(path)}: the object is empty")
+            self.stream = _NpyStream(self._fh, size, path)
             self.stream.narrow(self._sample_of(self.stream.shape, sample))
             self._setup(self.stream.shape, self.stream.dtype, layout)
             self.stream.setup_frames(self.layout)
