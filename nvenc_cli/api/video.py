@@ -385,6 +385,7 @@ class VideoEncoder:
 
         The file appears only once complete; on any error nothing is left behind.
         """
+
         def job() -> None:
             with _api_errors():
                 _check_path(dest)
