@@ -11,9 +11,27 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
+import warnings
 from collections.abc import Iterator
 
 LOGGER = logging.getLogger("nvenc_cli")
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn at the caller's own line, the first frame outside the package.
+
+    A fixed ``stacklevel`` points into nvenc itself as soon as a call goes one level
+    deeper (a ``wait=False`` job, a URL upload's wrapper); users filter warnings by
+    their own module and line, so the frame is found rather than counted.
+    """
+    frame = sys._getframe(1)
+    level = 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def wants_library_logs(verbose: bool | None = None) -> bool:

@@ -323,10 +323,15 @@ def test_clamp_in_the_api_warns_with_the_count(tmp_path: Path, vae: np.ndarray) 
 
     tensor = torch.from_numpy(vae).permute(0, 3, 1, 2)
     outside = int(np.count_nonzero((vae < -1) | (vae > 1)))
-    with pytest.warns(UserWarning, match=f"clamped {outside} samples"):
+    with pytest.warns(UserWarning, match=f"clamped {outside} samples") as seen:
         nvenc_cli.VideoEncoder(tensor, frame_rate=24, value_range=(-1, 1), clamp=True).to_file(
             tmp_path / "a.mp4"
         )
+    # the warning names the caller's line, not nvenc's own (warnings filters match on it)
+    assert {w.filename for w in seen if issubclass(w.category, UserWarning)} == {__file__}
+    with pytest.warns(UserWarning, match=f"clamped {outside} samples") as seen:
+        nvenc_cli.encode(tensor, tmp_path / "e.mp4", frame_rate=24, value_range=(-1, 1), clamp=True)
+    assert {w.filename for w in seen if issubclass(w.category, UserWarning)} == {__file__}
     with (
         pytest.warns(UserWarning, match=f"clamped {outside} samples"),
         nvenc_cli.open_writer(tmp_path / "w.mp4", frame_rate=24, value_range=(-1, 1), clamp=True) as w,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import string
-import warnings
 from fractions import Fraction
 from typing import Any
 
@@ -76,7 +75,7 @@ def encode(
     rate, derived from them when not given.
     """
     from nvenc_cli.api.video import api_errors, python_spelling
-    from nvenc_cli.liblog import api_logging
+    from nvenc_cli.liblog import api_logging, warn_caller
 
     with api_errors():
         options, inputs = _settings(locals())
@@ -89,7 +88,7 @@ def encode(
         else:
             result = _encode_frames(input, dest, options, inputs)
     for notice in result.plan.notices:
-        warnings.warn(python_spelling(notice), UserWarning, stacklevel=2)
+        warn_caller(python_spelling(notice))
     return result
 
 

@@ -38,7 +38,7 @@ from nvenc_cli.errors import (
     tc_frame_rate,
     with_torchcodec,
 )
-from nvenc_cli.liblog import api_logging
+from nvenc_cli.liblog import api_logging, warn_caller
 from nvenc_cli.mux import Destination, is_stdout
 from nvenc_cli.options import EncodeOptions, parse_extra, parse_fps
 from nvenc_cli.resize import parse_resize
@@ -149,7 +149,7 @@ _api_errors = api_errors
 def warn_ignored(plan: EncodePlan) -> None:
     """One ``UserWarning`` per setting the plan dropped as meaningless for the codec."""
     for message in plan.ignored:
-        warnings.warn(python_spelling(message), UserWarning, stacklevel=4)
+        warn_caller(python_spelling(message))
 
 
 def _crf(value: int | float | None) -> float | None:
@@ -215,15 +215,13 @@ def _warn_clamped(values: ValueMap) -> None:
     """``clamp=True`` changed samples: say how many and by how much, as the CLI's notice."""
     notice = values.notice()
     if notice is not None:
-        warnings.warn(notice, UserWarning, stacklevel=3)
+        warn_caller(notice)
 
 
 def _warn_if_fell_back(result: Result) -> None:
     """NVENC failed at its start and the CPU encoded instead: say why, as the CLI does."""
     if result.fell_back:
-        warnings.warn(
-            result.plan.fallback_reason or "NVENC failed; encoded on the CPU", RuntimeWarning, stacklevel=3
-        )
+        warn_caller(result.plan.fallback_reason or "NVENC failed; encoded on the CPU", RuntimeWarning)
 
 
 def _device(frames_device: str, override: str | None) -> str:
