@@ -394,7 +394,15 @@ def test_server_gone_before_upload_is_74(tmp_path: Path, store: Any, monkeypatch
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )  # fmt: skip
-        time.sleep(2.5)  # past the output checks, well inside the encode
+        try:
+            deadline = time.monotonic() + 60
+            while not any(Path(os.environ["TMPDIR"]).glob("nvenc-url-*/out*/.*.part")):  # encoding
+                assert child.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        except BaseException:
+            child.kill()
+            raise
+    # the server is gone now, with the encode under way: past the output checks
     try:
         _, err = child.communicate(timeout=120)
     finally:
