@@ -694,3 +694,34 @@ def test_audio_object_is_read_in_place(store: Any, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(storage.Staging, "local", no_copy)
     heard = run(f"s3://{BUCKET}/in/s.wav", "got.mkv")
     assert heard.shape[1] == N * 48000 // 24 and np.array_equal(heard, expected)
+
+
+def test_y4m_object_header_and_cut(store: Any, tmp_path: Path) -> None:
+    """A y4m object's own header (its rate) and size (a cut-off last frame) are read from
+    the store as from a file."""
+    source = clip()
+    import av
+
+    local = tmp_path / "v.y4m"
+
+    with av.open(str(local), "w", format="yuv4mpegpipe") as out:
+        stream = out.add_stream("rawvideo", rate=24)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv444p"
+        for frame in source:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    data = local.read_bytes()
+    store.pipe_file(f"{BUCKET}/in/v.y4m", data)
+    store.pipe_file(f"{BUCKET}/in/cut.y4m", data[:-100])
+    done = run_cli(
+        "encode", f"s3://{BUCKET}/in/v.y4m", "-o", str(tmp_path / "v.mkv"), "--json", "--crf", "12"
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    frames, facts = decode(tmp_path / "v.mkv")
+    assert report["frames"] == N and frames.shape == source.shape and psnr(frames, source) > 30
+    assert facts["rate"] == 24
+    cut = run_cli("encode", f"s3://{BUCKET}/in/cut.y4m", "-o", str(tmp_path / "c.mkv"))
+    assert cut.returncode == 65
+    assert f"s3://{BUCKET}/in/cut.y4m: the y4m stream ends inside frame {N - 1}" in cut.stderr.decode()
+    assert not (tmp_path / "c.mkv").exists()
