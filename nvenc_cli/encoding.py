@@ -281,6 +281,14 @@ def adopt_plan(source: Source, plan: EncodePlan) -> None:
     source.out_rate = plan.fps
 
 
+def _streamed(spec: str) -> bool:
+    """Whether ``spec`` is an object read in place from its store (a second reader opens
+    it again, as it does a file)."""
+    from nvenc_cli.storage import streams
+
+    return streams(spec)
+
+
 def prepare_audio_track(
     spec: str | None, source: Source, plan: EncodePlan, options: EncodeOptions, inputs: InputOptions
 ) -> tuple[AudioTrack | None, EncodePlan]:
@@ -292,7 +300,7 @@ def prepare_audio_track(
     rate = source.fps_hint or plan.fps
     media = isinstance(source, VideoSource)
     # The sound is read by a second reader of the same file; a pipe cannot be read twice.
-    readable = media and spec is not None and os.path.isfile(spec)
+    readable = media and spec is not None and (os.path.isfile(spec) or _streamed(spec))
     track, notices = prepare_audio(
         options.audio,
         plan.container,
@@ -406,8 +414,10 @@ def _encode_urls(
     progress: Progress | None,
     on_plan: Callable[[EncodePlan], None] | None,
 ) -> Result:
-    """``encode_path`` for URLs: ``file://`` ones become paths; a ``.npy`` object is read
-    in place (ranged reads, in ``sources/arrays.py``); other input objects are copied in,
+    """``encode_path`` for URLs: ``file://`` ones become paths; a ``.npy`` or ``.npz``
+    object is read in place (ranged reads, in ``sources/arrays.py``), a video or sound
+    object through PyAV's file-object input (``storage.media_input``); other input
+    objects are copied in,
     and the output is encoded into a temporary file and uploaded once whole, so nothing
     below this knows a path was remote."""
     from nvenc_cli import storage
@@ -424,11 +434,12 @@ def _encode_urls(
 
     try:
         dest = local(dest, "out")  # the output's refusals first, as for a file
-        if options.audio is not None and storage.is_url(options.audio.file):
-            options = replace(options, audio=replace(options.audio, file=local(options.audio.file, "in")))
+        sound = options.audio.file if options.audio is not None else None
+        if storage.is_url(sound) and not storage.streams_media(sound):
+            options = replace(options, audio=replace(options.audio, file=local(sound, "in")))
         if storage.is_url(inputs.timestamps):
             inputs = replace(inputs, timestamps=local(inputs.timestamps, "in"))
-        if not (storage.streams(spec) and inputs.input_size is None):  # a .npy is read in place
+        if not (storage.streams(spec) and inputs.input_size is None):  # read in place
             spec = local(spec, "in")
         result = _encode_local(spec, dest, options, inputs, progress, on_plan)
         staging.publish()

@@ -1,10 +1,12 @@
 """Inputs and outputs named by URL (``s3://``, ``gs://``, ``az://``, ``http(s)://``, ``file://``).
 
 Everything above this module works on local files; a URL is turned into one here and
-nowhere else. A ``.npy`` object is read in place, each window of frames a ranged read
-(``open_input``); any other input object is copied, in bounded chunks, into a private
-temporary folder before it is opened (the readers then seek as they do on any file);
-either way memory stays flat however large the object. An output is written to a temporary file beside
+nowhere else. A ``.npy`` or ``.npz`` object is read in place, each window of frames a
+ranged read (``open_input``); a video or sound object is read by PyAV through a file
+object with a bounded block cache (``media_input``); any other input object (``.pt``,
+images, timestamps, anything from http(s)) is copied, in bounded chunks, into a private
+temporary folder before it is opened; either way memory stays flat however large the
+object. An output is written to a temporary file beside
 it and uploaded in one ``put`` once the encode has finished, so the object appears only
 whole: a failure or an interruption before that point uploads nothing. The stores are
 reached through fsspec and its implementations (the ``cloud`` extra),
@@ -228,12 +230,75 @@ def read_text(url: str) -> str:
         raise InputDataError(f"{redact(url)}: not UTF-8 text") from None
 
 
+MEDIA_BLOCK = 4 << 20
+"""Bytes fetched at a time for a video or sound object read through PyAV."""
+
+MEDIA_BLOCKS = 4
+"""How many ``MEDIA_BLOCK`` blocks one such reader keeps: its whole cache (16 MiB), enough
+that reading two places of the file in turn (an MP4's index at its end, samples of two
+interleaved streams) does not fetch the same bytes again and again."""
+
+STREAMED = (".npy", ".npz")
+"""Array files read in place: frames at known offsets (``.npy``) or in the members of a
+zip whose directory says where each lies (``.npz``)."""
+
+
+def _media_extensions() -> tuple[str, ...]:
+    from nvenc_cli.sources.video import VIDEO_EXTENSIONS
+
+    return (*VIDEO_EXTENSIONS, ".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".mka")
+
+
 def streams(spec: object) -> bool:
-    """Whether the input ``spec`` is read from its store in windows (ranged reads) rather
-    than copied in first: a ``.npy`` object, whose frames lie at known offsets."""
+    """Whether the input ``spec`` is read from its store in place (ranged reads) rather
+    than copied in first: a ``.npy`` or ``.npz`` object, or a video or sound file that
+    PyAV reads through a file object (``media_input``). http(s) objects are copied: a
+    web server need not answer ranged requests or say an object's size."""
     if not isinstance(spec, str) or not remote(spec) or scheme_of(spec) in READ_ONLY:
         return False
-    return spec.lower().endswith(".npy")
+    ext = os.path.splitext(spec.split("?", 1)[0])[1].lower()
+    return ext in STREAMED or ext in _media_extensions()
+
+
+def streams_media(spec: object) -> bool:
+    """Whether ``spec`` is a video or sound object that PyAV reads in place."""
+    return streams(spec) and not str(spec).split("?", 1)[0].lower().endswith(STREAMED)
+
+
+def media_input(path: str) -> Any:
+    """What ``av.open`` is given to read the media file ``path``: a local path as FFmpeg
+    must see it (``paths.for_ffmpeg``), or, for an object in a store, a fresh seekable
+    file object that fetches ``MEDIA_BLOCK`` bytes at a time and keeps at most
+    ``MEDIA_BLOCKS`` of them. Each call opens its own, so a probe, a scan of the packets
+    and the decode each read at their own place. PyAV does not close a file object it
+    was given: the caller does (``close_media``)."""
+    if not streams(path):
+        from nvenc_cli.paths import for_ffmpeg
+
+        return for_ffmpeg(path)
+    fs, inner = _filesystem(path)
+
+    def opened() -> Any:
+        fh = fs.open(
+            inner,
+            "rb",
+            block_size=MEDIA_BLOCK,
+            cache_type="blockcache",
+            cache_options={"maxblocks": MEDIA_BLOCKS},
+        )
+        fh.size  # noqa: B018 - a missing object fails here, not inside FFmpeg
+        return fh
+
+    try:
+        return with_retries(opened)
+    except Exception as exc:
+        raise _input_error(path, exc) from None
+
+
+def close_media(opened: Any) -> None:
+    """Close what ``media_input`` returned when it is a file object (a path needs nothing)."""
+    if not isinstance(opened, (str, bytes, os.PathLike)):
+        opened.close()
 
 
 def open_input(url: str) -> tuple[Any, int]:

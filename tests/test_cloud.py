@@ -6,6 +6,7 @@ might have left, and for temporary files left on the local disk."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -438,26 +439,297 @@ def test_signal_mid_run_leaves_no_object(store: Any, tmp_path: Path, sig: int) -
     assert leftovers() == []
 
 
-def _peak_rss_kib(args: list[str]) -> int:
+def test_peak_memory_stays_flat_for_a_large_object(store: Any, tmp_path: Path) -> None:
+    """An object 3x larger costs about the same memory: it is read in windows by ranged
+    requests, never held whole."""
+    # Both fill several 24 MiB windows of frames: what differs is only the object's size.
+    small = put_array(store, "in/small.npy", np.zeros((48, 360, 640, 3), np.uint8))
+    large = put_array(store, "in/large.npy", np.zeros((160, 360, 640, 3), np.uint8))  # 111 MB
+    opts = ["--preset", "ultrafast", "-x", "threads=1"]
+    base, _ = _watched_run(["encode", small, "-o", f"s3://{BUCKET}/out/small.mp4", *opts], tmp_path)
+    peak, largest = _watched_run(["encode", large, "-o", f"s3://{BUCKET}/out/large.mp4", *opts], tmp_path)
+    print(f"npy object peak RSS: small {base} KiB, large {peak} KiB; largest temp file {largest} B")
+    assert peak - base < 32 * 1024, (base, peak)  # far below the 77 MB the inputs differ by
+
+
+def _write_video(path: Path, frames: np.ndarray, codec: str = "libx264", sound: bool = False) -> None:
+    """A video made by PyAV's muxer as FFmpeg leaves it: an MP4's index (moov) after its
+    samples, so a reader must seek to the end and back."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=24)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "rgb24" if codec == "rawvideo" else "yuv444p"
+        if codec == "libx264":
+            stream.options = {"crf": "0", "preset": "ultrafast"}
+        audio = out.add_stream("aac", rate=48000, layout="mono") if sound else None
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+        if audio is not None:
+            t = np.arange(48000 * len(frames) // 24) / 48000
+            samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[np.newaxis]
+            for at in range(0, samples.shape[1], 1024):
+                piece = av.AudioFrame.from_ndarray(samples[:, at : at + 1024], format="fltp", layout="mono")
+                piece.sample_rate, piece.pts = 48000, at
+                out.mux(audio.encode(piece))
+            out.mux(audio.encode())
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_video_objects_are_read_in_place_through_file_objects(
+    store: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ext: str
+) -> None:
+    """A video object is decoded by PyAV through file objects on the store (no copy on
+    disk): the output is the very output of the same file encoded from local disk."""
+    source = clip(n=30)
+    local = tmp_path / f"v{ext}"
+    _write_video(local, source, sound=True)
+    data = local.read_bytes()
+    if ext == ".mp4":
+        assert data.index(b"moov") > data.index(b"mdat")  # the index comes last
+    store.put_file(str(local), f"{BUCKET}/in/v{ext}")
+    url = f"s3://{BUCKET}/in/v{ext}"
+    opts = ["--crf", "12", "-x", "threads=1"]
+    ref = run_cli("encode", str(local), "-o", str(tmp_path / "ref.mkv"), *opts)
+    assert ref.returncode == 0, ref.stderr
+    expected, ref_facts = decode(tmp_path / "ref.mkv")
+    assert expected.shape == source.shape and psnr(expected, source) > 30
+    to_s3 = run_cli("encode", url, "-o", f"s3://{BUCKET}/out/v.mkv", "--json", *opts)
+    assert to_s3.returncode == 0, to_s3.stderr
+    assert json.loads(to_s3.stdout)["frames"] == len(source)
+    frames, facts = fetch_decoded(store, "out/v.mkv", tmp_path)
+    assert np.array_equal(frames, expected) and facts["pts"] == ref_facts["pts"]
+    to_file = run_cli("encode", url, "-o", str(tmp_path / "got.mkv"), *opts)
+    assert to_file.returncode == 0, to_file.stderr
+    frames, _ = decode(tmp_path / "got.mkv")
+    assert np.array_equal(frames, expected)
+    import av
+
+    with av.open(str(tmp_path / "got.mkv")) as container:  # the input's own sound came along
+        assert len(container.streams.audio) == 1
+        assert sum(f.samples for f in container.decode(audio=0)) > 0.9 * 48000 * len(source) / 24
+    assert leftovers() == []
+
+    # In the API too, no copy is made, and every file object opened is closed.
+    from nvenc_cli.encoding import encode_path
+    from nvenc_cli.options import EncodeOptions
+
+    opened: list[Any] = []
+    real = storage.media_input
+
+    def spied(name: str) -> Any:
+        got = real(name)
+        opened.append(got)
+        return got
+
+    def no_copy(self: Any, name: str) -> str:
+        raise AssertionError(f"{name} was copied in")
+
+    monkeypatch.setattr(storage, "media_input", spied)
+    monkeypatch.setattr(storage.Staging, "local", no_copy)
+    encode_path(url, str(tmp_path / "api.mkv"), EncodeOptions(crf=12), inputs=None)
+    frames, _ = decode(tmp_path / "api.mkv")
+    assert frames.shape == source.shape and psnr(frames, source) > 30
+    assert len(opened) >= 2 and all(fh.closed for fh in opened)  # the decode, the sound, ...
+
+
+def test_missing_or_broken_video_object(store: Any) -> None:
+    missing = run_cli("encode", f"s3://{BUCKET}/in/none.mp4", "-o", f"s3://{BUCKET}/out/n.mp4")
+    assert missing.returncode == 66
+    assert (
+        missing.stderr.decode().strip()
+        == f"nvenc: error: s3://{BUCKET}/in/none.mp4: no such object (or bucket)"
+    )
+    store.pipe_file(f"{BUCKET}/in/junk.mp4", b"not a video at all" * 100)
+    junk = run_cli("encode", f"s3://{BUCKET}/in/junk.mp4", "-o", f"s3://{BUCKET}/out/n.mp4")
+    assert junk.returncode == 65
+    assert junk.stderr.decode().startswith(f"nvenc: error: s3://{BUCKET}/in/junk.mp4: not a readable video")
+    assert objects(store) == [] and leftovers() == []
+
+
+_PEAK_AT_EXIT = """
+import os, runpy, sys
+
+report, leave = sys.argv.pop(1), os._exit
+
+def peak_then_leave(code):  # the CLI leaves by os._exit once its outcome is decided
+    with open("/proc/self/status") as status, open(report, "w") as out:
+        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+    leave(code)
+
+os._exit = peak_then_leave
+sys.argv[0] = "nvenc"
+runpy.run_module("nvenc_cli", run_name="__main__")
+"""
+
+
+def _watched_run(args: list[str], tmp_path: Path) -> tuple[int, int]:
+    """(peak resident memory in KiB, largest file seen in TMPDIR meanwhile) of one CLI
+    run. The peak is the process's own ``VmHWM`` read as it exits: ``ru_maxrss`` of a
+    child started by this large test process counts this process's memory at the fork."""
+    scratch = Path(os.environ["TMPDIR"])
+    report = tmp_path / "peak.txt"
     child = subprocess.Popen(
-        [sys.executable, "-m", "nvenc_cli", *args],
+        [sys.executable, "-c", _PEAK_AT_EXIT, str(report), *args],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    assert child.returncode == 0, child.stderr.read() if child.stderr else b""
+    largest = 0
+    while child.poll() is None:
+        for found in scratch.rglob("*"):
+            with contextlib.suppress(OSError):  # a file removed meanwhile
+                largest = max(largest, found.stat().st_size)
+        time.sleep(0.02)
+    err = child.stderr.read() if child.stderr else b""
     child.stderr.close()  # type: ignore[union-attr]
-    return int(usage.ru_maxrss)
+    assert child.returncode == 0, err
+    return int(report.read_text()), largest
 
 
-def test_peak_memory_stays_flat_for_a_large_object(store: Any) -> None:
-    """An object 8x larger costs about the same memory: it is copied in bounded chunks and
-    read in windows, never held whole."""
-    small = put_array(store, "in/small.npy", np.zeros((16, 360, 640, 3), np.uint8))
-    large = put_array(store, "in/large.npy", np.zeros((160, 360, 640, 3), np.uint8))  # 111 MB
+def test_video_object_memory_stays_flat_and_nothing_is_copied(store: Any, tmp_path: Path) -> None:
+    """A video object 3x larger costs about the same memory, and no file near its size
+    appears in the temporary folder while it is encoded: it is never copied to disk."""
+    rng = np.random.default_rng(3)
+    sizes = {}
+    for name, count in (("small", 48), ("large", 160)):  # rawvideo in NUT: large and cheap
+        frames = rng.integers(0, 256, (count, 360, 640, 3), np.uint8)
+        _write_video(tmp_path / f"{name}.nut", frames, codec="rawvideo")
+        sizes[name] = (tmp_path / f"{name}.nut").stat().st_size
+        store.put_file(str(tmp_path / f"{name}.nut"), f"{BUCKET}/in/{name}.nut")
+    assert sizes["large"] > 80 << 20
     opts = ["--preset", "ultrafast", "-x", "threads=1"]
-    base = _peak_rss_kib(["encode", small, "-o", f"s3://{BUCKET}/out/small.mp4", *opts])
-    peak = _peak_rss_kib(["encode", large, "-o", f"s3://{BUCKET}/out/large.mp4", *opts])
-    assert peak - base < 48 * 1024, (base, peak)  # far below the 100 MB the inputs differ by
+    base, _ = _watched_run(
+        ["encode", f"s3://{BUCKET}/in/small.nut", "-o", str(tmp_path / "s.mp4"), *opts], tmp_path
+    )
+    peak, largest = _watched_run(
+        ["encode", f"s3://{BUCKET}/in/large.nut", "-o", str(tmp_path / "l.mp4"), *opts], tmp_path
+    )
+    print(f"video object peak RSS: small {base} KiB, large {peak} KiB; largest temp file {largest} B")
+    assert largest < sizes["large"] // 8
+    assert peak - base < 32 * 1024, (base, peak)  # far below the ~77 MB the inputs differ by
+    frames, _ = decode(tmp_path / "l.mp4")
+    assert frames.shape == (160, 360, 640, 3)
+
+
+def _samples(path: Path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as container:
+        return np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
+
+
+@pytest.mark.parametrize("deflated", [False, True])
+def test_npz_objects_are_read_in_place_by_ranged_reads(
+    store: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, deflated: bool
+) -> None:
+    """A .npz object is read where it lies: zipfile over ranged reads, its frames member
+    read a window at a time, its sound entry beside them too; no copy on disk."""
+    grain = np.random.default_rng(5).integers(-6, 7, (40, H, W, 3))  # not squeezed away by deflate
+    source = np.clip(clip(n=40) + grain, 0, 255).astype(np.uint8)
+    t = np.arange(48000 * 40 // 24) / 48000
+    tone = (0.25 * np.sin(2 * np.pi * 600 * t)).astype(np.float32)[np.newaxis]
+    buffer = io.BytesIO()
+    (np.savez_compressed if deflated else np.savez)(
+        buffer, video=source, audio=tone, sample_rate=np.int64(48000)
+    )
+    store.pipe_file(f"{BUCKET}/in/z.npz", buffer.getvalue())
+    url = f"s3://{BUCKET}/in/z.npz"
+    args = ["--key", "video", "--audio-key", "audio", "--audio-codec", "flac", "--crf", "12"]
+    done = run_cli("encode", url, "-o", f"s3://{BUCKET}/out/z.mkv", "--json", *args)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["frames"] == len(source)
+    frames, _ = fetch_decoded(store, "out/z.mkv", tmp_path)
+    np.savez(tmp_path / "z.npz", video=source, audio=tone, sample_rate=np.int64(48000))
+    ref = run_cli("encode", str(tmp_path / "z.npz"), "-o", str(tmp_path / "ref.mkv"), *args)
+    assert ref.returncode == 0, ref.stderr
+    expected, _ = decode(tmp_path / "ref.mkv")
+    assert frames.shape == source.shape and psnr(frames, source) > 30 and np.array_equal(frames, expected)
+    heard, kept = (_samples(tmp_path / name) for name in ("got-out_z.mkv", "ref.mkv"))
+    assert np.array_equal(heard, kept)  # the sound as from local disk (cut to the video's length)
+    level = heard / 2.0**31  # FLAC at 16 bits comes back as s32
+    assert heard.shape[1] > 48000 and np.abs(level - tone[:, : heard.shape[1]]).max() < 1e-4
+    assert leftovers() == []
+
+    from nvenc_cli.encoding import InputOptions, encode_path
+    from nvenc_cli.options import EncodeOptions
+
+    ranges: list[tuple[int, int]] = []
+    real_open = storage.open_input
+
+    def spied(name: str) -> tuple[Any, int]:
+        fh, size = real_open(name)
+        fetch = fh.cache.fetcher
+        fh.cache.fetcher = lambda start, end: ranges.append((start, end)) or fetch(start, end)
+        return fh, size
+
+    def no_copy(self: Any, name: str) -> str:
+        raise AssertionError(f"{name} was copied in")
+
+    monkeypatch.setattr(storage, "open_input", spied)
+    monkeypatch.setattr(storage.Staging, "local", no_copy)
+    monkeypatch.setattr(storage, "CHUNK", 64 << 10)
+    encode_path(url, str(tmp_path / "r.mp4"), EncodeOptions(crf=12), inputs=InputOptions(key="video"))
+    frames, _ = decode(tmp_path / "r.mp4")
+    assert frames.shape == source.shape and psnr(frames, source) > 30
+    assert len(ranges) > 4  # many windows, each its own request
+    assert max(end - start for start, end in ranges) < source.nbytes / 4
+
+
+def test_audio_object_is_read_in_place(store: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``--audio`` naming a sound object: FFmpeg reads it through a file object, the
+    same sound comes out as from the local file, and nothing is copied in."""
+    from nvenc_cli.audio.plan import AudioOptions
+    from nvenc_cli.encoding import encode_path
+    from nvenc_cli.options import EncodeOptions
+
+    source = clip()
+    _wav(tmp_path / "s.wav", N / 24)
+    store.put_file(str(tmp_path / "s.wav"), f"{BUCKET}/in/s.wav")
+    np.save(tmp_path / "a.npy", source)
+
+    def no_copy(self: Any, name: str) -> str:
+        raise AssertionError(f"{name} was copied in")
+
+    def run(sound: str, out: str) -> np.ndarray:
+        audio = AudioOptions(file=sound, codec="flac")
+        encode_path(str(tmp_path / "a.npy"), str(tmp_path / out), EncodeOptions(fps="24", audio=audio))
+        return _samples(tmp_path / out)
+
+    expected = run(str(tmp_path / "s.wav"), "ref.mkv")
+    monkeypatch.setattr(storage.Staging, "local", no_copy)
+    heard = run(f"s3://{BUCKET}/in/s.wav", "got.mkv")
+    assert heard.shape[1] == N * 48000 // 24 and np.array_equal(heard, expected)
+
+
+def test_y4m_object_header_and_cut(store: Any, tmp_path: Path) -> None:
+    """A y4m object's own header (its rate) and size (a cut-off last frame) are read from
+    the store as from a file."""
+    source = clip()
+    import av
+
+    local = tmp_path / "v.y4m"
+
+    with av.open(str(local), "w", format="yuv4mpegpipe") as out:
+        stream = out.add_stream("rawvideo", rate=24)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv444p"
+        for frame in source:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    data = local.read_bytes()
+    store.pipe_file(f"{BUCKET}/in/v.y4m", data)
+    store.pipe_file(f"{BUCKET}/in/cut.y4m", data[:-100])
+    done = run_cli(
+        "encode", f"s3://{BUCKET}/in/v.y4m", "-o", str(tmp_path / "v.mkv"), "--json", "--crf", "12"
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    frames, facts = decode(tmp_path / "v.mkv")
+    assert report["frames"] == N and frames.shape == source.shape and psnr(frames, source) > 30
+    assert facts["rate"] == 24
+    cut = run_cli("encode", f"s3://{BUCKET}/in/cut.y4m", "-o", str(tmp_path / "c.mkv"))
+    assert cut.returncode == 65
+    assert f"s3://{BUCKET}/in/cut.y4m: the y4m stream ends inside frame {N - 1}" in cut.stderr.decode()
+    assert not (tmp_path / "c.mkv").exists()

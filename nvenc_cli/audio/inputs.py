@@ -54,29 +54,34 @@ class MediaAudio:
     def __init__(self, path: str, *, required: bool = True) -> None:
         import av
 
-        self.path = path
-        if not os.path.exists(path):
-            raise InputMissingError(f"{path}: no such file")
-        try:
-            from nvenc_cli.paths import for_ffmpeg
+        from nvenc_cli import storage
 
-            self.container = av.open(for_ffmpeg(path), "r")
+        self.path = storage.redact(path)
+        remote = storage.streams(path)  # an object in a store, read through a file object
+        if not remote and not os.path.exists(path):
+            raise InputMissingError(f"{path}: no such file")
+        #: what av.open was given: closed with the container (PyAV leaves a file object open)
+        self._opened = storage.media_input(path)  # 66 for a missing object
+        try:
+            self.container = av.open(self._opened, "r")
         except PermissionError:
+            storage.close_media(self._opened)
             raise InputMissingError(f"{path}: cannot read (permission denied)") from None
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise InputDataError(f"{path}: not a readable audio or video file ({brief(exc)})") from None
+            storage.close_media(self._opened)
+            raise InputDataError(f"{self.path}: not a readable audio or video file ({brief(exc)})") from None
         streams = self.container.streams.audio
         if not streams:
-            self.container.close()
             self.stream = None
+            self.close()
             if required:
-                raise InputDataError(f"{path}: has no audio stream")
+                raise InputDataError(f"{self.path}: has no audio stream")
             return
         self.stream = stream = streams[0]
         ctx = stream.codec_context
         if ctx is None or not ctx.sample_rate or not ctx.channels:
-            self.container.close()
-            raise InputDataError(f"{path}: its audio stream has no decoder or no sample rate")
+            self.close()
+            raise InputDataError(f"{self.path}: its audio stream has no decoder or no sample rate")
         self.codec: str | None = ctx.codec.canonical_name  # "mp3", not its decoder "mp3float"
         self.rate: int = ctx.sample_rate
         self.channels: int = ctx.channels
@@ -131,6 +136,10 @@ class MediaAudio:
             # Closing twice, or a file that went away: nothing to keep either way.
             with contextlib.suppress(Exception):
                 self.container.close()
+        from nvenc_cli.storage import close_media
+
+        with contextlib.suppress(Exception):
+            close_media(getattr(self, "_opened", None) or "")
 
 
 class ArrayAudio:
@@ -320,7 +329,9 @@ def open_array_audio(path: str, key: str | None, rate: int | None) -> ArrayAudio
 
     Only the samples and the small rate entries are read: the video beside them is not.
     """
-    if not os.path.exists(path):
+    from nvenc_cli.storage import streams
+
+    if not streams(path) and not os.path.exists(path):  # an object is asked for when opened
         raise InputMissingError(f"{path}: no such file")
     ext = os.path.splitext(path)[1].lower()
     names, load = _npz_entries(path) if ext == ".npz" else _pt_entries(path)
@@ -377,8 +388,11 @@ def _npz_entries(path: str) -> tuple[list[str], Any]:
     """
     import zipfile
 
+    from nvenc_cli.sources.arrays import open_array_file
+
+    raw = open_array_file(path)
     try:
-        with zipfile.ZipFile(path) as archive:
+        with raw, zipfile.ZipFile(raw) as archive:
             names = [m.filename for m in archive.infolist()]
     except Exception as exc:  # zipfile parses untrusted bytes
         raise InputDataError(f"{path}: not a readable .npz archive ({brief(exc)})") from None
@@ -407,9 +421,13 @@ class MemberSamples:
 
         self.label = label = f"{path}[{name}]"
         self._handles: list[Any] = []
+        from nvenc_cli.sources.arrays import open_array_file
+
+        self._raw = open_array_file(path)  # ZipFile never closes a file it was handed
         try:
-            self._zip = zipfile.ZipFile(path)
+            self._zip = zipfile.ZipFile(self._raw)
         except Exception as exc:
+            self._raw.close()
             raise InputDataError(f"{path}: not a readable .npz archive ({brief(exc)})") from None
         try:
             self._member = self._zip.getinfo(f"{name}.npy")
@@ -417,18 +435,18 @@ class MemberSamples:
                 shape, self._fortran, self.dtype = read_header(fh, label)
                 self._offset = fh.tell()
         except InputDataError:
-            self._zip.close()
+            self.close()
             raise
         except Exception as exc:  # zipfile and numpy parse untrusted bytes
-            self._zip.close()
+            self.close()
             raise InputDataError(f"{label}: not a readable array ({brief(exc)})") from None
         if self.dtype.hasobject:
-            self._zip.close()
+            self.close()
             raise InputDataError(f"{label}: holds Python objects (dtype {self.dtype}); nvenc refuses pickle")
         need = nbytes(shape, self.dtype)
         held = self._member.file_size - self._offset
         if need > held:
-            self._zip.close()
+            self.close()
             raise InputDataError(
                 f"{label}: truncated: its header promises {need} bytes of samples, it holds {held}"
             )
@@ -490,6 +508,7 @@ class MemberSamples:
             fh.close()
         self._handles = []
         self._zip.close()
+        self._raw.close()
 
 
 def _pt_entries(path: str) -> tuple[list[str], Any]:

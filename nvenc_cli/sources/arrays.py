@@ -259,7 +259,7 @@ class NpzSource(ArraySource):
     ) -> None:
         super().__init__()
         self.name = path
-        self._raw = raw = _open_binary(path)  # ZipFile never closes a file it was handed
+        self._raw = raw = open_array_file(path)  # ZipFile never closes a file it was handed
         try:
             self._zip = zipfile.ZipFile(raw)
         except Exception as exc:  # a parser of untrusted bytes: any failure means corrupt
@@ -649,6 +649,21 @@ def _libc() -> ctypes.CDLL:
         _LIBC = ctypes.CDLL(None, use_errno=True)
         _LIBC.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     return _LIBC
+
+
+def open_array_file(path: str) -> IO[bytes]:
+    """The array file ``path`` opened for reading, refused when missing or empty: a
+    local file, or an object in a store read by ranged requests (``storage.open_input``),
+    over which ``zipfile`` and the ``.npy`` reader seek as over any file."""
+    from nvenc_cli import storage
+
+    if storage.streams(path):
+        fh, size = storage.open_input(path)
+        if size == 0:
+            fh.close()
+            raise InputDataError(f"{storage.redact(path)}: the object is empty")
+        return fh  # type: ignore[no-any-return]
+    return _open_binary(path)
 
 
 def _open_binary(path: str) -> IO[bytes]:

@@ -38,39 +38,49 @@ class VideoSource(Source):
         super().__init__()
         import av
 
-        self.name = path
+        from nvenc_cli import storage
+
+        self.name = storage.redact(path)
+        self._path = path
         self._file = file
+        #: an object in a store, read through file objects (``storage.media_input``)
+        self._remote = file is None and storage.streams(path)
         #: a stream to close with the container (a FIFO the pipe reader opened).
         self.also_close: IO[bytes] | None = None
+        opened = file if file is not None else storage.media_input(path)  # 66 for a missing object
+        if self._remote:
+            self.also_close = opened
         try:
-            from nvenc_cli.paths import for_ffmpeg
-
-            self._container = av.open(file if file is not None else for_ffmpeg(path), "r")
+            self._container = av.open(opened, "r")
         except (FileNotFoundError, PermissionError) as exc:
-            if file is None and not os.access(path, os.R_OK):
+            if self._remote:
+                storage.close_media(opened)
+            if file is None and not self._remote and not os.access(path, os.R_OK):
                 missing = isinstance(exc, FileNotFoundError)
                 reason = "no such file" if missing else "cannot read (permission denied)"
-                raise InputMissingError(f"{path}: {reason}") from None
+                raise InputMissingError(f"{self.name}: {reason}") from None
             # The file itself is readable: what FFmpeg could not open or refused is
             # something the file names (a concat list's entry, an unsafe path in it).
             raise InputDataError(
-                f"{path}: FFmpeg refused or could not open what the file refers to ({brief(exc)}); "
+                f"{self.name}: FFmpeg refused or could not open what the file refers to ({brief(exc)}); "
                 "a concat list's entries must exist and be relative paths without '..' (safe mode)"
             ) from None
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise InputDataError(f"{path}: not a readable video ({brief(exc)})") from None
+            if self._remote:
+                storage.close_media(opened)
+            raise InputDataError(f"{self.name}: not a readable video ({brief(exc)})") from None
         if not self._container.streams.video:
-            self._container.close()
-            raise InputDataError(f"{path}: has no video stream")
+            self.close()
+            raise InputDataError(f"{self.name}: has no video stream")
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         ctx = stream.codec_context
         if ctx is None:  # FFmpeg has no decoder for this stream's codec
-            self._container.close()
-            raise InputDataError(f"{path}: no decoder for its video stream")
+            self.close()
+            raise InputDataError(f"{self.name}: no decoder for its video stream")
         if not ctx.width or not ctx.height:
-            self._container.close()
-            raise InputDataError(f"{path}: the video stream has no frame size")
+            self.close()
+            raise InputDataError(f"{self.name}: the video stream has no frame size")
         fmt = ctx.format
         deep = fmt is not None and max(c.bits for c in fmt.components) > 8
         alpha = fmt is not None and any(c.is_alpha for c in fmt.components)
@@ -87,7 +97,7 @@ class VideoSource(Source):
         self.sample_aspect = Fraction(sar) if sar and Fraction(sar) != 1 else None
         if (
             file is None
-            and os.path.isfile(path)
+            and (self._remote or os.path.isfile(path))
             and self._container.format.name not in _CONSTANT_RATE_FORMATS
         ):
             self._keep_variable_rate(path)
@@ -125,9 +135,17 @@ class VideoSource(Source):
     def _head(self) -> bytes:
         """The input's first bytes (a y4m header), from the file or the pipe's sniffed start."""
         if self._file is None:
+            from nvenc_cli.storage import close_media, media_input
+
             try:
-                with open(self.name, "rb") as fh:
-                    return fh.read(4096)
+                if not self._remote:
+                    with open(self._path, "rb") as local:
+                        return local.read(4096)
+                fh = media_input(self._path)
+                try:
+                    return bytes(fh.read(4096))
+                finally:
+                    close_media(fh)
             except OSError:
                 return b""
         return getattr(getattr(self._file, "raw", self._file), "sniffed", b"")
@@ -138,18 +156,21 @@ class VideoSource(Source):
         written at its rate as before. ``-r`` re-times either (``encoding.prepare``)."""
         import av
 
-        from nvenc_cli.paths import for_ffmpeg
+        from nvenc_cli.storage import close_media, media_input
         from nvenc_cli.timestamps import Timeline
 
         base = self._stream.time_base
         if base is None:
             return
+        opened = media_input(path)  # a second reader: its own file object for an object
         try:
-            with av.open(for_ffmpeg(path), "r") as again:
+            with av.open(opened, "r") as again:
                 stream = again.streams.video[0]
                 times = sorted(p.pts for p in again.demux(stream) if p.pts is not None and p.size)
         except (av.FFmpegError, OSError, ValueError, IndexError):
             return  # the decoder reports a damaged file; times stay at the constant rate
+        finally:
+            close_media(opened)
         if len(times) < 2 or len(set(times)) < len(times) or self._constant(times, Fraction(base)):
             return
         self.timeline = Timeline(tuple((t - times[0]) * Fraction(base) for t in times))
@@ -177,7 +198,7 @@ class VideoSource(Source):
         except StopIteration:
             return None
         except av.FFmpegError as exc:
-            self._container.close()
+            self.close()
             raise InputDataError(f"{self.name}: decoding failed at frame 0 ({exc})") from None
 
     @property
@@ -279,8 +300,10 @@ class VideoSource(Source):
         a frame, else None. Counts what was read: the file's size, or the pipe's bytes."""
         import av
 
-        if self._file is None:
-            total = os.path.getsize(self.name) if os.path.isfile(self.name) else None
+        if self._remote:
+            total = getattr(self.also_close, "size", None)
+        elif self._file is None:
+            total = os.path.getsize(self._path) if os.path.isfile(self._path) else None
         else:
             total = getattr(getattr(self._file, "raw", self._file), "consumed", None)
         head = self._head()
