@@ -354,28 +354,6 @@ class RayExecutor:
         self._refs.append(ref)
         return ref.future()
 
-    def _keep_process(self, pid: int) -> None:
-        """Hold on to the worker's process object: once the pool breaks it forgets its
-        workers, and their exit codes are what tells the worker that died from the ones
-        the pool stopped after it."""
-        processes = getattr(self._pool, "_processes", None) or {}
-        with self._lock:
-            if pid in processes:
-                self._workers[pid] = processes[pid]
-
-    def died_alone(self) -> set[int]:
-        """After the pool broke: the workers that died of something else than the SIGTERM
-        the pool sends every other worker once one has died (a worker stopped that way
-        exits 143 from an encode, or with SIGTERM's own code when idle)."""
-        with self._lock:
-            workers = dict(self._workers)
-        dead = set()
-        for pid, process in workers.items():
-            process.join(timeout=5)
-            if process.exitcode is not None and process.exitcode not in (143, -signal.SIGTERM):
-                dead.add(pid)
-        return dead
-
     def interrupt(self) -> None:
         """Cancel every task: a running one gets KeyboardInterrupt and unwinds its encode."""
         for ref in self._refs:
