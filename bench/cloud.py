@@ -21,14 +21,11 @@ import argparse
 import io
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nvenc_cli import testsrc  # noqa: E402
+from tests.moto_server import aws_env, moto_server  # noqa: E402
 
 BUCKET = "bench"
-KEYS = {
-    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
-    "AWS_SECRET_ACCESS_KEY": "bench-secret",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
 
 
 SERVER_PID = [0]
@@ -60,36 +52,6 @@ def server_cpu() -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def s3_server(log: Path) -> Iterator[str]:
-    """moto's server on a free port of 127.0.0.1, stopped on the way out."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"moto server did not start (see {log})") from None
-                time.sleep(0.1)
-        SERVER_PID[0] = server.pid
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def make_clips(folder: Path, fs: object, clips: int, frames: int, width: int, height: int) -> list[str]:
@@ -170,9 +132,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="nvenc-bench-cloud-") as tmp:
         work = Path(tmp)
-        with s3_server(work / "moto.log") as endpoint:
-            env = {**os.environ, **KEYS, "AWS_ENDPOINT_URL": endpoint, "PYTHONPATH": str(ROOT)}
-            os.environ.update({**KEYS, "AWS_ENDPOINT_URL": endpoint})
+        with moto_server(work / "moto.log", on_start=lambda pid: SERVER_PID.__setitem__(0, pid)) as endpoint:
+            env = {**os.environ, **aws_env(endpoint), "PYTHONPATH": str(ROOT)}
+            os.environ.update(aws_env(endpoint))
             fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
             fs.mkdir(BUCKET)
             names = make_clips(work / "in", fs, args.clips, args.frames, width, height)

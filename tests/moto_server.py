@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 FAKE_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -35,9 +35,12 @@ def aws_env(endpoint: str, secret: str = FAKE_SECRET) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def moto_server(log: Path, *, auth: bool = False) -> Iterator[str]:
+def moto_server(
+    log: Path, *, auth: bool = False, on_start: Callable[[int], None] | None = None
+) -> Iterator[str]:
     """Start ``moto.server`` and yield its endpoint URL; ``auth`` makes it check every
-    request's credentials (none are known, so every key is refused)."""
+    request's credentials (none are known, so every key is refused). ``on_start`` gets
+    the server's pid (the benchmark reports the server's CPU time apart)."""
     port = free_port()
     env = {**os.environ, "MOTO_PORT": str(port)}
     if auth:
@@ -61,6 +64,8 @@ def moto_server(log: Path, *, auth: bool = False) -> Iterator[str]:
                 if child.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"moto server did not start: {log.read_text()[-2000:]}") from None
                 time.sleep(0.1)
+        if on_start is not None:
+            on_start(child.pid)
         yield endpoint
     finally:
         child.terminate()
