@@ -218,3 +218,17 @@ def broken_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
         self.ctx = Broken()
 
     monkeypatch.setattr(cpu.CpuSession, "__init__", open_broken)
+
+
+# Linux carries a process's peak RSS across exec, so a child spawned straight from the
+# test runner (hundreds of MB by now) would report the runner's peak, not its own. A small
+# launcher forks the CLI from a fresh interpreter and reports that grandchild's own peak.
+LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "nvenc_cli", *sys.argv[1:]])
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""

@@ -22,22 +22,10 @@ import av
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import LAUNCHER, ROOT, run_cli
 from tests.test_hostile import one_line_error
 
 FAST = ("--preset", "ultrafast")
-
-# Linux carries a process's peak RSS across exec, so the CLI is forked from a fresh small
-# interpreter that reports its grandchild's own peak (see tests/test_large.py).
-LAUNCHER = """
-import os, sys
-pid = os.fork()
-if pid == 0:
-    os.execv(sys.executable, [sys.executable, "-m", "nvenc_cli", *sys.argv[1:]])
-_, status, usage = os.wait4(pid, 0)
-print(usage.ru_maxrss)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
 
 
 def measured(*args: str, cwd: Path, stdin: bytes | None = None) -> tuple[subprocess.CompletedProcess, float]:

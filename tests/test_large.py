@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from nvenc_cli.sources import open_source
-from tests.conftest import ROOT, decode
+from tests.conftest import LAUNCHER, ROOT, decode
 
 HD = (1080, 1920, 3)
 SMALL = (360, 640, 3)
@@ -48,20 +48,6 @@ def pattern(index: int, frame: tuple[int, int, int]) -> np.ndarray:
     return np.stack(
         [(x + 3 * index) % 256, (y + 7 * index) % 256, (x // 8 + y // 8 + 50 * index) % 256], axis=-1
     ).astype(np.uint8)
-
-
-# Linux carries a process's peak RSS across exec, so a child spawned straight from the
-# test runner (hundreds of MB by now) would report the runner's peak, not its own. A small
-# launcher forks the CLI from a fresh interpreter and reports that grandchild's own peak.
-LAUNCHER = """
-import os, sys
-pid = os.fork()
-if pid == 0:
-    os.execv(sys.executable, [sys.executable, "-m", "nvenc_cli", *sys.argv[1:]])
-_, status, usage = os.wait4(pid, 0)
-print(usage.ru_maxrss)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
 
 
 def encode_measured(*args: str, cwd: Path) -> tuple[int, str, float]:
