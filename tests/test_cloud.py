@@ -84,6 +84,27 @@ def objects(fs: Any, prefix: str = "out") -> list[str]:
     return sorted(fs.find(f"{BUCKET}/{prefix}"))
 
 
+def spy_ranged_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Record every ranged read of input objects (small 64 KiB blocks) and fail any copy
+    of an input object to the local disk; returns the list the reads are added to."""
+    ranges: list[tuple[int, int]] = []
+    real_open = storage.open_input
+
+    def spied(name: str) -> tuple[Any, int]:
+        fh, size = real_open(name)
+        fetch = fh.cache.fetcher
+        fh.cache.fetcher = lambda start, end: ranges.append((start, end)) or fetch(start, end)
+        return fh, size
+
+    def no_copy(self: Any, name: str) -> str:
+        raise AssertionError(f"{name} was copied in")
+
+    monkeypatch.setattr(storage, "open_input", spied)
+    monkeypatch.setattr(storage.Staging, "local", no_copy)
+    monkeypatch.setattr(storage, "CHUNK", 64 << 10)
+    return ranges
+
+
 def leftovers() -> list[str]:
     return sorted(os.listdir(os.environ["TMPDIR"]))
 
@@ -128,21 +149,7 @@ def test_npy_objects_are_read_in_place_by_ranged_reads(
 
     source = clip(n=40)
     url = put_array(store, "in/r.npy", source)
-    ranges: list[tuple[int, int]] = []
-    real_open = storage.open_input
-
-    def spied(name: str) -> tuple[Any, int]:
-        fh, size = real_open(name)
-        fetch = fh.cache.fetcher
-        fh.cache.fetcher = lambda start, end: ranges.append((start, end)) or fetch(start, end)
-        return fh, size
-
-    def no_copy(self: Any, name: str) -> str:
-        raise AssertionError(f"{name} was copied in")
-
-    monkeypatch.setattr(storage, "open_input", spied)
-    monkeypatch.setattr(storage.Staging, "local", no_copy)
-    monkeypatch.setattr(storage, "CHUNK", 64 << 10)
+    ranges = spy_ranged_reads(monkeypatch)
     encode_path(url, str(tmp_path / "r.mp4"), EncodeOptions(crf=12), inputs=None)
     frames, _ = decode(tmp_path / "r.mp4")
     assert frames.shape == source.shape and psnr(frames, source) > 30
@@ -656,21 +663,7 @@ def test_npz_objects_are_read_in_place_by_ranged_reads(
     from nvenc_cli.encoding import InputOptions, encode_path
     from nvenc_cli.options import EncodeOptions
 
-    ranges: list[tuple[int, int]] = []
-    real_open = storage.open_input
-
-    def spied(name: str) -> tuple[Any, int]:
-        fh, size = real_open(name)
-        fetch = fh.cache.fetcher
-        fh.cache.fetcher = lambda start, end: ranges.append((start, end)) or fetch(start, end)
-        return fh, size
-
-    def no_copy(self: Any, name: str) -> str:
-        raise AssertionError(f"{name} was copied in")
-
-    monkeypatch.setattr(storage, "open_input", spied)
-    monkeypatch.setattr(storage.Staging, "local", no_copy)
-    monkeypatch.setattr(storage, "CHUNK", 64 << 10)
+    ranges = spy_ranged_reads(monkeypatch)
     encode_path(url, str(tmp_path / "r.mp4"), EncodeOptions(crf=12), inputs=InputOptions(key="video"))
     frames, _ = decode(tmp_path / "r.mp4")
     assert frames.shape == source.shape and psnr(frames, source) > 30
