@@ -228,10 +228,13 @@ def test_whole_y4m_has_no_cut_notice(tmp_path: Path, piped: bool) -> None:
     assert len(luma_levels(tmp_path / "w.mp4")) == 10
 
 
-def write_ffv1(path: Path) -> None:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("ffv1", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv444p"
+def write_levels(
+    path: Path, codec: str = "ffv1", pix_fmt: str = "yuv444p", rate: int = 30, **fmt: str
+) -> None:
+    """A 64x48 video of the flat grey ``LEVELS``, one frame each."""
+    with av.open(str(path), "w", **fmt) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
         for level in LEVELS:
             frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, np.uint8), format="rgb24")
             for packet in stream.encode(frame):
@@ -242,7 +245,7 @@ def write_ffv1(path: Path) -> None:
 
 @pytest.mark.parametrize("piped", [False, True], ids=["file", "stdin"])
 def test_mkv_cut_short_is_announced(tmp_path: Path, piped: bool) -> None:
-    write_ffv1(tmp_path / "full.mkv")
+    write_levels(tmp_path / "full.mkv")
     whole = (tmp_path / "full.mkv").read_bytes()
     (tmp_path / "cut.mkv").write_bytes(whole[: int(len(whole) * 0.85)])
     args = ("encode", "-" if piped else "cut.mkv", "-o", "c.mp4", "--json", "--crf", "0", *FAST)
@@ -264,15 +267,7 @@ def test_mkv_cut_short_is_announced(tmp_path: Path, piped: bool) -> None:
 
 def test_raw_h264_keeps_the_rate_its_sps_gives(tmp_path: Path) -> None:
     """FFmpeg's raw H.264 demuxer says 25 fps; the stream's SPS timing says 60."""
-    with av.open(str(tmp_path / "r.h264"), "w", format="h264") as out:
-        stream = out.add_stream("libx264", rate=60)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for level in LEVELS:
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    write_levels(tmp_path / "r.h264", "libx264", "yuv420p", 60, format="h264")
     proc = run_cli("encode", "r.h264", "-o", "r.mp4", "--json", *FAST, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
