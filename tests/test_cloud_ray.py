@@ -149,7 +149,7 @@ def test_a_node_removed_mid_run_has_its_jobs_retried_on_the_other(
 ) -> None:
     """Slow jobs (veryslow x264 on one thread): node-b goes while one of its jobs is being
     encoded, so that job must run again on node-a."""
-    sources = manifest(world["fs"], "kill", 4, n=60, crf=12, preset="veryslow", option=["threads=1"])
+    sources = manifest(world["fs"], "kill", 4, n=480, crf=12, preset="veryslow", option=["threads=1"])
     progress = tmp_path / "progress.txt"
     child = start_batch(world, "kill", progress)
     try:
