@@ -122,18 +122,29 @@ def route_name(device: str, plan: EncodePlan) -> str:
 def to_planes(frames: torch.Tensor, plan: EncodePlan) -> tuple[torch.Tensor, ...]:
     """NHWC uint8/uint16 frames → the planes of ``plan.pixel_format``, each N×h×w, on the
     frames' device: uint8 for 8-bit formats, uint16 for deeper ones (P010's samples in
-    the top bits, planar 10-bit formats' in the low bits, as FFmpeg lays them out)."""
+    the top bits, planar 10-bit formats' in the low bits, as FFmpeg lays them out).
+
+    8-bit samples follow swscale's integer arithmetic (``swsmatch``), so the planes are
+    the CPU path's to the code; 16-bit samples follow ``color.py``, as the CPU path's
+    exact converter does (within float32's last bit)."""
     import torch
 
-    from nvenc_cli import color
+    from nvenc_cli import color, swsmatch
 
     form = PLANE_FORMATS[plan.pixel_format]
     if form.packing == "gray":
         return (frames[..., 0].contiguous(),)
     full = plan.color.range == "pc"
-    spec = color.YuvSpec(plan.color.matrix or "bt709", full, form.bits, form.chroma or "444")
-    in_bits = 16 if frames.dtype == torch.uint16 else 8
-    luma, cb, cr = color.rgb_to_planes(frames, spec, in_bits)
+    variant = swsmatch.usable(plan, frames)
+    if variant is not None:  # 8-bit samples: swscale's own integer steps, as the CPU path
+        matrix = plan.color.matrix or "bt709"
+        luma, cb, cr = swsmatch.planes(frames, matrix, full, form.bits, form.chroma or "444", variant)
+        if form.bits == 8:
+            luma, cb, cr = (p.to(torch.uint8) for p in (luma, cb, cr))
+    else:
+        spec = color.YuvSpec(plan.color.matrix or "bt709", full, form.bits, form.chroma or "444")
+        in_bits = 16 if frames.dtype == torch.uint16 else 8
+        luma, cb, cr = color.rgb_to_planes(frames, spec, in_bits)
     if form.packing == "semi":
         packed = color.pack_semiplanar(luma, cb, cr, form.bits)
         height = luma.shape[1]

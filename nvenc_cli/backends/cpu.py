@@ -336,6 +336,12 @@ def _convert(av: Any, reformatter: Any, image: Any, fmt: str, args: dict[str, An
 
 
 def _reformat_args(plan: EncodePlan) -> dict[str, Any]:
+    return sws_args(plan.pixel_format, plan.color.matrix, plan.color.range == "pc")
+
+
+def sws_args(pixel_format: str, matrix: str | None, full_range: bool) -> dict[str, Any]:
+    """The swscale settings of every 8-bit conversion on the CPU path (``swsmatch``
+    reproduces their arithmetic on other devices)."""
     from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
     # AREA makes swscale's 2x chroma downsample the mean of each 2x2 block (within ±1 of
@@ -344,16 +350,40 @@ def _reformat_args(plan: EncodePlan) -> dict[str, Any]:
     # both exact and the fastest path (~4 ms per 1080p frame, vs ~10 with ACCURATE_RND).
     # One swscale thread: the pipeline already runs conversion beside the encoder.
     args: dict[str, Any] = {
-        "format": plan.pixel_format,
+        "format": pixel_format,
         "interpolation": Interpolation.AREA | Interpolation.FULL_CHR_H_INP,
         "threads": 1,
     }
-    if plan.color.matrix is not None:
-        args["dst_colorspace"] = getattr(Colorspace, _SWS_MATRIX[plan.color.matrix])
-        args["dst_color_range"] = ColorRange.JPEG if plan.color.range == "pc" else ColorRange.MPEG
+    if matrix is not None:
+        args["dst_colorspace"] = getattr(Colorspace, _SWS_MATRIX[matrix])
+        args["dst_color_range"] = ColorRange.JPEG if full_range else ColorRange.MPEG
         args["src_color_range"] = ColorRange.JPEG
     # No dst_color_trc/dst_color_primaries: swscale 9 treats them as a request to convert
     # from the (untagged, assumed BT.709) input, so BT.2020 output got a gamut and transfer
     # conversion (values off the BT.2020 formula, ~5 s a frame). The matrix alone is the
     # maths the tags describe; the tags are set on each frame and the codec context.
     return args
+
+
+def swscale_planes(image: Any, pixel_format: str, matrix: str, full_range: bool) -> list[Any] | None:
+    """One uint8 HWC RGB(A) frame converted as the CPU path converts it: Y, Cb, Cr as
+    int32 arrays (semi-planar chroma split), or None for a layout this does not unpack."""
+    import av
+    import numpy as np
+
+    semi = pixel_format in ("nv12", "p010le")
+    if not semi and pixel_format not in ("yuv420p", "yuv444p", "yuv420p10le", "yuv444p10le"):
+        return None
+    fmt = _INPUT_FORMAT[(image.shape[2], 8)]
+    args = sws_args(pixel_format, matrix, full_range)
+    out = _convert(av, av.video.reformatter.VideoReformatter(), image, fmt, args)
+    wide = out.format.components[0].bits > 8
+    planes = []
+    for index, plane in enumerate(out.planes):
+        data = np.frombuffer(plane, np.uint16 if wide else np.uint8)
+        data = data.reshape(plane.height, plane.line_size // (2 if wide else 1)).astype(np.int32)
+        planes.append(data[:, : out.width if semi and index else plane.width])
+    if semi:  # interleaved Cb,Cr; P010 keeps its 10 bits at the top of each word
+        planes = [planes[0], planes[1][:, 0::2], planes[1][:, 1::2]]
+        planes = [p >> 6 for p in planes] if wide else planes
+    return planes
