@@ -1,7 +1,8 @@
 """RGB → Y'CbCr maths in torch: the same code on CPU tensors and on CUDA tensors.
 
-This module is both the reference the GPU path is tested against and the GPU path's
-conversion when CV-CUDA is not installed. It follows the project's colour rules:
+This module is the GPU paths' conversion for 16-bit samples (8-bit samples follow
+swscale's integer steps in ``swsmatch.py``, to equal the CPU path) and the float
+reference every path is tested against. It follows the project's colour rules:
 
 * the matrix is BT.601, BT.709 or BT.2020 (non-constant luminance), chosen by the plan;
 * ``tv`` (limited) range puts black at 16·2^(n-8) and white at 235·2^(n-8), chroma in
@@ -176,10 +177,19 @@ def pack_planar(luma: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor, bits: in
 
 def convert(frames: torch.Tensor, spec: YuvSpec, in_bits: int = 8) -> torch.Tensor:
     """NHWC RGB → the packed surface NVENC takes for ``spec`` (NV12, P010, YUV444, YUV444_10BIT)."""
-    luma, cb, cr = rgb_to_planes(frames, spec, in_bits)
+    return pack(*rgb_to_planes(frames, spec, in_bits), spec)
+
+
+def pack(luma: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor, spec: YuvSpec) -> torch.Tensor:
+    """Planes of ``spec.out_bits`` code values → the surface NVENC takes for ``spec``."""
+    import torch
+
+    if spec.out_bits == 8:
+        luma, cb, cr = (p.to(torch.uint8) for p in (luma, cb, cr))
     if spec.chroma == "420":
         return pack_semiplanar(luma, cb, cr, spec.out_bits)
     return pack_planar(luma, cb, cr, spec.out_bits)
+
 
 
 def unpack(surface: torch.Tensor, spec: YuvSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

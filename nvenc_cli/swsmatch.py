@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+    from nvenc_cli.color import YuvSpec
     from nvenc_cli.plan import EncodePlan
 
 #: swscale's YCbCr→RGB coefficients {crv, cbu, cgu, cgv} per matrix (``ff_yuv2rgb_coeffs``
@@ -114,12 +115,12 @@ def range_to_full(bits: int, chroma: bool) -> tuple[int, int]:
 VARIANTS = ("simd", "c")
 
 
-def planes(
-    frames: torch.Tensor, matrix: str, full_range: bool, bits: int, chroma: str, variant: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def planes(frames: torch.Tensor, spec: YuvSpec, variant: str) -> tuple[torch.Tensor, ...]:
     """NHWC uint8 RGB(A) frames → Y, Cb, Cr code values (int32, N×H×W; chroma halved each
-    way for 4:2:0) exactly as swscale makes them for a ``bits``-bit output."""
+    way for 4:2:0) exactly as swscale makes them for ``spec``'s matrix, range and depth."""
     import torch
+
+    matrix, full_range, bits, chroma = spec.matrix, spec.full_range, spec.out_bits, spec.chroma
 
     rgb = frames[..., :3].to(torch.int32)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
@@ -185,16 +186,17 @@ def variant_for(pixel_format: str, matrix: str, full_range: bool, channels: int)
     import torch
 
     from nvenc_cli.backends.cpu import swscale_planes
+    from nvenc_cli.color import YuvSpec
 
     image = _probe_frame(channels)
     reference = swscale_planes(image, pixel_format, matrix, full_range)
     if reference is None:
         return None
     bits = 10 if "10" in pixel_format or pixel_format == "p010le" else 8
-    chroma = "444" if "444" in pixel_format else "420"
+    spec = YuvSpec(matrix, full_range, bits, "444" if "444" in pixel_format else "420")
     frames = torch.from_numpy(image[None])
     for variant in VARIANTS:
-        mine = planes(frames, matrix, full_range, bits, chroma, variant)
+        mine = planes(frames, spec, variant)
         if all(np.array_equal(m[0].numpy(), ref) for m, ref in zip(mine, reference, strict=True)):
             return variant
     return None

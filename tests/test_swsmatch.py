@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 
 from nvenc_cli import swsmatch  # noqa: E402
 from nvenc_cli.backends.cpu import swscale_planes  # noqa: E402
+from nvenc_cli.color import YuvSpec  # noqa: E402
 
 FORMATS = ["yuv420p", "yuv444p", "yuv420p10le", "yuv444p10le", "nv12", "p010le"]
 MATRICES = ["bt709", "bt601", "bt2020", "fcc"]
@@ -34,7 +35,7 @@ def test_every_matrix_range_and_layout_equals_swscale(fmt):
         assert variant in swsmatch.VARIANTS, (matrix, full, channels)
         for height, width in ((64, 96), (4, 34), (38, 18), (6, 4)):
             frames = rng.integers(0, 256, (2, height, width, channels), dtype=np.uint8)
-            mine = swsmatch.planes(torch.from_numpy(frames), matrix, full, bits, chroma, variant)
+            mine = swsmatch.planes(torch.from_numpy(frames), YuvSpec(matrix, full, bits, chroma), variant)
             for index in range(2):
                 reference = swscale_planes(frames[index], fmt, matrix, full)
                 for plane, ref in zip(mine, reference, strict=True):
@@ -49,7 +50,7 @@ def test_every_rgb_colour_equals_swscale(full):
     image = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], axis=-1)
     image = image.astype(np.uint8).reshape(4096, 4096, 3)
     variant = swsmatch.variant_for("yuv444p", "bt709", full, 3)
-    mine = swsmatch.planes(torch.from_numpy(image[None]), "bt709", full, 8, "444", variant)
+    mine = swsmatch.planes(torch.from_numpy(image[None]), YuvSpec("bt709", full, 8, "444"), variant)
     for plane, ref in zip(mine, swscale_planes(image, "yuv444p", "bt709", full), strict=True):
         assert np.array_equal(plane[0].numpy(), ref)
 

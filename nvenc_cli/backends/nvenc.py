@@ -750,28 +750,43 @@ def _colour_filter(codec: str, color: ColorSpec, chroma: str) -> Any:
 
 
 class TorchConverter:
-    """color.py on the session's device and stream (the reference maths)."""
+    """Torch on the session's device and stream: for 8-bit samples swscale's own integer
+    steps (``swsmatch``), so NVENC is handed the CPU path's pictures to the code; for
+    16-bit samples (or a swscale ``swsmatch`` does not reproduce) color.py's maths."""
 
     name = "torch"
 
-    def __init__(self, spec: Any, stream: Any) -> None:
-        self.spec, self.stream = spec, stream
+    def __init__(self, spec: Any, stream: Any, plan: EncodePlan | None = None) -> None:
+        self.spec, self.stream, self.plan = spec, stream, plan
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        from nvenc_cli import color
-
-        bits = 8 * frames.element_size()  # uint8 → 8-bit samples, uint16 → 16-bit
         if self.stream is None:
-            return color.convert(frames, self.spec, bits)
+            return self._convert(frames)
         import torch
 
         with torch.cuda.stream(self.stream):
-            return color.convert(frames, self.spec, bits)
+            return self._convert(frames)
+
+    def _convert(self, frames: torch.Tensor) -> torch.Tensor:
+        from nvenc_cli import color, swsmatch
+
+        variant = swsmatch.usable(self.plan, frames) if self.plan is not None else None
+        if variant is None:
+            return color.convert(frames, self.spec, 8 * frames.element_size())  # uint8/uint16
+        return color.pack(*swsmatch.planes(frames, self.spec, variant), self.spec)
+
+    def takes(self, frames: torch.Tensor) -> bool:
+        """Whether these frames get swscale's integer steps here (8-bit samples)."""
+        from nvenc_cli import swsmatch
+
+        return self.plan is not None and swsmatch.usable(self.plan, frames) is not None
 
 
 class CvcudaConverter:
-    """The same maths with CV-CUDA kernels: one affine colour twist in float32, a 2×2
-    area average for 4:2:0 chroma, a single rounding, then NV12/P010/YUV444 packing.
+    """color.py's maths with CV-CUDA kernels, for 16-bit samples: one affine colour twist
+    in float32, a 2×2 area average for 4:2:0 chroma, a single rounding, then
+    NV12/P010/YUV444 packing. 8-bit samples go to :class:`TorchConverter`'s integer steps,
+    which match the CPU path exactly where float kernels cannot.
 
     (CV-CUDA's own RGB→NV12 ``cvtcolor`` is BT.601 limited with point-sampled chroma, so
     it is not used.) Any failure on first use falls back to :class:`TorchConverter`.
@@ -779,14 +794,14 @@ class CvcudaConverter:
 
     name = "CV-CUDA"
 
-    def __init__(self, spec: Any, stream: Any) -> None:
+    def __init__(self, spec: Any, stream: Any, plan: EncodePlan | None = None) -> None:
         import cvcuda
         import torch
 
         from nvenc_cli import color
 
         self.cvcuda, self.spec, self.stream = cvcuda, spec, stream
-        self.fallback = TorchConverter(spec, stream)
+        self.fallback = TorchConverter(spec, stream, plan)
         self._failed = False
         self._cv_stream = cvcuda.as_stream(stream.cuda_stream)
         self._twists: dict[int, Any] = {}
@@ -802,7 +817,7 @@ class CvcudaConverter:
         return self._twists[bits]
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        if self._failed:
+        if self._failed or self.fallback.takes(frames):  # 8-bit: swscale's integer steps
             return self.fallback(frames)
         try:
             return self._convert(frames)
@@ -843,7 +858,7 @@ def make_converter(plan: EncodePlan, settings: NvencSettings, device: torch.devi
     spec = YuvSpec(plan.color.matrix, plan.color.range == "pc", surface.bits, surface.chroma)
     if device.type == "cuda" and cvcuda_available():
         try:
-            return CvcudaConverter(spec, stream)
+            return CvcudaConverter(spec, stream, plan)
         except Exception:  # an incompatible CV-CUDA: the reference is exact
             pass
-    return TorchConverter(spec, stream)
+    return TorchConverter(spec, stream, plan)
