@@ -191,7 +191,6 @@ def pack(luma: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor, spec: YuvSpec) 
     return pack_planar(luma, cb, cr, spec.out_bits)
 
 
-
 def unpack(surface: torch.Tensor, spec: YuvSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Inverse of :func:`convert`'s packing (for tests and test doubles): planes as int32."""
     import torch
