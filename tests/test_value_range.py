@@ -119,3 +119,29 @@ def test_api_refuses_and_maps_like_the_cli(tmp_path: Path, pattern8: np.ndarray)
     with pytest.raises(ValueError, match="outside"), open_writer(tmp_path / "w2.mp4", frame_rate=30) as w:
         w.write(chw.float())
     assert not (tmp_path / "w2.mp4").exists()
+
+
+@pytest.mark.parametrize("kind", ["uint8", "uint16", "float32", "int32"])
+@pytest.mark.parametrize("layout", ["nchw", "chw"])
+def test_channels_first_windows_come_out_as_the_same_nhwc_values(kind: str, layout: str) -> None:
+    """Channels-first input is gathered a channel at a time (not numpy's sample-at-a-time
+    transposing copy): the window is C-contiguous NHWC with the very values of the plain
+    transpose, for codes, mapped floats and ranged integers alike."""
+    from nvenc_cli.sources.layout import Layout, to_nhwc
+
+    rng = np.random.default_rng(7)
+    shape = (3, 3, 18, 22) if layout == "nchw" else (3, 18, 22)
+    if kind == "float32":
+        raw, value_range = rng.random(shape, dtype=np.float32), None
+    elif kind == "int32":
+        raw, value_range = rng.integers(0, 4096, shape).astype(np.int32), (0, 4095)
+    else:
+        raw, value_range = rng.integers(0, np.iinfo(kind).max, shape, endpoint=True).astype(kind), None
+    depth = 16 if kind in ("uint16", "int32") else 8
+    frames = 1 if layout == "chw" else 3
+    out = to_nhwc(raw, Layout(layout, frames, 18, 22, 3), depth, value_range=value_range)
+    nhwc = raw[np.newaxis] if layout == "chw" else raw
+    nhwc = np.ascontiguousarray(nhwc.transpose(0, 2, 3, 1))
+    want = to_nhwc(nhwc, Layout("nhwc", frames, 18, 22, 3), depth, value_range=value_range)
+    assert out.flags.c_contiguous and out.shape == want.shape and out.dtype == want.dtype
+    assert np.array_equal(out, want)
