@@ -4,8 +4,6 @@ No encoding logic lives here. Heavy modules (torch, av, CUDA) are imported insid
 commands so ``nvenc --help`` stays instant.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 import sys
