@@ -16,6 +16,13 @@ def main() -> None:
 
     try:
         signals.install()  # a signal may land while the later ones go in: covered below
+        if sys.argv[1:] == ["--version"] and sys.stdout is not None:
+            # The one answer that needs no parser: Typer and the command table are most
+            # of this process's start-up, and scripts ask for the version often.
+            from nvenc_cli import __version__
+
+            sys.stdout.write(f"nvenc {__version__}\n")
+            _exit(0)
         from nvenc_cli.batch.warmup import start_workers_early, wants_workers
 
         if wants_workers(sys.argv[1:]):

@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def is_torch(obj: Any) -> bool:
+    """True for torch tensors, checked without importing torch (or numpy)."""
+    return type(obj).__module__.startswith("torch") and hasattr(obj, "device")
+
+
 @dataclass(frozen=True)
 class FrameInfo:
     """What every frame of a source looks like once its layout is normalised.

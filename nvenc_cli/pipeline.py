@@ -17,14 +17,11 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from nvenc_cli.backends import get_backend
 from nvenc_cli.errors import EncoderError, UnavailableError, brief
-from nvenc_cli.frames import FrameBatch, PlaneWindow
+from nvenc_cli.frames import FrameBatch, PlaneWindow, is_torch
 from nvenc_cli.mux import Destination, Muxer, VideoPort
 from nvenc_cli.plan import EncodePlan
-from nvenc_cli.sources.memory import is_torch
 
 if TYPE_CHECKING:
     from nvenc_cli.audio import AudioPlan, AudioTrack
@@ -59,6 +56,8 @@ def fit_geometry(data: Any, plan: EncodePlan) -> Any:
     """Apply --pad (edge replication) or --crop (right/bottom) to an NHWC window."""
     if plan.geometry is None:
         return data
+    import numpy as np  # here, not at the top: decoded planes passing through never need it
+
     extra_h, extra_w = plan.height - data.shape[1], plan.width - data.shape[2]
     if plan.geometry == "crop":
         cropped = data[:, : plan.height, : plan.width]
@@ -298,7 +297,11 @@ class Job:
 
 def _copy(data: Any) -> Any:
     """A private copy of a window: readers reuse window memory once it is handed back."""
-    return data.clone() if is_torch(data) else np.array(data, copy=True)
+    if is_torch(data):
+        return data.clone()
+    import numpy as np
+
+    return np.array(data, copy=True)
 
 
 def route_of(backend: str) -> str:

@@ -7,10 +7,24 @@ re-encoded for the output container and cut to the video's span.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from nvenc_cli.audio.plan import AudioOptions, AudioPlan, describe, parse_bitrate
-from nvenc_cli.audio.track import AudioTrack
+
+if TYPE_CHECKING:
+    from nvenc_cli.audio.track import AudioTrack
 
 __all__ = ["AudioOptions", "AudioPlan", "AudioTrack", "describe", "parse_bitrate", "prepare_audio"]
+
+
+def __getattr__(name: str) -> Any:
+    """``AudioTrack`` on first use: it brings numpy, which an encode without sound (or
+    one whose sound is copied) never needs."""
+    if name == "AudioTrack":
+        from nvenc_cli.audio.track import AudioTrack
+
+        return AudioTrack
+    raise AttributeError(f"module 'nvenc_cli.audio' has no attribute {name!r}")
 
 
 def prepare_audio(
@@ -49,6 +63,8 @@ def prepare_audio(
     except BaseException:
         source.close()
         raise
+    from nvenc_cli.audio.track import AudioTrack  # with sound only: it brings numpy
+
     return AudioTrack(plan, source), plan.notices
 
 
@@ -62,6 +78,7 @@ def writer_track(
 
     from nvenc_cli.audio.inputs import ArrayAudio
     from nvenc_cli.audio.plan import open_input, plan_audio
+    from nvenc_cli.audio.track import AudioTrack
 
     if audio is None:
         return None

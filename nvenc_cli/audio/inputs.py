@@ -12,11 +12,12 @@ import os
 import warnings
 from collections.abc import Iterator
 from fractions import Fraction
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.errors import InputDataError, InputMissingError, UsageError, brief
+
+if TYPE_CHECKING:  # imported by the samples' paths: a media file's sound goes through PyAV alone
+    import numpy as np
 
 ARRAY_EXTENSIONS = (".npz", ".pt", ".pth")
 # Sample-rate entries looked for beside the samples, in this order ({key} is the samples' key).
@@ -150,6 +151,8 @@ class ArrayAudio:
     start = Fraction(0)
 
     def __init__(self, samples: Any, rate: int | None, label: str, lenient: bool = False) -> None:
+        import numpy as np
+
         self.path = label
         data = _as_numpy(samples, label)
         if data.ndim == 1:
@@ -188,6 +191,7 @@ class ArrayAudio:
 
     def frames(self) -> Iterator[Any]:
         import av
+        import numpy as np
 
         dtype = np.int16 if self.sample_format == "s16p" else np.float32
         for offset in range(0, self.data.shape[1], _CHUNK):
@@ -202,6 +206,8 @@ class ArrayAudio:
         raise AssertionError("raw samples have no packets to copy")
 
     def close(self) -> None:
+        import numpy as np
+
         if isinstance(self.data, MemberSamples):
             self.data.close()
         self.data = np.zeros((1, 0), np.float32)
@@ -240,6 +246,7 @@ class PushedAudio:
 def samples_frame(data: np.ndarray, rate: int, layout: str) -> Any:
     """A planar float or int16 frame of (C, S) samples, as FFmpeg's resampler takes them."""
     import av
+    import numpy as np
 
     fmt = "s16p" if data.dtype == np.int16 else "fltp"
     chunk = np.ascontiguousarray(data, dtype=np.int16 if fmt == "s16p" else np.float32)
@@ -271,8 +278,11 @@ def check_rate(rate: Any, label: str) -> int:
         value = int(rate)
     except (TypeError, ValueError):
         raise UsageError(f"invalid audio sample rate {rate!r}: it must be a whole number > 0") from None
-    if value != rate and not (isinstance(rate, (np.integer, np.floating)) and float(rate) == value):
-        raise UsageError(f"invalid audio sample rate {rate!r}: it must be a whole number > 0")
+    if value != rate:
+        import numpy as np
+
+        if not (isinstance(rate, (np.integer, np.floating)) and float(rate) == value):
+            raise UsageError(f"invalid audio sample rate {rate!r}: it must be a whole number > 0")
     if not 1 <= value <= MAX_RATE:
         raise UsageError(f"invalid audio sample rate {value}: it must be 1–{MAX_RATE} Hz")
     return value
@@ -282,6 +292,8 @@ def _check_range(
     data: np.ndarray, label: str, lenient: bool = False, warn: bool = True, stacklevel: int = 4
 ) -> bool:
     """Refuse, never clip silently: a float track outside [-1, 1] was scaled wrongly upstream."""
+    import numpy as np
+
     # Windows of at most ~4 MiB whatever the channel count (the samples may be read
     # from a file as they are checked).
     step = max(4096, (1 << 22) // (data.shape[0] * data.dtype.itemsize))
@@ -312,6 +324,8 @@ def _check_range(
 
 
 def _as_numpy(samples: Any, label: str) -> np.ndarray | MemberSamples:
+    import numpy as np
+
     if isinstance(samples, (np.ndarray, MemberSamples)):
         return samples
     if type(samples).__module__.startswith("torch"):
@@ -367,6 +381,8 @@ def _is_rate_key(key: str) -> bool:
 
 
 def _plain(value: Any) -> np.ndarray:
+    import numpy as np
+
     if isinstance(value, np.ndarray):
         return value
     if isinstance(value, MemberSamples):
@@ -470,6 +486,8 @@ class MemberSamples:
 
     def window(self, start: int, count: int) -> np.ndarray:
         """Samples ``start`` to ``start + count`` of every channel, shape ``(C, count)``."""
+        import numpy as np
+
         if count <= 0:
             return np.zeros((self.shape[0] if self.ndim == 2 else 1, 0), self.dtype)
         item = self.dtype.itemsize

@@ -7,11 +7,11 @@ the pipeline can run them on different threads: both release the GIL, which is w
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.backends.base import Availability
-from nvenc_cli.backends.exact import exact_converter
 from nvenc_cli.errors import EncoderError, SettingError, UsageError, brief, tc_open_failed
 from nvenc_cli.frames import PlaneWindow, ReadyPlanes
 
@@ -148,12 +148,19 @@ class CpuSession:
         self._reformat_args = _reformat_args(plan)
         # One swscale context for the whole run (PyAV otherwise builds one per frame).
         self._reformatter = av.video.reformatter.VideoReformatter()
-        self._exact = exact_converter(plan)
         self._palette = None
         if plan.pixel_format == "pal8":
             from nvenc_cli.backends.palette import PaletteConverter
 
             self._palette = PaletteConverter(plan.width, plan.height, plan.time_base)
+
+    @functools.cached_property
+    def _exact(self) -> Any:
+        """The exact converter for 16-bit windows (``exact.py``), or None: made at the first
+        such window, since 8-bit windows and decoded planes never need it (nor numpy)."""
+        from nvenc_cli.backends.exact import exact_converter
+
+        return exact_converter(self.plan)
 
     # The three steps an FFmpeg encoder of another kind (ffmpeg_nvenc.py) does its own way;
     # everything else — conversion, tags, timestamps — is shared.

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.backends.base import Availability
 from nvenc_cli.backends.cpu import CpuSession
-from nvenc_cli.backends.exact import exact_converter
 from nvenc_cli.backends.nvenc import (
     ENCODERS,
     UNAVAILABLE_CODES,
@@ -35,13 +34,13 @@ from nvenc_cli.backends.nvenc import (
     driver_version,
     no_driver_reason,
 )
-from nvenc_cli.backends.nvenc_options import NvencSettings, settings_for
 from nvenc_cli.errors import EncoderError, UnavailableError, UsageError, brief
 
 if TYPE_CHECKING:
     import av
     import numpy as np
 
+    from nvenc_cli.backends.nvenc_options import NvencSettings
     from nvenc_cli.mux import Muxer
     from nvenc_cli.plan import EncodePlan
 
@@ -247,6 +246,8 @@ class FfmpegNvencBackend:
 def ten_bit_converter(plan: EncodePlan) -> Callable[[np.ndarray], av.VideoFrame] | None:
     """Exact conversion of 16-bit RGB to the 10-bit surfaces NVENC reads, where swscale's
     16-bit input path is biased (see exact.py); None for other formats."""
+    from nvenc_cli.backends.exact import exact_converter
+
     planar = _TEN_BIT_PLANAR.get(plan.pixel_format)
     exact = exact_converter(replace(plan, pixel_format=planar)) if planar else None
     if exact is None:
@@ -270,6 +271,7 @@ class FfmpegNvencSession(CpuSession):
 
     def _codec_options(self, plan: EncodePlan) -> dict[str, str]:
         from nvenc_cli.backends.nvenc import _global_header
+        from nvenc_cli.backends.nvenc_options import settings_for
 
         global_header = _global_header(plan.container)
         self.settings = settings_for(plan, global_header)

@@ -27,9 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nvenc_cli.backends.annexb import AccessUnit, TimedUnit, Timestamper, make_splitter
 from nvenc_cli.backends.base import Availability
-from nvenc_cli.backends.nvenc_options import NvencSettings, settings_for
 from nvenc_cli.errors import EncoderError, UnavailableError, UsageError, brief
 from nvenc_cli.extras import install_hint
 
@@ -37,6 +35,8 @@ if TYPE_CHECKING:
     import av
     import torch
 
+    from nvenc_cli.backends.annexb import AccessUnit, TimedUnit
+    from nvenc_cli.backends.nvenc_options import NvencSettings
     from nvenc_cli.frames import FrameBatch
     from nvenc_cli.mux import Muxer
     from nvenc_cli.options import ColorSpec
@@ -486,6 +486,11 @@ class NvencSession:
     """One NVENC encode: conversion on the shared CUDA stream, encode, split, timestamp."""
 
     def __init__(self, plan: EncodePlan, muxer: Muxer) -> None:
+        # Here, not at the top: every --device auto run imports this module to probe,
+        # and on a machine without a driver nothing past the probe's first check runs.
+        from nvenc_cli.backends.annexb import Timestamper, make_splitter
+        from nvenc_cli.backends.nvenc_options import settings_for
+
         self.plan = plan
         self.muxer = muxer
         self.settings = settings_for(plan, _global_header(plan.container))

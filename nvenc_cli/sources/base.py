@@ -5,13 +5,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from fractions import Fraction
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from nvenc_cli.errors import InputDataError
 from nvenc_cli.frames import FrameInfo
 from nvenc_cli.sources.layout import ValueMap, check_code_range
 from nvenc_cli.timestamps import Timeline
+
+if TYPE_CHECKING:  # windows are numpy arrays, but a source of decoded planes needs no numpy
+    import numpy as np
 
 # Upper bound on one window's frames. Below glibc's largest mmap threshold (32 MiB), so a
 # freed window's memory is reused from the heap rather than unmapped and faulted in

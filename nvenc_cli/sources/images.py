@@ -11,13 +11,14 @@ import os
 import re
 import warnings
 from collections.abc import Iterator
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from nvenc_cli.errors import InputDataError, InputMissingError, UsageError, brief
 from nvenc_cli.frames import FrameInfo
 from nvenc_cli.sources.base import Source
+
+if TYPE_CHECKING:  # imported where images are decoded: naming files (input_files) needs none
+    import numpy as np
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".tga", ".ppm")
 _PRINTF = re.compile(r"%(0?)(\d*)d")
@@ -251,6 +252,7 @@ def _pixels_text(exc: BaseException) -> str:
 def _load(path: str, expect: tuple[int, int] | None = None) -> tuple[np.ndarray, list[str]]:
     """Decode one image to HWC (uint8, or uint16 for deep images), with a note for
     every change nobody asked for (a colour space converted, an orientation ignored)."""
+    import numpy as np
 
     notes: list[str] = []
     img = _open(path, expect)
@@ -327,6 +329,8 @@ def _wide_samples(path: str, img: Any) -> np.ndarray:
     0–65535 and rounded once; anything else is refused rather than clipped, since an RGB
     conversion would clip (a float image in [0, 1] would come out black).
     """
+    import numpy as np
+
     values = np.asarray(img)
     if img.mode == "F":
         if not np.isfinite(values).all():
@@ -368,7 +372,7 @@ class ImageSource(Source):
         first, notes = _load(self.files[0])
         self.notices.extend(notes)
         height, width, channels = first.shape
-        self.info = FrameInfo(width, height, channels, 16 if first.dtype == np.uint16 else 8)
+        self.info = FrameInfo(width, height, channels, 16 if first.dtype.itemsize == 2 else 8)
         self._first = (self.files[0], first)
         self._said = {n.split(": ", 1)[1] for n in notes}
 
@@ -377,6 +381,8 @@ class ImageSource(Source):
         return len(self.files)
 
     def _windows(self, start: int, size: int) -> Iterator[np.ndarray]:
+        import numpy as np
+
         for index in range(start, len(self.files), size):
             paths = self.files[index : index + size]
             yield np.stack([self._frame(p) for p in paths])
@@ -395,7 +401,6 @@ class ImageSource(Source):
                 f"{path}: is {array.shape[1]}x{array.shape[0]} with {array.shape[2]} channel(s), "
                 f"but the sequence started at {want[1]}x{want[0]} with {want[2]}"
             )
-        dtype = np.uint16 if self.info.depth == 16 else np.uint8
-        if array.dtype != dtype:
+        if array.dtype != ("uint16" if self.info.depth == 16 else "uint8"):
             raise InputDataError(f"{path}: bit depth differs from the first image")
         return array

@@ -6,13 +6,16 @@ input fails fast; then applied window by window to the raw data.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from nvenc_cli.errors import InputDataError, UsageError
 from nvenc_cli.frames import FrameInfo
+
+if TYPE_CHECKING:  # numpy is imported where windows are normalised, not for the policy
+    import numpy as np
 
 CHANNELS = (1, 3, 4)
 _MAX_PIXELS = (2**31 - 1) // 8  # (width + 128) * (height + 128) must stay below this
@@ -165,6 +168,8 @@ def to_nhwc(
     ``--value-range``), which maps linearly onto the output's codes; integers keep their
     codes unless a range is given.
     """
+    import numpy as np
+
     if layout.single:
         raw = raw[np.newaxis]
     if layout.kind in ("nchw", "chw"):
@@ -214,7 +219,7 @@ def parse_value_range(text: str | tuple[float, float] | list[float] | None) -> t
         lo, hi = (float(v) for v in parts)
     except (TypeError, ValueError):
         raise UsageError(f"invalid --value-range {text!r}: use MIN,MAX, e.g. -1,1 or 0,255") from None
-    if not (np.isfinite(lo) and np.isfinite(hi)) or lo >= hi:
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
         raise UsageError(f"invalid --value-range {text!r}: MIN must be below MAX, both finite")
     return lo, hi
 
@@ -289,6 +294,8 @@ def check_values(
 
 
 def _check_finite(raw: np.ndarray, first_index: int) -> None:
+    import numpy as np
+
     finite = np.isfinite(raw)
     if not finite.all():
         bad = int(np.argwhere(~finite)[0][0]) + first_index
@@ -299,6 +306,8 @@ def _from_float(raw: np.ndarray, out_depth: int, first_index: int, values: Value
     # Checked in the input's own precision: a float64 1e300 is refused by its range, and
     # casting it first would overflow to inf with a stderr warning. NaN is refused even
     # with --clamp: it is no value to clamp.
+    import numpy as np
+
     _check_finite(raw, first_index)
     low, high = float(raw.min()), float(raw.max())
     lo, hi = values.range or (0.0, 1.0)
@@ -311,6 +320,8 @@ def _from_codes(raw: np.ndarray, out_depth: int, first_index: int, values: Value
     """Integer codes in ``values.range`` (depth codes 0–4095 in uint16) mapped linearly onto
     the output's codes; every code outside is refused (or clamped with ``--clamp``): an
     integer range is exact, there is no rounding noise to forgive."""
+    import numpy as np
+
     assert values.range is not None
     lo, hi = values.range
     low, high = int(raw.min()), int(raw.max())
@@ -331,6 +342,8 @@ def _from_codes(raw: np.ndarray, out_depth: int, first_index: int, values: Value
 
 def _scaled(values: np.ndarray, value_range: tuple[float, float] | None, out_depth: int) -> np.ndarray:
     """Map ``value_range`` linearly onto black…white of the output's depth, rounded."""
+    import numpy as np
+
     if value_range is not None:
         lo, hi = value_range
         values = (values - values.dtype.type(lo)) * values.dtype.type(1.0 / (hi - lo))

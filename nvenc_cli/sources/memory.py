@@ -22,7 +22,7 @@ from nvenc_cli.errors import (
     tc_frames_rank,
     tc_frames_type,
 )
-from nvenc_cli.frames import FrameInfo
+from nvenc_cli.frames import FrameInfo, is_torch
 from nvenc_cli.sources.base import Source
 from nvenc_cli.sources.layout import (
     CHANNELS,
@@ -38,11 +38,6 @@ from nvenc_cli.sources.layout import (
 from nvenc_cli.sources.sequence import FrameList
 
 _FIRST = {"nchw": "nchw", "chw": "nchw", "nhwc": "nhwc", "hwc": "nhwc"}
-
-
-def is_torch(obj: Any) -> bool:
-    """True for torch tensors, checked without importing torch."""
-    return type(obj).__module__.startswith("torch") and hasattr(obj, "device")
 
 
 @dataclass(frozen=True)

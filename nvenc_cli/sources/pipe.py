@@ -15,15 +15,14 @@ import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
-
-import numpy as np
+from typing import IO, TYPE_CHECKING
 
 from nvenc_cli.errors import InputDataError, InputMissingError, UsageError, brief
 from nvenc_cli.sources.base import Source
-from nvenc_cli.sources.buffers import WindowBuffers
 from nvenc_cli.sources.layout import Layout, detect_layout, dtype_depth, frame_info, to_nhwc
-from nvenc_cli.sources.npyheader import read_header
+
+if TYPE_CHECKING:  # the array readers import it: a container on stdin (y4m, nut) needs none
+    import numpy as np
 
 _NPY_MAGIC = b"\x93NUMPY"
 _SNIFF = 64
@@ -197,6 +196,10 @@ class RawSource(Source):
     def __init__(
         self, stream: IO[bytes], name: str, size: tuple[int, int], fmt: RawFormat, owned: bool
     ) -> None:
+        import numpy as np
+
+        from nvenc_cli.sources.buffers import WindowBuffers
+
         super().__init__()
         self.name = name
         self._stream, self._owned, self._fmt = stream, owned, fmt
@@ -224,7 +227,7 @@ class RawSource(Source):
 
     def _read(self, count: int, index: int) -> np.ndarray | None:
         """Up to ``count`` whole frames; None at the end; a cut-off frame is an error."""
-        block = self._buffers.empty((count * self.frame_bytes,), np.uint8)
+        block = self._buffers.empty((count * self.frame_bytes,), "uint8")
         try:
             got = _read_full(self._stream, memoryview(block))
         except OSError as exc:
@@ -259,6 +262,11 @@ class NpyPipeSource(Source):
     """A ``.npy`` arriving through a pipe: header first, then frames in order."""
 
     def __init__(self, stream: IO[bytes], name: str, layout: str | None, owned: IO[bytes] | None) -> None:
+        import numpy as np
+
+        from nvenc_cli.sources.buffers import WindowBuffers
+        from nvenc_cli.sources.npyheader import read_header
+
         super().__init__()
         self.name, self._stream, self._owned = name, stream, owned
         try:
@@ -298,7 +306,7 @@ class NpyPipeSource(Source):
             count = min(wanted, self.layout.frames - index)
             shape = self._frame_shape if self.layout.single else (count, *self._frame_shape)
             raw = self._buffers.empty(shape, self.dtype)
-            got = _read_full(self._stream, memoryview(raw.reshape(-1).view(np.uint8)))
+            got = _read_full(self._stream, memoryview(raw.reshape(-1).view("uint8")))
             if got < raw.nbytes:
                 raise InputDataError(
                     f"{self.name}: ended early, at frame {index + got // max(self.frame_bytes, 1)} of "

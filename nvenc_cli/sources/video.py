@@ -6,13 +6,14 @@ import itertools
 import os
 from collections.abc import Iterator
 from fractions import Fraction
-from typing import IO, Any
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Any
 
 from nvenc_cli.errors import InputDataError, InputMissingError, brief
 from nvenc_cli.frames import FrameInfo, PlaneWindow
 from nvenc_cli.sources.base import Source
+
+if TYPE_CHECKING:  # RGB windows only: decoded planes that pass through need no numpy
+    import numpy as np
 
 VIDEO_EXTENSIONS = (
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".nut", ".gif",
@@ -322,6 +323,8 @@ class VideoSource(Source):
     def _window(self, batch: list) -> Any:
         if self.passthrough:
             return PlaneWindow(batch, self.info.width, self.info.height)
+        import numpy as np
+
         return np.stack(batch)
 
     def _as_is(self, frame: Any) -> Any:
