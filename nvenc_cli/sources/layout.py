@@ -194,6 +194,8 @@ def contiguous(frames: np.ndarray) -> np.ndarray:
     memory a sample at a time (~16 ms per 1080p RGB frame on one core), a copy per
     channel moves whole strided rows (~4 ms) — the same values either way.
     """
+    import numpy as np
+
     if frames.flags.c_contiguous:
         return frames
     if frames.ndim == 4 and frames.shape[-1] > 1 and frames.strides[-1] > frames.strides[-2]:
