@@ -31,10 +31,10 @@ encode`` and of ffmpeg, ``xargs -P2 nvenc``, ``-j 1`` (no parallelism, start-up 
 and ``-j 2`` with every job's encoder threads sized for all the cores (``NVENC_CORES``), each
 contender one shell command timed as a whole, interleaved, median of ``--repeat``.
 
-``--cases`` instead runs four fixed cases against both FFmpeg builds (the system's and
+``--cases`` instead runs five fixed cases against both FFmpeg builds (the system's and
 the wheel's) and against encoder-only floors (ready yuv420p planes through each ffmpeg,
 PyAV's ``encode`` alone, torchcodec's ``to_file`` alone), with per-round nvenc/peer
-ratios, and the transcode of a ``.y4m`` with PSNR; see ``bench/cases.py``.
+ratios, and the transcodes of a ``.y4m`` (60 and 600 frames) with PSNR; see ``bench/cases.py``.
 
 ``--memory`` instead encodes large inputs (a ~3 GB 1080p ``.npy`` written frame by
 frame through ``open_memmap``, ``.pt`` files from ``torch.save`` and a PNG sequence)
@@ -47,7 +47,7 @@ Usage::
     python bench/bench.py --sizes 1080p --presets ultrafast --repeat 5
     python bench/bench.py --memory          # nvenc peak RSS vs input length
     python bench/bench.py --many            # many short clips: -j 2 vs xargs ffmpeg, loops
-    python bench/bench.py --cases           # cases (a)-(d) vs both ffmpegs and the floors
+    python bench/bench.py --cases           # cases (a)-(e) vs both ffmpegs and the floors
     python bench/bench.py --cases --quick   # the same cases, shorter clips, 2 rounds
 
 Only numpy and PyAV (to render the test pattern) are required; a missing peer is
@@ -950,8 +950,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--cases",
         action="store_true",
-        help="instead: cases (a) 1080p x264 ultrafast, (b) medium, (c) 480p SVT-AV1, (d) .y4m transcode, "
-        "against the system ffmpeg, the imageio-ffmpeg static build and encoder-only floors",
+        help="instead: cases (a) 1080p x264 ultrafast, (b) medium, (c) 480p SVT-AV1, (d)/(e) .y4m "
+        "transcode (60/600 frames), against the system ffmpeg, the imageio-ffmpeg static build and "
+        "encoder-only floors",
     )
     add("--case", type=split_list, default=None, help="with --cases: a subset, e.g. a,d")
     add(
