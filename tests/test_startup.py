@@ -15,12 +15,12 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from nvenc_cli import __version__, testsrc
 from tests.conftest import ROOT, decode, psnr
+from tests.test_planes import write_video
 
 LAUNCHER = """
 import os, sys
@@ -55,19 +55,6 @@ def packages(loaded: set[str]) -> set[str]:
     return {name.split(".")[0] for name in loaded}
 
 
-def write_y4m(path: Path, frames: np.ndarray) -> None:
-    with av.open(str(path), "w", format="yuv4mpegpipe") as container:
-        stream = container.add_stream("rawvideo", rate=25)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 def test_version_loads_neither_the_parser_nor_the_media_stack(tmp_path: Path) -> None:
     proc, loaded = run_recorded(tmp_path, "--version")
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"nvenc {__version__}\n".encode(), b"")
@@ -99,7 +86,7 @@ def test_an_npy_encode_loads_no_torch_and_no_progress_display(tmp_path: Path, qu
 
 def test_a_y4m_transcode_passes_planes_without_numpy(tmp_path: Path) -> None:
     frames = testsrc.batch(96, 64, 8)
-    write_y4m(tmp_path / "in.y4m", frames)
+    write_video(tmp_path / "in.y4m", frames, "rawvideo", {}, None)
     proc, loaded = run_recorded(tmp_path, "encode", "in.y4m", "-o", "out.mp4", "--crf", "0", "-q", "--json")
     assert proc.returncode == 0, proc.stderr.decode()
     assert b'"route": "planes-passthrough"' in proc.stdout
