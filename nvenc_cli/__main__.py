@@ -21,7 +21,12 @@ def main() -> None:
             # of this process's start-up, and scripts ask for the version often.
             from nvenc_cli import __version__
 
-            sys.stdout.write(f"nvenc {__version__}\n")
+            try:
+                sys.stdout.write(f"nvenc {__version__}\n")
+                sys.stdout.flush()
+            except OSError as exc:  # a full disk, a closed pipe: one line, as for outputs
+                sys.stderr.write(f"nvenc: error: cannot write to standard output: {exc.strerror or exc}\n")
+                _exit(74)
             _exit(0)
         from nvenc_cli.batch.warmup import start_workers_early, wants_workers
 

@@ -62,6 +62,18 @@ def test_version_loads_neither_the_parser_nor_the_media_stack(tmp_path: Path) ->
     assert not packages(loaded) & {"numpy", "av", "torch", "typer", "click", "rich", "PIL"}
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_version_to_a_full_device_is_one_line_and_exit_74() -> None:
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "nvenc_cli", "--version"], stdout=full, stderr=subprocess.PIPE, cwd=ROOT
+        )
+    assert proc.returncode == 74
+    assert proc.stderr.decode().splitlines() == [
+        "nvenc: error: cannot write to standard output: No space left on device"
+    ]
+
+
 def test_help_loads_no_media_stack(tmp_path: Path) -> None:
     proc, loaded = run_recorded(tmp_path, "encode", "--help")
     assert proc.returncode == 0 and b"--output" in proc.stdout
