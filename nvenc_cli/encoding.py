@@ -281,14 +281,6 @@ def adopt_plan(source: Source, plan: EncodePlan) -> None:
     source.out_rate = plan.fps
 
 
-def _streamed(spec: str) -> bool:
-    """Whether ``spec`` is an object read in place from its store (a second reader opens
-    it again, as it does a file)."""
-    from nvenc_cli.storage import streams
-
-    return streams(spec)
-
-
 def prepare_audio_track(
     spec: str | None, source: Source, plan: EncodePlan, options: EncodeOptions, inputs: InputOptions
 ) -> tuple[AudioTrack | None, EncodePlan]:
@@ -296,11 +288,13 @@ def prepare_audio_track(
     plan comes back with the audio notices added."""
     from nvenc_cli.audio import prepare_audio
     from nvenc_cli.sources.video import VideoSource
+    from nvenc_cli.storage import streams
 
     rate = source.fps_hint or plan.fps
     media = isinstance(source, VideoSource)
-    # The sound is read by a second reader of the same file; a pipe cannot be read twice.
-    readable = media and spec is not None and (os.path.isfile(spec) or _streamed(spec))
+    # The sound is read by a second reader of the same file (or of an object read in
+    # place, opened again as a file is); a pipe cannot be read twice.
+    readable = media and spec is not None and (os.path.isfile(spec) or streams(spec))
     track, notices = prepare_audio(
         options.audio,
         plan.container,

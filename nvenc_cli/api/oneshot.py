@@ -146,7 +146,6 @@ def _timestamps(value: Any) -> Any:
 
 def _encode_frames(frames: Any, dest: str, options: Any, inputs: Any) -> Any:
     """Frames in memory through the same plan and pipeline as a file input."""
-    from nvenc_cli import devconvert
     from nvenc_cli.encoding import adopt_plan, check_output, run_source, source_timeline
     from nvenc_cli.plan import make_plan
     from nvenc_cli.sources.arrays import pick_sample
@@ -168,8 +167,7 @@ def _encode_frames(frames: Any, dest: str, options: Any, inputs: Any) -> Any:
     timeline = source_timeline(source, inputs.timestamps)
     plan = make_plan(options, source.info, container, None, timeline)
     adopt_plan(source, plan)
-    plan = devconvert.adopt(plan, described.device)
-    source.backend = plan.backend
+    plan = source.adopt(plan)
     audio = _audio_track(options, plan)
     return run_source(source, plan, dest, options, audio=audio)
 

@@ -474,7 +474,6 @@ class VideoEncoder:
 
     def _encode(self, dest: Destination, fmt: str | None, settings: _Settings, overwrite: bool) -> None:
         """Plan and run exactly as ``encode.encode_path`` does for a file input."""
-        from nvenc_cli import devconvert
         from nvenc_cli.encoding import adopt_plan, check_output, run_source
 
         with _api_errors():
@@ -486,8 +485,7 @@ class VideoEncoder:
             plan = _plan(options, source, container, cuda, self._timeline)
             warn_ignored(plan)
             adopt_plan(source, plan)
-            plan = devconvert.adopt(plan, self._described.device)
-            source.backend = plan.backend
+            plan = source.adopt(plan)
             with api_logging(self._verbose):
                 result = run_source(source, plan, dest, options)
             _warn_if_fell_back(result)

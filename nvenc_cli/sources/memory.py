@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from nvenc_cli.sources.layout import (
     to_nhwc,
 )
 from nvenc_cli.sources.sequence import FrameList
+
+if TYPE_CHECKING:
+    from nvenc_cli.plan import EncodePlan
 
 _FIRST = {"nchw": "nchw", "chw": "nchw", "nhwc": "nhwc", "hwc": "nhwc"}
 
@@ -275,6 +278,15 @@ class MemorySource(Source):
         self.info = described.info
         self.name = name
         self.backend = "cpu"
+
+    def adopt(self, plan: EncodePlan) -> EncodePlan:
+        """``plan`` for these frames' device (``devconvert.adopt``: FFmpeg's nvenc may take
+        CUDA frames as they are), and the backend whose form each window is read in."""
+        from nvenc_cli import devconvert
+
+        plan = devconvert.adopt(plan, self.described.device)
+        self.backend = plan.backend
+        return plan
 
     @property
     def total(self) -> int:
