@@ -181,11 +181,7 @@ def convert(frames: torch.Tensor, spec: YuvSpec, in_bits: int = 8) -> torch.Tens
 
 
 def pack(luma: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor, spec: YuvSpec) -> torch.Tensor:
-    """Planes of ``spec.out_bits`` code values → the surface NVENC takes for ``spec``."""
-    import torch
-
-    if spec.out_bits == 8:
-        luma, cb, cr = (p.to(torch.uint8) for p in (luma, cb, cr))
+    """Planes as :func:`rgb_to_planes` gives them → the surface NVENC takes for ``spec``."""
     if spec.chroma == "420":
         return pack_semiplanar(luma, cb, cr, spec.out_bits)
     return pack_planar(luma, cb, cr, spec.out_bits)

@@ -136,11 +136,9 @@ def to_planes(frames: torch.Tensor, plan: EncodePlan) -> tuple[torch.Tensor, ...
         return (frames[..., 0].contiguous(),)
     full = plan.color.range == "pc"
     spec = color.YuvSpec(plan.color.matrix or "bt709", full, form.bits, form.chroma or "444")
-    variant = swsmatch.usable(plan, frames)
+    variant = swsmatch.usable(plan, spec, frames)
     if variant is not None:  # 8-bit samples: swscale's own integer steps, as the CPU path
         luma, cb, cr = swsmatch.planes(frames, spec, variant)
-        if form.bits == 8:
-            luma, cb, cr = (p.to(torch.uint8) for p in (luma, cb, cr))
     else:
         in_bits = 16 if frames.dtype == torch.uint16 else 8
         luma, cb, cr = color.rgb_to_planes(frames, spec, in_bits)

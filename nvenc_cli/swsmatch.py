@@ -116,8 +116,9 @@ VARIANTS = ("simd", "c")
 
 
 def planes(frames: torch.Tensor, spec: YuvSpec, variant: str) -> tuple[torch.Tensor, ...]:
-    """NHWC uint8 RGB(A) frames → Y, Cb, Cr code values (int32, N×H×W; chroma halved each
-    way for 4:2:0) exactly as swscale makes them for ``spec``'s matrix, range and depth."""
+    """NHWC uint8 RGB(A) frames → Y, Cb, Cr code values (N×H×W; chroma halved each way for
+    4:2:0) exactly as swscale makes them for ``spec``'s matrix, range and depth: uint8 for
+    8-bit output, int32 otherwise, as ``color.rgb_to_planes`` gives them."""
     import torch
 
     matrix, full_range, bits, chroma = spec.matrix, spec.full_range, spec.out_bits, spec.chroma
@@ -144,6 +145,8 @@ def planes(frames: torch.Tensor, spec: YuvSpec, variant: str) -> tuple[torch.Ten
         cb, cr = (_rows_420(c, bits, variant).clamp_(0, top) for c in (cb, cr))
     else:
         cb, cr = (((c + (1 << (shift - 1))) >> shift).clamp_(0, top) for c in (cb, cr))
+    if bits == 8:
+        return luma.to(torch.uint8), cb.to(torch.uint8), cr.to(torch.uint8)
     return luma, cb, cr
 
 
@@ -179,21 +182,19 @@ def _probe_frame(channels: int) -> Any:
 
 
 @functools.cache
-def variant_for(pixel_format: str, matrix: str, full_range: bool, channels: int) -> str | None:
+def variant_for(pixel_format: str, spec: YuvSpec, channels: int) -> str | None:
     """The rounding variant with which :func:`planes` reproduces the installed swscale
-    for this output, or None where neither does (then ``color.py`` is used)."""
+    converting to ``pixel_format`` (whose planes ``spec`` describes), or None where
+    neither does (then ``color.py`` is used)."""
     import numpy as np
     import torch
 
     from nvenc_cli.backends.cpu import swscale_planes
-    from nvenc_cli.color import YuvSpec
 
     image = _probe_frame(channels)
-    reference = swscale_planes(image, pixel_format, matrix, full_range)
+    reference = swscale_planes(image, pixel_format, spec.matrix, spec.full_range)
     if reference is None:
         return None
-    bits = 10 if "10" in pixel_format or pixel_format == "p010le" else 8
-    spec = YuvSpec(matrix, full_range, bits, "444" if "444" in pixel_format else "420")
     frames = torch.from_numpy(image[None])
     for variant in VARIANTS:
         mine = planes(frames, spec, variant)
@@ -202,13 +203,14 @@ def variant_for(pixel_format: str, matrix: str, full_range: bool, channels: int)
     return None
 
 
-def usable(plan: EncodePlan, frames: torch.Tensor) -> str | None:
-    """The variant to convert ``frames`` for ``plan`` with, or None (not 8-bit RGB, a 4:2:0
-    picture 2 pixels wide or high, or this swscale is not reproduced)."""
+def usable(plan: EncodePlan, spec: YuvSpec, frames: torch.Tensor) -> str | None:
+    """The variant to convert ``frames`` into ``spec``'s planes for ``plan`` with, or None
+    (not 8-bit RGB, a 4:2:0 picture 2 pixels wide or high, or this swscale is not
+    reproduced)."""
     import torch
 
     if frames.dtype != torch.uint8 or plan.color.matrix is None or frames.shape[-1] not in (3, 4):
         return None
-    if "444" not in plan.pixel_format and min(int(frames.shape[1]), int(frames.shape[2])) < 4:
+    if spec.chroma == "420" and min(int(frames.shape[1]), int(frames.shape[2])) < 4:
         return None  # one chroma row or column: swscale's filter has another shape there
-    return variant_for(plan.pixel_format, plan.color.matrix, plan.color.range == "pc", int(frames.shape[-1]))
+    return variant_for(plan.pixel_format, spec, int(frames.shape[-1]))

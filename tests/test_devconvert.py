@@ -93,7 +93,7 @@ def test_uint8_frames_fall_back_to_color_py_where_swscale_is_not_reproduced(tmp_
     wrong = swsmatch.Coefficients((1, 1, 1), (1, 1, 1), (1, 1, 1))
     monkeypatch.setattr(swsmatch, "coefficients", lambda matrix: wrong)
     try:
-        assert swsmatch.variant_for("yuv420p", "bt709", False, 3) is None
+        assert swsmatch.variant_for("yuv420p", color.YuvSpec("bt709", False, 8, "420"), 3) is None
         gen = torch.Generator().manual_seed(1)
         frames = torch.randint(0, 256, (3, 3, 32, 48), dtype=torch.uint8, generator=gen)
         _, _, a, b = _both(frames, tmp_path, monkeypatch, "yuv420p")

@@ -31,11 +31,12 @@ def test_every_matrix_range_and_layout_equals_swscale(fmt):
     bits, chroma = _shape(fmt)
     rng = np.random.default_rng(11)
     for matrix, full, channels in itertools.product(MATRICES, (False, True), (3, 4)):
-        variant = swsmatch.variant_for(fmt, matrix, full, channels)
+        spec = YuvSpec(matrix, full, bits, chroma)
+        variant = swsmatch.variant_for(fmt, spec, channels)
         assert variant in swsmatch.VARIANTS, (matrix, full, channels)
         for height, width in ((64, 96), (4, 34), (38, 18), (6, 4)):
             frames = rng.integers(0, 256, (2, height, width, channels), dtype=np.uint8)
-            mine = swsmatch.planes(torch.from_numpy(frames), YuvSpec(matrix, full, bits, chroma), variant)
+            mine = swsmatch.planes(torch.from_numpy(frames), spec, variant)
             for index in range(2):
                 reference = swscale_planes(frames[index], fmt, matrix, full)
                 for plane, ref in zip(mine, reference, strict=True):
@@ -49,8 +50,9 @@ def test_every_rgb_colour_equals_swscale(full):
     codes = np.arange(1 << 24, dtype=np.uint32)
     image = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], axis=-1)
     image = image.astype(np.uint8).reshape(4096, 4096, 3)
-    variant = swsmatch.variant_for("yuv444p", "bt709", full, 3)
-    mine = swsmatch.planes(torch.from_numpy(image[None]), YuvSpec("bt709", full, 8, "444"), variant)
+    spec = YuvSpec("bt709", full, 8, "444")
+    variant = swsmatch.variant_for("yuv444p", spec, 3)
+    mine = swsmatch.planes(torch.from_numpy(image[None]), spec, variant)
     for plane, ref in zip(mine, swscale_planes(image, "yuv444p", "bt709", full), strict=True):
         assert np.array_equal(plane[0].numpy(), ref)
 
@@ -85,9 +87,10 @@ def test_other_inputs_are_not_taken():
     from types import SimpleNamespace
 
     plan = SimpleNamespace(pixel_format="yuv420p", color=SimpleNamespace(matrix="bt709", range="tv"))
-    assert swsmatch.usable(plan, torch.zeros((1, 4, 4, 3), dtype=torch.uint8)) in swsmatch.VARIANTS
-    assert swsmatch.usable(plan, torch.zeros((1, 4, 4, 3), dtype=torch.uint16)) is None
-    assert swsmatch.usable(plan, torch.zeros((1, 4, 4, 1), dtype=torch.uint8)) is None
-    assert swsmatch.usable(plan, torch.zeros((1, 2, 8, 3), dtype=torch.uint8)) is None
+    spec = YuvSpec("bt709", False, 8, "420")
+    assert swsmatch.usable(plan, spec, torch.zeros((1, 4, 4, 3), dtype=torch.uint8)) in swsmatch.VARIANTS
+    assert swsmatch.usable(plan, spec, torch.zeros((1, 4, 4, 3), dtype=torch.uint16)) is None
+    assert swsmatch.usable(plan, spec, torch.zeros((1, 4, 4, 1), dtype=torch.uint8)) is None
+    assert swsmatch.usable(plan, spec, torch.zeros((1, 2, 8, 3), dtype=torch.uint8)) is None
     gray = SimpleNamespace(pixel_format="gray", color=SimpleNamespace(matrix=None, range="pc"))
-    assert swsmatch.usable(gray, torch.zeros((1, 4, 4, 3), dtype=torch.uint8)) is None
+    assert swsmatch.usable(gray, spec, torch.zeros((1, 4, 4, 3), dtype=torch.uint8)) is None

@@ -775,7 +775,7 @@ class TorchConverter:
     def _convert(self, frames: torch.Tensor) -> torch.Tensor:
         from nvenc_cli import color, swsmatch
 
-        variant = swsmatch.usable(self.plan, frames) if self.plan is not None else None
+        variant = swsmatch.usable(self.plan, self.spec, frames) if self.plan is not None else None
         if variant is None:
             return color.convert(frames, self.spec, 8 * frames.element_size())  # uint8/uint16
         return color.pack(*swsmatch.planes(frames, self.spec, variant), self.spec)
@@ -784,7 +784,7 @@ class TorchConverter:
         """Whether these frames get swscale's integer steps here (8-bit samples)."""
         from nvenc_cli import swsmatch
 
-        return self.plan is not None and swsmatch.usable(self.plan, frames) is not None
+        return self.plan is not None and swsmatch.usable(self.plan, self.spec, frames) is not None
 
 
 class CvcudaConverter:
