@@ -305,3 +305,53 @@ def test_cli_end_to_end_with_the_double(double, tmp_path, monkeypatch):
     assert [f.key_frame for f in decoded] == [i % 4 == 0 for i in range(10)]
     bad = cli("encode", str(source), "-o", str(tmp_path / "x.mp4"), "--device", "cuda", "-x", "nope=1")
     assert bad.exit_code == 2 and not (tmp_path / "x.mp4").exists()
+
+
+def test_cvcuda_converter_leaves_8_bit_frames_to_swscales_integer_steps(double, monkeypatch):
+    """CV-CUDA's float kernels cannot give the CPU path's 8-bit planes, so CvcudaConverter
+    hands uint8 frames to TorchConverter (swscale's integer steps) and runs its kernels on
+    16-bit frames only, falling back to color.py when they fail.
+
+    The CV-CUDA stand-in has only the names CvcudaConverter calls (cvcuda 0.19:
+    ``as_stream`` wraps an external stream handle; ``as_tensor``, ``color_twist``,
+    ``resize``); every kernel call is recorded and fails, as a CV-CUDA without a GPU does.
+    """
+    from contextlib import nullcontext
+
+    from nvenc_cli.backends import nvenc
+    from nvenc_cli.backends.cpu import swscale_planes
+
+    calls: list[str] = []
+
+    def kernel(name):
+        def call(*args, **kwargs):
+            calls.append(name)
+            raise RuntimeError(f"{name}: no CUDA device")
+
+        return call
+
+    stub = SimpleNamespace(
+        as_stream=lambda handle: handle,
+        as_tensor=kernel("as_tensor"),
+        color_twist=kernel("color_twist"),
+        resize=kernel("resize"),
+        Interp=SimpleNamespace(AREA=0),
+    )
+    monkeypatch.setitem(__import__("sys").modules, "cvcuda", stub)
+    monkeypatch.setattr(torch.cuda, "stream", lambda stream: nullcontext())  # work is in order on the CPU
+    frames = clip(3, 64, 48)
+    count, height, width, _ = frames.shape
+    plan = make_plan(EncodeOptions(device="cuda", codec="h264"), FrameInfo(width, height), "mp4")
+    spec = color.YuvSpec(plan.color.matrix, plan.color.range == "pc", 8, "420")
+    converter = nvenc.CvcudaConverter(spec, SimpleNamespace(cuda_stream=0, device=torch.device("cpu")), plan)
+
+    y, u, v = color.unpack(converter(torch.from_numpy(frames)), spec)
+    assert calls == [] and not converter._failed
+    for i in range(count):
+        reference = swscale_planes(frames[i], plan.pixel_format, plan.color.matrix, plan.color.range == "pc")
+        assert all(np.array_equal(p[i].numpy(), r) for p, r in zip((y, u, v), reference, strict=True))
+
+    deep = torch.from_numpy(frames.astype(np.int32) * 257).to(torch.uint16)
+    surfaces = converter(deep)
+    assert calls and converter._failed and converter.name == "torch (CV-CUDA failed)"
+    assert torch.equal(surfaces, color.convert(deep, spec, 16))
